@@ -1,0 +1,66 @@
+"""QLM (QuantLogic): a Jupyter-native research environment for systematic trading.
+
+The public surface (see README): ``load_ohlcv``, ``sample_data``, ``DataManager``, ``backtest``,
+``Strategy``, ``Param``, ``Signals``, ``indicators`` and the ``QLMError`` family. Submodules are
+imported on first use so ``import qlm_kernel`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from qlm_kernel.errors import (
+    ConfigError,
+    DataError,
+    ExecutionError,
+    OptimizationError,
+    QLMError,
+    QLMSystemError,
+    SecurityError,
+    StrategyError,
+)
+
+__version__ = "0.1.0"
+
+_LAZY: dict[str, str] = {
+    "load_ohlcv": "qlm_kernel.data",
+    "sample_data": "qlm_kernel.data",
+    "DataManager": "qlm_kernel.data",
+    "check_memory": "qlm_kernel.data",
+    "backtest": "qlm_kernel.engine",
+    "BacktestResult": "qlm_kernel.engine",
+    "Strategy": "qlm_kernel.strategy",
+    "Param": "qlm_kernel.strategy",
+    "Signals": "qlm_kernel.strategy",
+    "load_strategy": "qlm_kernel.strategy",
+}
+_SUBMODULES = {"indicators", "engine", "data", "strategy", "errors", "workspace"}
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "ExecutionError",
+    "OptimizationError",
+    "QLMError",
+    "QLMSystemError",
+    "SecurityError",
+    "StrategyError",
+    *_LAZY,
+    *sorted(_SUBMODULES),
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"qlm_kernel.{name}")
+    else:
+        raise AttributeError(f"module 'qlm_kernel' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
