@@ -1,0 +1,649 @@
+"""Numba kernels: the bar-by-bar event loop, signal handling, fills, stops and trade bookkeeping.
+
+Arrays in, arrays out; no Python objects, so ``nogil=True`` lets threads run columns in parallel.
+``simulate_column`` runs one column (one parameter set / one asset); ``simulate_grid`` runs many
+columns of a (bars x columns) signal matrix with ``prange`` and keeps only per-column statistics,
+so memory stays bounded for large sweeps.
+
+Semantics (documented in README "Engine semantics"):
+- signals: entry+exit of one side on the same bar cancel; a long entry and a short entry on the same
+  bar cancel; an opposite entry while in a position reverses it (two orders: close, then open);
+  repeated entries in the held direction are ignored (no pyramiding).
+- fills: ``fill=close`` fills at the signal bar's close; ``fill=next_open`` at the next bar's open.
+- costs: slippage moves the fill price against the trader; fees = |units| * fill price * fees
+  + fixed_fees per order.
+- stops (fractions of the unslipped entry price, sampled at the signal bar) are checked intrabar on
+  high/low from the bar after a close fill, or from the fill bar itself for next-open fills:
+  the protective stop (stop-loss / trailing, whichever is tighter) is checked before take-profit
+  (pessimistic rule); a bar opening beyond a level fills at the open (gap-through); stop exits pay
+  slippage and fees. The trailing reference is the best high (long) / low (short) of the bars
+  *before* the current one, starting at the entry price. With ``fill=close`` a bar with a stop exit
+  ignores that bar's signals.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import literally, njit, prange
+
+from qlm_kernel.engine.layout import (
+    CFG_CLOSE_AT_END,
+    CFG_DIRECTION,
+    CFG_FEES,
+    CFG_FILL,
+    CFG_FIXED_FEES,
+    CFG_INIT_CASH,
+    CFG_INTEGER,
+    CFG_SIZE,
+    CFG_SIZE_TYPE,
+    CFG_SLIPPAGE,
+    DIR_LONG,
+    DIR_SHORT,
+    EXIT_END,
+    EXIT_OPEN,
+    EXIT_REVERSAL,
+    EXIT_SIGNAL,
+    EXIT_STOP_LOSS,
+    EXIT_TAKE_PROFIT,
+    EXIT_TRAILING_STOP,
+    FILL_CLOSE,
+    N_STATS,
+    N_TRADE_FIELDS,
+    SIZE_PERCENT,
+    SIZE_UNITS,
+    ST_BAD_PRICE_BAR,
+    ST_BEST_TRADE,
+    ST_EXPOSURE_BARS,
+    ST_FEES,
+    ST_FINAL_CASH,
+    ST_FINAL_POSITION,
+    ST_FINAL_VALUE,
+    ST_GROSS_LOSS,
+    ST_GROSS_PROFIT,
+    ST_MAX_DD,
+    ST_MAX_DD_BARS,
+    ST_N_CLOSED,
+    ST_N_LONG,
+    ST_N_ORDERS,
+    ST_N_R,
+    ST_N_REJECTED,
+    ST_N_SHORT,
+    ST_N_TRADES,
+    ST_N_WINS,
+    ST_SUM_DOWN2,
+    ST_SUM_R,
+    ST_SUM_R2,
+    ST_SUM_TRADE_RET,
+    ST_WORST_TRADE,
+    TR_ENTRY_BAR,
+    TR_ENTRY_FEES,
+    TR_ENTRY_PRICE,
+    TR_EXIT_BAR,
+    TR_EXIT_FEES,
+    TR_EXIT_PRICE,
+    TR_EXIT_REASON,
+    TR_PNL,
+    TR_RETURN,
+    TR_SIZE,
+)
+
+NO_CHANGE = 2  # "target position" meaning: keep what we hold
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def decide_target(pos: float, el: bool, xl: bool, es: bool, xs: bool, direction: int) -> int:
+    """Target position sign (+1, 0, -1) from this bar's signals, or NO_CHANGE."""
+    if direction == DIR_LONG:
+        es = False
+        xs = False
+    elif direction == DIR_SHORT:
+        el = False
+        xl = False
+    if el and xl:
+        el = False
+        xl = False
+    if es and xs:
+        es = False
+        xs = False
+    if el and es:
+        el = False
+        es = False
+    if pos == 0.0:
+        if el:
+            return 1
+        if es:
+            return -1
+        return NO_CHANGE
+    if pos > 0.0:
+        if es:
+            return -1
+        if xl:
+            return 0
+        return NO_CHANGE
+    if el:
+        return 1
+    if xs:
+        return 0
+    return NO_CHANGE
+
+
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def entry_units(sign: int, price: float, cash: float, cfg: np.ndarray) -> tuple[float, float, float]:
+    """Units, slipped fill price and fee for a new position; units == 0 means refused."""
+    slip = cfg[CFG_SLIPPAGE]
+    fees = cfg[CFG_FEES]
+    fixed = cfg[CFG_FIXED_FEES]
+    adj = price * (1.0 + slip * sign)
+    size = cfg[CFG_SIZE]
+    size_type = int(cfg[CFG_SIZE_TYPE])
+    if np.isnan(size):
+        units = ((cash - fixed) / (1.0 + fees)) / adj
+    elif size_type == SIZE_PERCENT:
+        units = ((size * cash - fixed) / (1.0 + fees)) / adj
+    else:
+        units = size if size_type == SIZE_UNITS else size / price
+        affordable = ((cash - fixed) / (1.0 + fees)) / adj
+        if units > affordable:
+            units = affordable
+    if cfg[CFG_INTEGER] != 0.0:
+        units = np.floor(units)
+    if not units > 0.0:
+        return 0.0, adj, 0.0
+    return units, adj, units * adj * fees + fixed
+
+
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def exit_fill(pos: float, price: float, cfg: np.ndarray) -> tuple[float, float]:
+    """Slipped fill price and fee for closing ``pos`` at ``price``."""
+    slip = cfg[CFG_SLIPPAGE]
+    adj = price * (1.0 - slip * ((pos > 0.0) - (pos < 0.0)))
+    return adj, abs(pos) * adj * cfg[CFG_FEES] + cfg[CFG_FIXED_FEES]
+
+
+# entry state slots: a small array the rare paths share; position and cash stay in registers
+PS_ENTRY_BAR = 0
+PS_ENTRY_PRICE = 1  # slipped fill price
+PS_ENTRY_FEES = 2
+PS_REF = 3  # unslipped fill price: the stops' reference
+PS_TRAIL = 4  # best high (long) / low (short) before the current bar
+PS_SL = 5
+PS_TP = 6
+PS_TSL = 7
+N_PS = 8
+
+
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def close_position(
+    ps: np.ndarray,
+    trades: np.ndarray,
+    k: int,
+    cfg: np.ndarray,
+    pos: float,
+    price: float,
+    bar: int,
+    reason: int,
+) -> float:
+    """Record trade ``k`` as the exit of ``pos`` at ``price`` (slippage, fees); return the cash change."""
+    if reason == EXIT_OPEN:  # still open: marked at the raw price, no exit costs yet
+        adj, fee = price, 0.0
+    else:
+        adj, fee = exit_fill(pos, price, cfg)
+    if k < trades.shape[0]:
+        trades[k, TR_ENTRY_BAR] = ps[PS_ENTRY_BAR]
+        trades[k, TR_EXIT_BAR] = bar
+        trades[k, TR_ENTRY_PRICE] = ps[PS_ENTRY_PRICE]
+        trades[k, TR_EXIT_PRICE] = adj
+        trades[k, TR_SIZE] = pos
+        trades[k, TR_ENTRY_FEES] = ps[PS_ENTRY_FEES]
+        trades[k, TR_EXIT_FEES] = fee
+        trades[k, TR_EXIT_REASON] = reason
+    return adj * pos - fee
+
+
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def open_position(
+    ps: np.ndarray,
+    cfg: np.ndarray,
+    target: int,
+    price: float,
+    cash: float,
+    bar: int,
+    signal_bar: int,
+    sl_a: np.ndarray,
+    tp_a: np.ndarray,
+    tsl_a: np.ndarray,
+) -> tuple[float, float]:
+    """Open a ``target`` (+1/-1) position at ``price``; return (signed units, cost). Units 0 = refused.
+
+    Stop fractions are sampled at ``signal_bar`` (the bar whose data decided the trade).
+    """
+    units, adj, fee = entry_units(target, price, cash, cfg)
+    if units == 0.0:
+        return 0.0, 0.0
+    pos = units * target
+    ps[PS_ENTRY_BAR] = bar
+    ps[PS_ENTRY_PRICE] = adj
+    ps[PS_ENTRY_FEES] = fee
+    ps[PS_REF] = price
+    ps[PS_TRAIL] = price
+    ps[PS_SL] = pick(sl_a, signal_bar)
+    ps[PS_TP] = pick(tp_a, signal_bar)
+    ps[PS_TSL] = pick(tsl_a, signal_bar)
+    return pos, adj * pos + fee
+
+
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def stop_level(ps: np.ndarray, pos: float, oi: float, hi: float, li: float) -> tuple[float, int]:
+    """Intrabar stop check for ``pos``: (fill price, exit reason), or (NaN, -1) when nothing is hit.
+
+    Updates the trailing reference with this bar's extreme *after* the check.
+    """
+    ref = ps[PS_REF]
+    trail = ps[PS_TRAIL]
+    sl = ps[PS_SL]
+    tp = ps[PS_TP]
+    tsl = ps[PS_TSL]
+    level = np.nan
+    reason = -1
+    if pos > 0.0:
+        stop = ref * (1.0 - sl) if not np.isnan(sl) else -1.0
+        tstop = trail * (1.0 - tsl) if not np.isnan(tsl) else -1.0
+        prot = max(stop, tstop)
+        if prot > 0.0:
+            if oi <= prot:
+                level = oi
+            elif li <= prot:
+                level = prot
+            reason = EXIT_STOP_LOSS if stop >= tstop else EXIT_TRAILING_STOP
+        if np.isnan(level) and not np.isnan(tp):
+            take = ref * (1.0 + tp)
+            if oi >= take:
+                level = oi
+            elif hi >= take:
+                level = take
+            reason = EXIT_TAKE_PROFIT
+        ps[PS_TRAIL] = max(trail, hi)
+    else:
+        stop = ref * (1.0 + sl) if not np.isnan(sl) else np.inf
+        tstop = trail * (1.0 + tsl) if not np.isnan(tsl) else np.inf
+        prot = min(stop, tstop)
+        if prot < np.inf:
+            if oi >= prot:
+                level = oi
+            elif hi >= prot:
+                level = prot
+            reason = EXIT_STOP_LOSS if stop <= tstop else EXIT_TRAILING_STOP
+        if np.isnan(level) and not np.isnan(tp):
+            take = ref * (1.0 - tp)
+            if oi <= take:
+                level = oi
+            elif li <= take:
+                level = take
+            reason = EXIT_TAKE_PROFIT
+        ps[PS_TRAIL] = min(trail, li)
+    return level, reason
+
+
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def pick(a: np.ndarray, i: int) -> float:
+    """Flexible per-bar lookup: a length-1 array broadcasts over all bars."""
+    return a[0] if a.shape[0] == 1 else a[i]
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def simulate_column(
+    o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    el: np.ndarray,
+    xl: np.ndarray,
+    es: np.ndarray,
+    xs: np.ndarray,
+    sl_a: np.ndarray,
+    tp_a: np.ndarray,
+    tsl_a: np.ndarray,
+    cfg: np.ndarray,
+    equity: np.ndarray,
+    trades: np.ndarray,
+    stats: np.ndarray,
+    fill_close: bool,
+    use_stops: bool,
+    close_at_end: bool,
+) -> int:
+    """Simulate one column: fills ``equity`` (if length n), ``trades`` rows and the bar statistics.
+
+    ``fill_close``, ``use_stops`` and ``close_at_end`` are compile-time literals (one machine-code
+    specialization each): code for a mode that is off is removed, which keeps the hot loop's
+    values in registers (a never-taken branch still cost ~1 ns a bar in register spills).
+
+    ``trades`` needs one row per entry signal (plus one) to hold every trade; the trade columns
+    pnl/return and the trade statistics are filled afterwards by ``finish_trades``. Returns the
+    number of trades. ``stats[ST_BAD_PRICE_BAR]`` is the first bar whose close (or needed open) is
+    not finite and positive -- the run stops there -- else -1.
+    """
+    literally(fill_close)
+    literally(use_stops)
+    literally(close_at_end)
+    n = c.shape[0]
+    direction = int(cfg[CFG_DIRECTION])
+    record_equity = equity.shape[0] == n
+    init_cash = cfg[CFG_INIT_CASH]
+    ps = np.zeros(N_PS)
+    ps[PS_ENTRY_BAR] = -1
+    pos = 0.0
+    cash = init_cash
+    k = 0  # trades recorded
+    n_rejected = 0
+    pending = NO_CHANGE  # next-open mode: the target decided at the previous close
+    pending_bar = -1
+
+    sum_r = 0.0
+    sum_r2 = 0.0
+    sum_down2 = 0.0
+    exposure = 0
+    peak = init_cash
+    max_dd = 0.0
+    dd_run = 0
+    max_dd_bars = 0
+    prev_eq = init_cash
+    bad_bar = -1
+
+    for i in range(n):
+        ci = c[i]
+        if not ci > 0.0:  # NaN or non-positive; infinities are the data layer's to refuse
+            bad_bar = i
+            break
+        # 1) next-open mode: execute the order decided at the previous close
+        if not fill_close and pending != NO_CHANGE:
+            oi = o[i]
+            if not oi > 0.0:
+                bad_bar = i
+                break
+            if pos != 0.0:
+                reason = EXIT_REVERSAL if pending != 0 else EXIT_SIGNAL
+                cash += close_position(ps, trades, k, cfg, pos, oi, i, reason)
+                k += 1
+                pos = 0.0
+            if pending != 0:
+                pos, cost = open_position(ps, cfg, pending, oi, cash, i, pending_bar, sl_a, tp_a, tsl_a)
+                cash -= cost
+                n_rejected += pos == 0.0
+            pending = NO_CHANGE
+        # 2) intrabar stops on the position held
+        stopped = False
+        if use_stops and pos != 0.0 and (ps[PS_ENTRY_BAR] < i or not fill_close):
+            level, reason = stop_level(ps, pos, o[i], h[i], lo[i])
+            if reason >= 0 and not np.isnan(level):
+                cash += close_position(ps, trades, k, cfg, pos, level, i, reason)
+                k += 1
+                pos = 0.0
+                stopped = True
+        # 3) this bar's signals: act at the close, or queue for the next open. (Branches beat a
+        #    lookup table here: the table's load sits on the loop-carried position chain.)
+        target = NO_CHANGE
+        if el[i] or xl[i] or es[i] or xs[i]:  # most bars carry no signal
+            target = decide_target(pos, el[i], xl[i], es[i], xs[i], direction)
+        if target != NO_CHANGE:
+            if not fill_close:
+                if i < n - 1:
+                    pending = target
+                    pending_bar = i
+            elif not stopped:
+                if pos != 0.0:
+                    reason = EXIT_REVERSAL if target != 0 else EXIT_SIGNAL
+                    cash += close_position(ps, trades, k, cfg, pos, ci, i, reason)
+                    k += 1
+                    pos = 0.0
+                if target != 0:
+                    pos, cost = open_position(ps, cfg, target, ci, cash, i, i, sl_a, tp_a, tsl_a)
+                    cash -= cost
+                    n_rejected += pos == 0.0
+        # 4) optionally close what is left at the last close
+        if close_at_end and i == n - 1 and pos != 0.0:
+            cash += close_position(ps, trades, k, cfg, pos, ci, i, EXIT_END)
+            k += 1
+            pos = 0.0
+        # 5) mark to market and accumulate the bar statistics
+        eq = cash + pos * ci
+        if pos != 0.0:
+            exposure += 1
+        if eq != prev_eq and prev_eq > 0.0:
+            r = eq / prev_eq - 1.0
+            sum_r += r
+            sum_r2 += r * r
+            down = min(r, 0.0)  # branch-free: a coin-flip branch here costs ~3 ns a bar
+            sum_down2 += down * down
+        if eq >= peak:
+            peak = eq
+            dd_run = 0
+        else:
+            dd_run += 1
+            max_dd_bars = max(max_dd_bars, dd_run)
+            if eq < peak * (1.0 + max_dd):
+                max_dd = eq / peak - 1.0
+        if record_equity:
+            equity[i] = eq
+        prev_eq = eq
+
+    # an open position at the end is reported as an open trade marked at the last close
+    if pos != 0.0 and bad_bar < 0:
+        close_position(ps, trades, k, cfg, pos, c[n - 1], -1, EXIT_OPEN)
+        k += 1
+
+    stats[:] = 0.0
+    stats[ST_N_TRADES] = k
+    stats[ST_N_REJECTED] = n_rejected
+    stats[ST_FINAL_VALUE] = prev_eq
+    stats[ST_MAX_DD] = max_dd
+    stats[ST_SUM_R] = sum_r
+    stats[ST_SUM_R2] = sum_r2
+    stats[ST_SUM_DOWN2] = sum_down2
+    stats[ST_N_R] = max(n - 1, 0) if bad_bar < 0 else max(bad_bar - 1, 0)
+    stats[ST_EXPOSURE_BARS] = exposure
+    stats[ST_MAX_DD_BARS] = max_dd_bars
+    stats[ST_FINAL_POSITION] = pos
+    stats[ST_FINAL_CASH] = cash
+    stats[ST_BAD_PRICE_BAR] = bad_bar
+    return k
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def finish_trades(trades: np.ndarray, k: int, stats: np.ndarray) -> None:
+    """Fill each trade's pnl and return, and the trade statistics, from the first ``k`` records."""
+    n_closed = 0
+    n_wins = 0
+    gross_profit = 0.0
+    gross_loss = 0.0
+    sum_ret = 0.0
+    best = -np.inf
+    worst = np.inf
+    fees = 0.0
+    n_long = 0
+    for j in range(k):
+        pos = trades[j, TR_SIZE]
+        entry_price = trades[j, TR_ENTRY_PRICE]
+        pnl = (trades[j, TR_EXIT_PRICE] - entry_price) * pos - trades[j, TR_ENTRY_FEES]
+        pnl -= trades[j, TR_EXIT_FEES]
+        ret = pnl / (abs(pos) * entry_price)
+        trades[j, TR_PNL] = pnl
+        trades[j, TR_RETURN] = ret
+        fees += trades[j, TR_ENTRY_FEES] + trades[j, TR_EXIT_FEES]
+        n_long += pos > 0.0
+        if trades[j, TR_EXIT_REASON] == EXIT_OPEN:
+            continue
+        n_closed += 1
+        sum_ret += ret
+        best = max(best, ret)
+        worst = min(worst, ret)
+        if pnl > 0.0:
+            n_wins += 1
+            gross_profit += pnl
+        else:
+            gross_loss -= pnl
+    stats[ST_N_CLOSED] = n_closed
+    stats[ST_N_WINS] = n_wins
+    stats[ST_GROSS_PROFIT] = gross_profit
+    stats[ST_GROSS_LOSS] = gross_loss
+    stats[ST_SUM_TRADE_RET] = sum_ret
+    stats[ST_BEST_TRADE] = best if n_closed > 0 else np.nan
+    stats[ST_WORST_TRADE] = worst if n_closed > 0 else np.nan
+    stats[ST_FEES] = fees
+    stats[ST_N_ORDERS] = k + n_closed
+    stats[ST_N_LONG] = n_long
+    stats[ST_N_SHORT] = k - n_long
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def run_column(
+    o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    el: np.ndarray,
+    xl: np.ndarray,
+    es: np.ndarray,
+    xs: np.ndarray,
+    sl_a: np.ndarray,
+    tp_a: np.ndarray,
+    tsl_a: np.ndarray,
+    cfg: np.ndarray,
+    equity: np.ndarray,
+    trades: np.ndarray,
+    stats: np.ndarray,
+) -> int:
+    """Simulate one column in the specialization its settings need, then finish its trades.
+
+    The arguments are those of ``simulate_column`` minus the mode literals, which are read from
+    ``cfg`` and the stop arrays here (compiled dispatch: no per-call literal resolution).
+    """
+    fill_close = cfg[CFG_FILL] == FILL_CLOSE
+    close_at_end = cfg[CFG_CLOSE_AT_END] != 0.0
+    use_stops = not (
+        sl_a.shape[0] == 1
+        and np.isnan(sl_a[0])
+        and tp_a.shape[0] == 1
+        and np.isnan(tp_a[0])
+        and tsl_a.shape[0] == 1
+        and np.isnan(tsl_a[0])
+    )
+    # numba cannot splat *args before literals, hence the spelled-out calls
+    if fill_close:
+        if use_stops:
+            if close_at_end:
+                k = simulate_column(
+                    o,
+                    h,
+                    lo,
+                    c,
+                    el,
+                    xl,
+                    es,
+                    xs,
+                    sl_a,
+                    tp_a,
+                    tsl_a,
+                    cfg,
+                    equity,
+                    trades,
+                    stats,
+                    True,
+                    True,
+                    True,
+                )
+            else:
+                k = simulate_column(
+                    o,
+                    h,
+                    lo,
+                    c,
+                    el,
+                    xl,
+                    es,
+                    xs,
+                    sl_a,
+                    tp_a,
+                    tsl_a,
+                    cfg,
+                    equity,
+                    trades,
+                    stats,
+                    True,
+                    True,
+                    False,
+                )
+        elif close_at_end:
+            k = simulate_column(
+                o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, True, False, True
+            )
+        else:
+            k = simulate_column(
+                o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, True, False, False
+            )
+    elif use_stops:
+        if close_at_end:
+            k = simulate_column(
+                o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, True, True
+            )
+        else:
+            k = simulate_column(
+                o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, True, False
+            )
+    elif close_at_end:
+        k = simulate_column(
+            o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, False, True
+        )
+    else:
+        k = simulate_column(
+            o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, False, False
+        )
+    finish_trades(trades, k, stats)
+    return k
+
+
+@njit(nogil=True, cache=True, error_model="numpy", parallel=True)
+def simulate_grid(
+    o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    el: np.ndarray,
+    xl: np.ndarray,
+    es: np.ndarray,
+    xs: np.ndarray,
+    sl_a: np.ndarray,
+    tp_a: np.ndarray,
+    tsl_a: np.ndarray,
+    cfg: np.ndarray,
+) -> np.ndarray:
+    """Run every column of (bars x columns) signal matrices over one price series, in parallel.
+
+    Signal and stop matrices should be Fortran-ordered so each column is contiguous; stop matrices
+    have 1 or n rows; ``cfg`` is (columns x N_CFG). Returns (columns x N_STATS) statistics.
+    """
+    m = el.shape[1]
+    out = np.empty((m, N_STATS))
+    no_equity = np.empty(0)
+    for j in prange(m):
+        capacity = 1
+        for i in range(el.shape[0]):
+            capacity += el[i, j] or es[i, j]
+        trades = np.empty((capacity, N_TRADE_FIELDS))  # scratch, freed after the column
+        run_column(
+            o,
+            h,
+            lo,
+            c,
+            el[:, j],
+            xl[:, j],
+            es[:, j],
+            xs[:, j],
+            sl_a[:, j],
+            tp_a[:, j],
+            tsl_a[:, j],
+            cfg[j],
+            no_equity,
+            trades,
+            out[j],
+        )
+    return out

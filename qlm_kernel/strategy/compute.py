@@ -1,0 +1,124 @@
+"""`compute_signals`: run a strategy's ``signals(data)`` with every failure turned into a traced error.
+
+Whatever user code raises becomes ``StrategyError(code="STRATEGY_RUNTIME")`` carrying the user's
+file/line/excerpt plus the strategy name, parameters and a summary of the data; a wrong return
+value is ``BAD_SIGNALS``. The engine, the optimizer and the heal loop all go through here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from qlm_kernel.errors import StrategyError
+from qlm_kernel.strategy.base import Strategy
+from qlm_kernel.strategy.loader import resolve_strategy
+from qlm_kernel.strategy.signals import SIGNAL_FIELDS, Signals
+from qlm_kernel.strategy.trace import user_error
+
+
+def compute_signals(strategy: Any, data: Any, *, validate: bool = True) -> Signals:
+    """``strategy.signals(data)``, checked.
+
+    ``strategy``: anything `resolve_strategy` accepts. With ``validate`` (default) and a
+    DataFrame/Series ``data``, the signal and stop arrays are checked against the data's length and
+    index now, so the error names the strategy (cheap: no copies for bool arrays).
+    """
+    strat = strategy if isinstance(strategy, Strategy) else resolve_strategy(strategy)
+    cls = type(strat)
+    try:
+        result = strat.signals(data)
+    except (Exception, SystemExit) as exc:  # KeyboardInterrupt still stops the run
+        raise _runtime_error(strat, data, exc) from exc
+    if not isinstance(result, Signals):
+        raise _bad_return(strat, data, result)
+    if validate and isinstance(data, (pd.DataFrame, pd.Series)):
+        try:
+            result.to_arrays(len(data), data.index)
+            result.stop_arrays(len(data), data.index)
+        except StrategyError as err:
+            err.context.update(_strategy_context(strat))
+            err.context.setdefault("file", cls.source_file)
+            raise
+    return result
+
+
+def _strategy_context(strat: Strategy) -> dict[str, Any]:
+    cls = type(strat)
+    return {
+        "strategy": cls.name,
+        "strategy_class": cls.__name__,
+        "strategy_file": cls.source_file,
+        "source_hash": cls.source_hash,
+        "params": strat.params,
+    }
+
+
+def describe_data(data: Any) -> dict[str, Any]:
+    """A small JSON-safe summary of the data a strategy saw: kind, rows, columns, dtypes, span."""
+    info: dict[str, Any] = {"kind": type(data).__name__}
+    if isinstance(data, (pd.DataFrame, pd.Series)):
+        info["rows"] = len(data)
+        if isinstance(data, pd.DataFrame):
+            info["columns"] = [str(c) for c in data.columns]
+            info["dtypes"] = {str(c): str(t) for c, t in data.dtypes.items()}
+        else:
+            info["name"] = str(data.name)
+            info["dtype"] = str(data.dtype)
+        info["index"] = type(data.index).__name__
+        if len(data):
+            info["start"] = str(data.index[0])
+            info["end"] = str(data.index[-1])
+    elif hasattr(data, "shape"):
+        info["shape"] = [int(s) for s in data.shape]
+        info["dtype"] = str(getattr(data, "dtype", ""))
+    return info
+
+
+def _user_files(cls: type[Strategy]) -> list[str | None]:
+    code = getattr(cls.signals, "__code__", None)
+    return [code.co_filename if code is not None else None, cls.source_file]
+
+
+def _sources(cls: type[Strategy]) -> dict[str, str]:
+    return {cls.source_file: cls.source_text} if cls.source_file and cls.source_text else {}
+
+
+def _runtime_error(strat: Strategy, data: Any, exc: BaseException) -> StrategyError:
+    cls = type(strat)
+    return user_error(
+        exc,
+        message=f"strategy {cls.name} failed in signals()",
+        code="STRATEGY_RUNTIME",
+        user_files=_user_files(cls),
+        sources=_sources(cls),
+        hint_data=data,
+        data=describe_data(data),
+        **_strategy_context(strat),
+    )
+
+
+def _bad_return(strat: Strategy, data: Any, result: Any) -> StrategyError:
+    cls = type(strat)
+    code = getattr(cls.signals, "__code__", None)
+    kind = type(result).__name__
+    if result is None:
+        hint = "signals() returned nothing: end it with `return Signals(entry_long=..., exit_long=...)`"
+    elif isinstance(result, dict):
+        keys = [k for k in result if k in SIGNAL_FIELDS]
+        hint = "wrap the dict: `return Signals(**signals)`" if keys else "return Signals(entry_long=...)"
+    elif isinstance(result, tuple):
+        hint = "return Signals(entry_long=..., exit_long=...) instead of a tuple"
+    else:
+        hint = f"wrap it: `return Signals(entry_long=...)` (got a {kind})"
+    return StrategyError(
+        f"{cls.name}.signals() returned {kind}, expected Signals",
+        hint=hint,
+        code="BAD_SIGNALS",
+        file=code.co_filename if code is not None else cls.source_file,
+        line=code.co_firstlineno if code is not None else None,
+        returned_type=kind,
+        data=describe_data(data),
+        **_strategy_context(strat),
+    )

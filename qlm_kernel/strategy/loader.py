@@ -1,0 +1,250 @@
+"""Load strategy classes from .py files — afresh on every call — and resolve anything strategy-like.
+
+``load_strategy`` executes the file in a brand-new module object with a unique name that is put in
+``sys.modules`` only while the file runs (dataclasses and typing need that) and removed afterwards,
+so an edited file is never served stale. Syntax errors and import-time exceptions become a
+`StrategyError` with file, line, excerpt and the user's frames (see `trace`).
+
+Bare names (``"sma_cross"``) are looked up in ``$QLM_HOME/strategies/`` (default ``./.qlm``) and then
+in the bundled examples, ``examples_dir()`` = ``<repo>/strategies`` located as
+``Path(__file__).parents[2] / "strategies"`` (valid for a source checkout or an editable install).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import itertools
+import os
+import re
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+from qlm_kernel.errors import ConfigError, StrategyError
+from qlm_kernel.strategy.base import SignalsStrategy, Strategy
+from qlm_kernel.strategy.signals import Signals
+from qlm_kernel.strategy.trace import user_error
+
+_counter = itertools.count(1)
+
+
+def examples_dir() -> Path:
+    """The example strategies shipped with QLM: ``<repo>/strategies``."""
+    return Path(__file__).resolve().parents[2] / "strategies"
+
+
+def user_strategies_dir() -> Path:
+    """``$QLM_HOME/strategies`` (``./.qlm/strategies`` by default); not created here."""
+    return Path(os.environ.get("QLM_HOME", ".qlm")).expanduser() / "strategies"
+
+
+def strategy_dirs() -> list[Path]:
+    """Where bare strategy names are searched, in order: the user's workspace, then the examples."""
+    return [user_strategies_dir(), examples_dir()]
+
+
+def available_strategies() -> dict[str, Path]:
+    """Strategy names -> files over `strategy_dirs()`; a workspace file hides an example of the same
+    name. Files starting with ``_`` are skipped."""
+    found: dict[str, Path] = {}
+    for folder in strategy_dirs():
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.py")):
+                if not path.name.startswith("_"):
+                    found.setdefault(path.stem, path.resolve())
+    return found
+
+
+def find_strategy_file(name: str) -> Path:
+    """The file for a bare strategy name (``"sma_cross"`` or ``"sma_cross.py"``), or StrategyError."""
+    stem = name[:-3] if name.endswith(".py") else name
+    searched = [folder / f"{stem}.py" for folder in strategy_dirs()]
+    for path in searched:
+        if path.is_file():
+            return path.resolve()
+    names = sorted(available_strategies())
+    close = difflib.get_close_matches(stem, names, n=1)
+    raise StrategyError(
+        f"no strategy named {stem!r}",
+        hint=(f"did you mean {close[0]!r}? " if close else "")
+        + (f"available: {', '.join(names)}" if names else "write one in $QLM_HOME/strategies/"),
+        code="STRATEGY_NOT_FOUND",
+        name=stem,
+        searched=[str(p) for p in searched],
+        available=names,
+    )
+
+
+def load_strategy(path: str | os.PathLike[str], class_name: str | None = None) -> type[Strategy]:
+    """Execute a strategy file afresh and return the `Strategy` subclass defined in it.
+
+    ``path``: a .py file, or a bare name looked up with `find_strategy_file`. ``class_name``
+    selects a class when the file defines several. The class gets ``source_file``,
+    ``source_text`` (the code that ran) and ``source_hash`` (sha256 of it).
+    """
+    file = _locate(path)
+    try:
+        source = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise StrategyError(
+            f"strategy file {file.name} is not UTF-8 text",
+            hint="save the file as UTF-8",
+            code="STRATEGY_SYNTAX",
+            file=str(file),
+            byte=exc.start,
+        ) from exc
+    module = _execute(file, source)
+    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()
+    classes = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, Strategy) and value.__module__ == module.__name__
+    ]
+    for cls in classes:
+        cls.source_file = str(file)
+        cls.source_text = source
+        cls.source_hash = digest
+    return _pick_class(file, classes, class_name)
+
+
+def resolve_strategy(obj: Any, **params: Any) -> Strategy:
+    """Any strategy-like thing -> a `Strategy` instance with ``params`` applied.
+
+    Accepts a Strategy subclass (instantiated with ``params``), an instance (``params`` override
+    its values in a new instance), a path or bare name (``"sma_cross"``, ``"my.py"``,
+    ``"my.py:ClassName"``) loaded afresh, or ready-made `Signals` (wrapped in a parameterless
+    `SignalsStrategy`, so the engine always deals with one kind of object).
+    """
+    if isinstance(obj, Signals):
+        if params:
+            raise ConfigError(
+                f"ready-made Signals take no parameters, got {sorted(params)}",
+                hint="pass a Strategy (class, instance or file) to vary parameters",
+                code="UNKNOWN_PARAM",
+                params=sorted(params),
+            )
+        return SignalsStrategy(obj)
+    if isinstance(obj, Strategy):
+        return obj.with_params(**params) if params else obj
+    if isinstance(obj, type) and issubclass(obj, Strategy):
+        return obj(**params)
+    if isinstance(obj, (str, os.PathLike)):
+        target, class_name = _split_class(os.fspath(obj))
+        return load_strategy(target, class_name)(**params)
+    raise ConfigError(
+        f"cannot use a {type(obj).__name__} as a strategy",
+        hint="pass a Strategy subclass or instance, a path to a .py file, a strategy name, or Signals",
+        code="BAD_STRATEGY",
+        got_type=type(obj).__name__,
+    )
+
+
+def _split_class(text: str) -> tuple[str, str | None]:
+    head, sep, tail = text.rpartition(":")
+    if sep and head and tail.isidentifier():
+        return head, tail
+    return text, None
+
+
+def _locate(path: str | os.PathLike[str]) -> Path:
+    raw = os.fspath(path)
+    candidate = Path(raw).expanduser()
+    if candidate.is_file():
+        file = candidate.resolve()
+    elif os.sep not in raw and "/" not in raw:
+        file = find_strategy_file(raw)
+    else:
+        raise StrategyError(
+            f"strategy file not found: {raw}",
+            hint="check the path (relative paths start from the current directory)",
+            code="STRATEGY_NOT_FOUND",
+            file=raw,
+            cwd=os.getcwd(),
+        )
+    if file.suffix != ".py":
+        raise StrategyError(
+            f"a strategy file must be a .py file, got {file.name}",
+            hint="save the strategy as a Python file, e.g. strategies/my_strategy.py",
+            code="STRATEGY_NOT_FOUND",
+            file=str(file),
+        )
+    return file
+
+
+def _execute(file: Path, source: str) -> types.ModuleType:
+    """Compile and run ``source`` as a fresh module; errors -> StrategyError with location."""
+    where = {str(file): source}
+    try:
+        code = compile(source, str(file), "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:
+        raise user_error(
+            exc,
+            message=f"cannot load strategy file {file.name}",
+            code="STRATEGY_SYNTAX",
+            user_files=[str(file)],
+            sources=where,
+        ) from exc
+    stem = re.sub(r"\W", "_", file.stem)
+    name = f"qlm_strategy_{stem}_{next(_counter)}"
+    module = types.ModuleType(name)
+    module.__file__ = str(file)
+    sys.modules[name] = module
+    try:
+        exec(code, module.__dict__)
+    except (Exception, SystemExit) as exc:
+        raise user_error(
+            exc,
+            message=f"strategy file {file.name} failed while loading",
+            code="STRATEGY_IMPORT",
+            user_files=[str(file)],
+            sources=where,
+        ) from exc
+    finally:
+        sys.modules.pop(name, None)
+    return module
+
+
+def _pick_class(file: Path, classes: list[type[Strategy]], class_name: str | None) -> type[Strategy]:
+    names = [c.__name__ for c in classes]
+    if class_name is not None:
+        for cls in classes:
+            if class_name in (cls.__name__, cls.name):
+                return cls
+        close = difflib.get_close_matches(class_name, names, n=1)
+        raise StrategyError(
+            f"{file.name} defines no Strategy class named {class_name!r}",
+            hint=(f"did you mean {close[0]!r}? " if close else "")
+            + (f"classes found: {', '.join(names)}" if names else "define class X(Strategy) in the file"),
+            code="NO_STRATEGY_CLASS",
+            file=str(file),
+            class_name=class_name,
+            classes=names,
+        )
+    # Leaves only: a helper base class subclassed in the same file is not itself the strategy.
+    leaves = [
+        c
+        for c in classes
+        if c.signals is not Strategy.signals and not any(o is not c and issubclass(o, c) for o in classes)
+    ]
+    if len(leaves) == 1:
+        return leaves[0]
+    if not leaves:
+        raise StrategyError(
+            f"{file.name} defines no Strategy subclass with a signals() method",
+            hint="define `class MyStrategy(Strategy):` with `def signals(self, data): return Signals(...)`"
+            " (classes imported from elsewhere do not count)",
+            code="NO_STRATEGY_CLASS",
+            file=str(file),
+            classes=names,
+        )
+    leaf_names = [c.__name__ for c in leaves]
+    raise StrategyError(
+        f"{file.name} defines {len(leaves)} strategies: {', '.join(leaf_names)}",
+        hint=f"choose one: load_strategy(path, class_name={leaf_names[0]!r})"
+        f" or resolve_strategy('{file.name}:{leaf_names[0]}')",
+        code="AMBIGUOUS_STRATEGY",
+        file=str(file),
+        classes=leaf_names,
+    )
