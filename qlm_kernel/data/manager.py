@@ -1,0 +1,246 @@
+"""``DataManager``: the workspace's validated datasets under ``<home>/data/``.
+
+Each dataset ``NAME`` is two files: ``NAME.parquet`` (time as ``timestamp[ns, UTC]`` + float64 OHLCV, written
+only after validation) and ``NAME.json`` (metadata: name, source, fingerprint, rows, start, end, columns,
+imported_at, ...). Both are written to a temp file in the same folder, fsynced, then ``os.replace``d, so a
+reader sees the old dataset or the new one, never half of one.
+
+No SQLite here: every mutating call returns the metadata dict, and an optional ``on_change(event, meta)``
+callback (event ``"imported"`` or ``"removed"``) is the seam the store layer hooks into.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from qlm_kernel.data.fingerprint import fingerprint_frame
+from qlm_kernel.data.loader import load_ohlcv, validate_ohlcv
+from qlm_kernel.data.memory import check_memory, estimate_rows_bytes
+from qlm_kernel.data.schema import OHLCV_COLUMNS, build_frame, new_block
+from qlm_kernel.errors import DataError, QLMError, SecurityError
+from qlm_kernel.workspace import workspace_dir
+
+NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+FORMAT_VERSION = 1
+_SCHEMA = pa.schema([("time", pa.timestamp("ns", "UTC")), *[(c, pa.float64()) for c in OHLCV_COLUMNS]])
+
+ChangeCallback = Callable[[str, dict[str, Any]], None]
+
+
+def validate_name(name: str) -> str:
+    """A safe dataset name: ``[A-Za-z0-9_.-]``, 1-128 chars, not starting with '.' and without '..'.
+
+    Path separators, '..', absolute paths and NUL bytes are traversal attempts (``SecurityError``); anything
+    else that does not match is a ``DataError``.
+    """
+    if not isinstance(name, str):
+        raise DataError(f"dataset name must be a string, got {type(name).__name__}", hint="use e.g. "
+                        "'btc_1h'", code="DATA_NAME", value=repr(name))
+    if "/" in name or "\\" in name or ".." in name or "\x00" in name or os.path.isabs(name):
+        raise SecurityError(f"dataset name {name!r} tries to leave the data folder", hint="use a plain name "
+                            "made of letters, digits, '_', '-' and '.' (no '/', '\\' or '..')",
+                            code="PATH_TRAVERSAL", value=name)
+    if not NAME_RE.fullmatch(name):
+        raise DataError(f"invalid dataset name {name!r}", hint="use 1-128 characters from A-Z a-z 0-9 _ . - "
+                        "(not starting with '.'), e.g. 'eurusd_1h'", code="DATA_NAME", value=name)
+    return name
+
+
+def _name_from_path(path: Path) -> str:
+    stem = path.name
+    for suffix in (".gz", ".csv", ".parquet", ".pq", ".parq", ".txt", ".tsv"):
+        stem = stem[: -len(suffix)] if stem.lower().endswith(suffix) else stem
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", stem).lstrip(".").replace("..", "_")[:128]
+    return stem or "dataset"
+
+
+def _atomic_write(target: Path, write: Callable[[str], None]) -> None:
+    """Write via a temp file in the same folder, fsync, then rename over ``target``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class DataManager:
+    """Import, list, load and remove the validated datasets of a workspace (``<home>/data``)."""
+
+    def __init__(self, home: str | os.PathLike[str] | None = None, *,
+                 on_change: ChangeCallback | None = None) -> None:
+        self.root: Path = workspace_dir("data", home)
+        self.on_change = on_change
+
+    def __repr__(self) -> str:
+        return f"DataManager({str(self.root)!r})"
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            return isinstance(name, str) and self.path(name).exists() and self._meta_path(name).exists()
+        except QLMError:
+            return False
+
+    def path(self, name: str) -> Path:
+        """The Parquet file of dataset ``name`` (validated name; the file need not exist)."""
+        return self._inside(f"{validate_name(name)}.parquet")
+
+    def _meta_path(self, name: str) -> Path:
+        return self._inside(f"{validate_name(name)}.json")
+
+    def _inside(self, filename: str) -> Path:
+        """``root / filename``, refusing symlinks (they could point out of the workspace)."""
+        target = self.root / filename
+        if target.is_symlink():
+            raise SecurityError(f"{target} is a symlink; QLM does not follow links out of the data folder",
+                                hint="replace the link with the real file, or re-import the dataset",
+                                code="PATH_SYMLINK", file=str(target), value=filename)
+        return target
+
+    def _require(self, name: str) -> None:
+        if not self.path(name).exists() or not self._meta_path(name).exists():
+            known = [m["name"] for m in self.list()]
+            hint = f"known datasets: {known or 'none'}; add one with DataManager().import_file()"
+            raise DataError(f"no dataset named {name!r} in {self.root}", hint=hint, code="DATA_NOT_FOUND",
+                            file=str(self.path(name)), value=name)
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    def import_file(self, path: str | os.PathLike[str], name: str | None = None, *, repair: bool = False,
+                    overwrite: bool = False) -> dict[str, Any]:
+        """Validate a CSV/Parquet file once (``load_ohlcv``) and store it as ``name`` (default: file stem)."""
+        src = Path(os.fspath(path)).expanduser()
+        name = validate_name(name if name is not None else _name_from_path(src))
+        df = load_ohlcv(src, repair=repair)
+        return self._store(df, name, source=str(src.resolve()), overwrite=overwrite)
+
+    def register_frame(self, df: pd.DataFrame, name: str, *, source: str | None = None, repair: bool = False,
+                       overwrite: bool = False) -> dict[str, Any]:
+        """Validate an in-memory frame (e.g. ``sample_data()``) and store it as dataset ``name``."""
+        name = validate_name(name)
+        label = source or str(df.attrs.get("source", "<DataFrame>"))
+        canonical = validate_ohlcv(df, repair=repair, source=label)
+        return self._store(canonical, name, source=label, overwrite=overwrite)
+
+    def _store(self, df: pd.DataFrame, name: str, *, source: str, overwrite: bool) -> dict[str, Any]:
+        fingerprint = fingerprint_frame(df)
+        if self.path(name).exists() and self._meta_path(name).exists():
+            old = self.info(name)
+            if old.get("fingerprint") == fingerprint:
+                return old  # identical content: importing again is a no-op
+            if not overwrite:
+                raise DataError(f"dataset {name!r} already exists with different data", hint="pass "
+                                "overwrite=True to replace it, or choose another name", code="DATA_EXISTS",
+                                file=str(self.path(name)), value=name)
+        index = df.index
+        meta: dict[str, Any] = {
+            "name": name,
+            "format_version": FORMAT_VERSION,
+            "source": source,
+            "file": str(self.path(name)),
+            "fingerprint": fingerprint,
+            "rows": len(df),
+            "start": index[0].isoformat(),
+            "end": index[-1].isoformat(),
+            "columns": list(OHLCV_COLUMNS),
+            "volume_missing": bool(df.attrs.get("volume_missing", False)),
+            "synthetic": bool(df.attrs.get("synthetic", False)),
+            "repairs": df.attrs.get("repairs", []),
+            "imported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        arrays = [pa.array(index.as_unit("ns").asi8, type=pa.int64()).view(pa.timestamp("ns", "UTC"))]
+        arrays += [pa.array(df[c].to_numpy(), type=pa.float64()) for c in OHLCV_COLUMNS]
+        table = pa.Table.from_arrays(arrays, schema=_SCHEMA.with_metadata(
+            {b"qlm.fingerprint": fingerprint.encode(), b"qlm.name": name.encode()}))
+        _atomic_write(self.path(name), lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+        meta["bytes"] = self.path(name).stat().st_size
+        text = json.dumps(meta, indent=2, default=str)
+        _atomic_write(self._meta_path(name), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        if self.on_change is not None:
+            self.on_change("imported", meta)
+        return meta
+
+    def remove(self, name: str) -> dict[str, Any]:
+        """Delete dataset ``name`` (Parquet and metadata); returns the metadata it had."""
+        self._require(name)
+        meta = self.info(name)
+        self.path(name).unlink()
+        self._meta_path(name).unlink(missing_ok=True)
+        if self.on_change is not None:
+            self.on_change("removed", meta)
+        return meta
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def list(self) -> list[dict[str, Any]]:
+        """Metadata dicts of every dataset, sorted by name (a list of dicts, JSON-ready)."""
+        out = []
+        for meta_file in sorted(self.root.glob("*.json")):
+            name, data_file = meta_file.stem, self.root / f"{meta_file.stem}.parquet"
+            if meta_file.is_symlink() or data_file.is_symlink():
+                continue
+            if NAME_RE.fullmatch(name) and ".." not in name and data_file.exists():
+                try:
+                    out.append(json.loads(meta_file.read_text(encoding="utf-8")))
+                except (OSError, ValueError):
+                    continue  # a damaged sidecar hides the dataset from the listing, never crashes it
+        return out
+
+    def info(self, name: str) -> dict[str, Any]:
+        """The metadata dict of dataset ``name``."""
+        self._require(name)
+        try:
+            return json.loads(self._meta_path(name).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise DataError(f"metadata of dataset {name!r} is unreadable: {exc}",
+                            hint="re-import the dataset with overwrite=True", code="DATA_FORMAT",
+                            file=str(self._meta_path(name)), value=name) from None
+
+    def fingerprint(self, name: str, *, verify: bool = False) -> str:
+        """The dataset's content hash (``fingerprint_frame``); ``verify=True`` recomputes it from the file."""
+        if verify:
+            return fingerprint_frame(self.load(name))
+        return str(self.info(name)["fingerprint"])
+
+    def load(self, name: str) -> pd.DataFrame:
+        """Read the validated Parquet back as the canonical frame (fast: schema check, no re-validation)."""
+        self._require(name)
+        target = self.path(name)
+        pf = pq.ParquetFile(target)
+        check_memory(estimate_rows_bytes(pf.metadata.num_rows, copies=2), what=f"loading dataset {name!r}")
+        table = pf.read()
+        if not table.schema.equals(_SCHEMA, check_metadata=False):
+            raise DataError(f"dataset {name!r} has an unexpected schema {table.schema}", hint="the file was "
+                            "changed outside QLM; re-import it with overwrite=True", code="DATA_FORMAT",
+                            file=str(target), value=name)
+        n = table.num_rows
+        time_ns = table.column(0).cast(pa.int64()).to_numpy()
+        block = new_block(n)
+        for j in range(len(OHLCV_COLUMNS)):
+            block[j] = table.column(j + 1).to_numpy()
+        meta = self.info(name)
+        attrs = {"source": meta.get("source"), "dataset": name, "fingerprint": meta.get("fingerprint"),
+                 "volume_missing": meta.get("volume_missing", False),
+                 "synthetic": meta.get("synthetic", False), "repairs": meta.get("repairs", [])}
+        return build_frame(np.ascontiguousarray(time_ns), block, attrs)
+
+    def verify(self, name: str) -> bool:
+        """True when the stored data still hashes to the recorded fingerprint."""
+        return self.fingerprint(name, verify=True) == self.fingerprint(name)
