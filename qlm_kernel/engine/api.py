@@ -1,0 +1,145 @@
+"""`backtest()`: resolve the strategy, compute its signals, run the kernel, wrap the result."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from qlm_kernel.engine import layout as L
+from qlm_kernel.engine.kernels import run_column
+from qlm_kernel.engine.result import BacktestResult
+from qlm_kernel.engine.settings import BacktestSettings, split_settings
+from qlm_kernel.errors import DataError
+
+PRICE_COLUMNS = ("open", "high", "low", "close")
+_NAN1 = np.array([np.nan])
+_NAN1.setflags(write=False)
+
+
+def backtest(strategy: Any, data: Any, **kwargs: Any) -> BacktestResult:
+    """Backtest ``strategy`` on ``data``; keyword arguments are settings or strategy parameters.
+
+    ``strategy``: a Strategy subclass or instance, a path or name of a strategy file, or
+    ``Signals``. ``data``: an OHLCV DataFrame (as from ``load_ohlcv``/``sample_data``) or a path
+    to a CSV/Parquet file. Settings (see `BacktestSettings`): fill, fees, fixed_fees, slippage,
+    init_cash, size, size_type, integer, direction, sl_stop, tp_stop, tsl_stop, close_at_end;
+    every other keyword is a strategy parameter. Raises `StrategyError`, `DataError` or
+    `ConfigError` with the details needed to fix the input.
+    """
+    from qlm_kernel.strategy import compute_signals, resolve_strategy
+
+    started = time.perf_counter()
+    settings, params = split_settings(kwargs)
+    frame = as_ohlcv_frame(data)
+    strat = resolve_strategy(strategy, **params)
+    signals = compute_signals(strat, frame)
+    n = len(frame)
+    el, xl, es, xs = signals.to_arrays(n, frame.index)
+    sl_a, tp_a, tsl_a = signals.stop_arrays(n, frame.index)
+    sl_a = sl_a if signals.sl_stop is not None else _scalar_stop(settings.sl_stop)
+    tp_a = tp_a if signals.tp_stop is not None else _scalar_stop(settings.tp_stop)
+    tsl_a = tsl_a if signals.tsl_stop is not None else _scalar_stop(settings.tsl_stop)
+    equity, trades, acc = simulate(frame, el, xl, es, xs, sl_a, tp_a, tsl_a, settings)
+    return BacktestResult(
+        data=frame,
+        settings=settings,
+        params=strat.params,
+        strategy_name=type(strat).name if hasattr(type(strat), "name") else type(strat).__name__,
+        equity=equity,
+        trade_records=trades,
+        accumulators=acc,
+        meta={
+            "duration_s": time.perf_counter() - started,
+            "source_file": getattr(type(strat), "source_file", None),
+            "source_hash": getattr(type(strat), "source_hash", None),
+            "synthetic": bool(frame.attrs.get("synthetic", False)),
+        },
+    )
+
+
+def simulate(
+    frame: pd.DataFrame,
+    el: np.ndarray,
+    xl: np.ndarray,
+    es: np.ndarray,
+    xs: np.ndarray,
+    sl_a: np.ndarray,
+    tp_a: np.ndarray,
+    tsl_a: np.ndarray,
+    settings: BacktestSettings,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run the kernel on validated arrays: (equity per bar, trade records, accumulators)."""
+    o, h, lo, c = (frame[col].to_numpy() for col in PRICE_COLUMNS)
+    n = len(c)
+    capacity = int(np.count_nonzero(el)) + int(np.count_nonzero(es)) + 1
+    equity = np.empty(n)
+    trades = np.empty((capacity, L.N_TRADE_FIELDS))
+    acc = np.empty(L.N_STATS)
+    k = run_column(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, settings.pack(), equity, trades, acc)
+    bad = int(acc[L.ST_BAD_PRICE_BAR])
+    if bad >= 0:
+        column = "close" if not c[bad] > 0 else "open"
+        value = frame[column].iloc[bad]
+        raise DataError(
+            f"price {column}={value!r} at row {bad + 1} ({frame.index[bad]}) is not a positive number",
+            hint="load data with qlm.load_ohlcv() (it rejects such rows) or drop/fill the bad rows",
+            code="DATA_BAD_PRICE",
+            row=bad + 1,
+            column=column,
+            value=str(value),
+        )
+    return equity, trades[:k], acc
+
+
+def as_ohlcv_frame(data: Any) -> pd.DataFrame:
+    """The OHLCV DataFrame to run on: a frame is checked cheaply; a path is loaded and validated."""
+    if isinstance(data, (str, os.PathLike)):
+        from qlm_kernel.data import load_ohlcv
+
+        return load_ohlcv(data)
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(
+            f"data must be an OHLCV DataFrame or a file path, got {type(data).__name__}",
+            hint="use qlm.load_ohlcv('prices.csv') or qlm.sample_data('synthetic')",
+            code="DATA_BAD_INPUT",
+        )
+    if not isinstance(data.index, pd.DatetimeIndex):
+        raise DataError(
+            f"data needs a DatetimeIndex, got {type(data.index).__name__}",
+            hint="use qlm.validate_ohlcv(df) or set the timestamps as the index (df.set_index('time'))",
+            code="DATA_BAD_INDEX",
+        )
+    missing = [col for col in PRICE_COLUMNS if col not in data.columns]
+    if missing:
+        raise DataError(
+            f"data is missing column(s) {missing}; it has {list(map(str, data.columns))}",
+            hint="columns must be lower-case open, high, low, close(, volume); "
+            "qlm.validate_ohlcv(df) maps headers like 'Close' or 'Adj Close'",
+            code="DATA_MISSING_COLUMN",
+            column=missing[0],
+        )
+    for col in PRICE_COLUMNS:
+        if data[col].dtype != np.float64:
+            raise DataError(
+                f"column {col!r} has dtype {data[col].dtype}, expected float64",
+                hint=f"use qlm.validate_ohlcv(df), or df.astype({{{col!r}: 'float64'}}) if values are right",
+                code="DATA_BAD_DTYPE",
+                column=col,
+            )
+    if len(data) == 0:
+        raise DataError("data has no rows", hint="load a non-empty dataset", code="DATA_EMPTY")
+    if not data.index.is_monotonic_increasing:
+        raise DataError(
+            "data's timestamps are not in increasing order",
+            hint="sort with df.sort_index(), or load through qlm.load_ohlcv(..., repair=True)",
+            code="DATA_NOT_SORTED",
+        )
+    return data
+
+
+def _scalar_stop(value: float | None) -> np.ndarray:
+    return _NAN1 if value is None else np.array([float(value)])

@@ -1,0 +1,265 @@
+"""`BacktestResult`: what a backtest returns. Tables are built lazily from the kernels' arrays."""
+
+from __future__ import annotations
+
+import functools
+import html
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from qlm_kernel.engine import layout as L
+from qlm_kernel.engine.settings import BacktestSettings
+from qlm_kernel.engine.stats import stats_series
+
+TRADE_COLUMNS = (
+    "entry_time",
+    "exit_time",
+    "entry_bar",
+    "exit_bar",
+    "direction",
+    "size",
+    "entry_price",
+    "exit_price",
+    "pnl",
+    "return",
+    "fees",
+    "entry_fees",
+    "exit_fees",
+    "exit_reason",
+    "status",
+)
+
+
+class BacktestResult:
+    """Stats, trades, orders, equity, drawdown and returns of one backtest, plus plot and report.
+
+    Everything derives from the kernel's outputs (equity array, trade records, accumulators);
+    DataFrames are built on first access, so running a backtest costs only the simulation.
+    """
+
+    def __init__(
+        self,
+        *,
+        data: pd.DataFrame,
+        settings: BacktestSettings,
+        params: dict[str, Any],
+        strategy_name: str,
+        equity: np.ndarray,
+        trade_records: np.ndarray,
+        accumulators: np.ndarray,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.data = data
+        self.settings = settings
+        self.params = dict(params)
+        self.strategy_name = strategy_name
+        self._equity = equity
+        self._trades = trade_records
+        self._acc = accumulators
+        self.meta = dict(meta or {})
+
+    # --- tables -------------------------------------------------------------------------------
+    @functools.cached_property
+    def stats(self) -> pd.Series:
+        """Summary statistics (see `qlm_kernel.engine.stats` for definitions)."""
+        return stats_series(self._acc, self.settings.init_cash, self.data.index, self._close)
+
+    @functools.cached_property
+    def equity(self) -> pd.Series:
+        """Portfolio value (cash + position marked at the close) at every bar."""
+        return pd.Series(self._equity, index=self.data.index, name="equity", copy=False)
+
+    @functools.cached_property
+    def drawdown(self) -> pd.Series:
+        """Equity / running peak - 1 at every bar (0 at new highs, negative below)."""
+        eq = self._equity
+        peak = np.maximum.accumulate(np.maximum(eq, self.settings.init_cash))
+        return pd.Series(eq / peak - 1.0, index=self.data.index, name="drawdown")
+
+    @functools.cached_property
+    def returns(self) -> pd.Series:
+        """Simple per-bar returns of equity (the first bar against the initial cash)."""
+        eq = self._equity
+        prev = np.concatenate(([self.settings.init_cash], eq[:-1]))
+        return pd.Series(eq / prev - 1.0, index=self.data.index, name="returns")
+
+    @functools.cached_property
+    def trades(self) -> pd.DataFrame:
+        """One row per round trip; an open position at the end is a row with status 'open'."""
+        rec = self._trades
+        index = self.data.index
+        entry_bar = rec[:, L.TR_ENTRY_BAR].astype(np.int64)
+        exit_bar = rec[:, L.TR_EXIT_BAR].astype(np.int64)
+        is_open = exit_bar < 0
+        exit_time = index.take(np.where(is_open, 0, exit_bar)) if len(rec) else index[:0]
+        size = rec[:, L.TR_SIZE]
+        reasons = np.asarray(L.EXIT_REASONS, dtype=object)
+        frame = pd.DataFrame(
+            {
+                "entry_time": index.take(entry_bar) if len(rec) else index[:0],
+                "exit_time": pd.DatetimeIndex(exit_time).where(~is_open, pd.NaT),
+                "entry_bar": entry_bar,
+                "exit_bar": np.where(is_open, -1, exit_bar),
+                "direction": np.where(size > 0, "long", "short"),
+                "size": np.abs(size),
+                "entry_price": rec[:, L.TR_ENTRY_PRICE],
+                "exit_price": rec[:, L.TR_EXIT_PRICE],
+                "pnl": rec[:, L.TR_PNL],
+                "return": rec[:, L.TR_RETURN],
+                "fees": rec[:, L.TR_ENTRY_FEES] + rec[:, L.TR_EXIT_FEES],
+                "entry_fees": rec[:, L.TR_ENTRY_FEES],
+                "exit_fees": rec[:, L.TR_EXIT_FEES],
+                "exit_reason": reasons[rec[:, L.TR_EXIT_REASON].astype(np.int64)],
+                "status": np.where(is_open, "open", "closed"),
+            },
+            columns=list(TRADE_COLUMNS),
+        )
+        return frame
+
+    @functools.cached_property
+    def orders(self) -> pd.DataFrame:
+        """Every fill: entries and exits of the trades, in time order (a reversal is two orders)."""
+        t = self.trades
+        entries = pd.DataFrame(
+            {
+                "bar": t["entry_bar"],
+                "side": np.where(t["direction"] == "long", "buy", "sell"),
+                "size": t["size"],
+                "price": t["entry_price"],
+                "fees": t["entry_fees"],
+                "kind": "entry",
+                "reason": "signal",
+                "trade": t.index,
+            }
+        )
+        closed = t[t["status"] == "closed"]
+        exits = pd.DataFrame(
+            {
+                "bar": closed["exit_bar"],
+                "side": np.where(closed["direction"] == "long", "sell", "buy"),
+                "size": closed["size"],
+                "price": closed["exit_price"],
+                "fees": closed["exit_fees"],
+                "kind": "exit",
+                "reason": closed["exit_reason"],
+                "trade": closed.index,
+            }
+        )
+        orders = pd.concat([entries, exits], ignore_index=True)
+        # exits sort before entries on the same bar (a reversal closes first)
+        orders["_rank"] = np.where(orders["kind"] == "exit", 0, 1)
+        orders = orders.sort_values(["bar", "_rank", "trade"], kind="stable").drop(columns="_rank")
+        orders.insert(0, "time", self.data.index.take(orders["bar"].to_numpy()))
+        return orders.reset_index(drop=True)
+
+    @functools.cached_property
+    def position(self) -> pd.Series:
+        """Signed units held at each bar's close, rebuilt from the order ledger."""
+        return pd.Series(self._ledger()[0], index=self.data.index, name="position")
+
+    @functools.cached_property
+    def cash(self) -> pd.Series:
+        """Cash at each bar's close, rebuilt from the order ledger (fills and fees)."""
+        return pd.Series(self._ledger()[1], index=self.data.index, name="cash")
+
+    def _ledger(self) -> tuple[np.ndarray, np.ndarray]:
+        """Position and cash per bar from the orders alone (independent of the kernel's equity)."""
+        n = len(self.data)
+        orders = self.orders
+        sign = np.where(orders["side"] == "buy", 1.0, -1.0)
+        units = sign * orders["size"].to_numpy()
+        flow = -units * orders["price"].to_numpy() - orders["fees"].to_numpy()
+        bars = orders["bar"].to_numpy()
+        d_pos = np.bincount(bars, weights=units, minlength=n)[:n]
+        d_cash = np.bincount(bars, weights=flow, minlength=n)[:n]
+        return np.cumsum(d_pos), self.settings.init_cash + np.cumsum(d_cash)
+
+    @property
+    def _close(self) -> np.ndarray:
+        return self.data["close"].to_numpy()
+
+    # --- presentation -------------------------------------------------------------------------
+    def plot(self, *, max_points: int = 5_000) -> Any:
+        """Plotly figure: price with trade markers, equity, and drawdown (shared time axis)."""
+        from qlm_kernel.engine.plotting import backtest_figure
+
+        return backtest_figure(self, max_points=max_points)
+
+    def to_dict(self, *, include_trades: bool = True, include_equity: bool = False) -> dict[str, Any]:
+        """JSON-safe summary: strategy, params, settings, stats, trades (and optionally equity)."""
+        out: dict[str, Any] = {
+            "strategy": self.strategy_name,
+            "params": _json_safe(self.params),
+            "settings": self.settings.to_dict(),
+            "stats": {k: _json_safe(v) for k, v in self.stats.items()},
+            "meta": _json_safe(self.meta),
+        }
+        if include_trades:
+            out["trades"] = [
+                {k: _json_safe(v) for k, v in row.items()} for row in self.trades.to_dict("records")
+            ]
+        if include_equity:
+            out["equity"] = {
+                "time": [ts.isoformat() for ts in self.data.index],
+                "value": [float(v) for v in self._equity],
+            }
+        return out
+
+    def report_html(self) -> str:
+        """A self-contained HTML report (stats table, trades summary, interactive chart)."""
+        from qlm_kernel.engine.plotting import report_html
+
+        return report_html(self)
+
+    def save_report(self, path: str) -> str:
+        """Write `report_html()` to ``path``; returns the path."""
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(self.report_html())
+        return path
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
+            for k, v in self.stats.items()
+        )
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return (
+            f"<div><b>Backtest</b> {html.escape(self.strategy_name)}({html.escape(params)})"
+            f"<table>{rows}</table></div>"
+        )
+
+    def __repr__(self) -> str:
+        s = self.stats
+        return (
+            f"<BacktestResult {self.strategy_name} bars={s['bars']} final_value={s['final_value']:.2f} "
+            f"total_return={s['total_return']:.2%} sharpe={_fmt(s['sharpe'])} trades={s['n_trades']}>"
+        )
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, pd.Timestamp):
+        return None if pd.isna(value) else value.isoformat()
+    if value is pd.NaT:
+        return None
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return str(value)

@@ -1,0 +1,154 @@
+"""Backtest settings: validation of the user's keyword arguments and packing for the kernels."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from qlm_kernel.engine import layout as L
+from qlm_kernel.errors import ConfigError
+
+SETTING_NAMES = (
+    "fill",
+    "fees",
+    "fixed_fees",
+    "slippage",
+    "init_cash",
+    "size",
+    "size_type",
+    "integer",
+    "direction",
+    "sl_stop",
+    "tp_stop",
+    "tsl_stop",
+    "close_at_end",
+)
+
+
+@dataclass(frozen=True)
+class BacktestSettings:
+    """Execution settings of a backtest (everything that is not a strategy parameter).
+
+    Costs are fractions (``fees=0.001`` is 10 bps of traded value; ``slippage=0.0005`` moves each
+    fill price 5 bps against the trader); ``fixed_fees`` is cash per order. ``size=None`` invests
+    all available cash; otherwise ``size_type`` says whether it counts units, cash value, or a
+    fraction of equity. Stops are fractions of the entry price (``None`` = no stop).
+    """
+
+    fill: str = "close"
+    fees: float = 0.0
+    fixed_fees: float = 0.0
+    slippage: float = 0.0
+    init_cash: float = 10_000.0
+    size: float | None = None
+    size_type: str = "units"
+    integer: bool = False
+    direction: str = "both"
+    sl_stop: float | None = None
+    tp_stop: float | None = None
+    tsl_stop: float | None = None
+    close_at_end: bool = False
+
+    def __post_init__(self) -> None:
+        _choice("fill", self.fill, L.FILL_CODES)
+        _choice("size_type", self.size_type, L.SIZE_TYPE_CODES)
+        _choice("direction", self.direction, L.DIRECTION_CODES)
+        _number("fees", self.fees, low=0.0, high=1.0, high_open=True)
+        _number("fixed_fees", self.fixed_fees, low=0.0)
+        _number("slippage", self.slippage, low=0.0, high=1.0, high_open=True)
+        _number("init_cash", self.init_cash, low=0.0, low_open=True)
+        if self.size is not None:
+            _number("size", self.size, low=0.0, low_open=True)
+            if self.size_type == "percent" and self.size > 1.0:
+                raise ConfigError(
+                    f"size={self.size} is over 100% of equity for size_type='percent'",
+                    hint="give a fraction in (0, 1], e.g. size=0.5 for half of equity",
+                    setting="size",
+                    value=self.size,
+                )
+        for name in ("sl_stop", "tsl_stop"):
+            value = getattr(self, name)
+            if value is not None:
+                _number(name, value, low=0.0, high=1.0, low_open=True, high_open=True)
+        if self.tp_stop is not None:
+            _number("tp_stop", self.tp_stop, low=0.0, low_open=True)
+        for name in ("integer", "close_at_end"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ConfigError(
+                    f"{name} must be True or False, got {getattr(self, name)!r}",
+                    hint=f"pass {name}=True or {name}=False",
+                    setting=name,
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict of every setting."""
+        return asdict(self)
+
+    def pack(self) -> np.ndarray:
+        """The kernels' per-column settings vector."""
+        cfg = np.zeros(L.N_CFG)
+        cfg[L.CFG_FILL] = L.FILL_CODES[self.fill]
+        cfg[L.CFG_FEES] = self.fees
+        cfg[L.CFG_FIXED_FEES] = self.fixed_fees
+        cfg[L.CFG_SLIPPAGE] = self.slippage
+        cfg[L.CFG_INIT_CASH] = self.init_cash
+        cfg[L.CFG_SIZE] = np.nan if self.size is None else self.size
+        cfg[L.CFG_SIZE_TYPE] = L.SIZE_TYPE_CODES[self.size_type]
+        cfg[L.CFG_INTEGER] = float(self.integer)
+        cfg[L.CFG_DIRECTION] = L.DIRECTION_CODES[self.direction]
+        cfg[L.CFG_CLOSE_AT_END] = float(self.close_at_end)
+        return cfg
+
+
+def split_settings(kwargs: dict[str, Any]) -> tuple[BacktestSettings, dict[str, Any]]:
+    """Separate backtest settings from strategy parameters in one keyword dict."""
+    settings = {k: kwargs[k] for k in SETTING_NAMES if k in kwargs}
+    params = {k: v for k, v in kwargs.items() if k not in SETTING_NAMES}
+    return BacktestSettings(**settings), params
+
+
+def _choice(name: str, value: Any, allowed: dict[str, int]) -> None:
+    if value not in allowed:
+        raise ConfigError(
+            f"{name}={value!r} is not one of {sorted(allowed)}",
+            hint=f"use {name}=" + " or ".join(repr(a) for a in allowed),
+            setting=name,
+            value=value,
+        )
+
+
+def _number(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(
+            f"{name} must be a number, got {type(value).__name__} {value!r}",
+            hint=f"pass {name} as a float, e.g. {name}=0.001",
+            setting=name,
+            value=value,
+        )
+    v = float(value)
+    bad = not math.isfinite(v)
+    if low is not None:
+        bad = bad or v < low or (low_open and v == low)
+    if high is not None:
+        bad = bad or v > high or (high_open and v == high)
+    if bad:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        interval = f"{lo}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}{hi}"
+        raise ConfigError(
+            f"{name}={value!r} is outside {interval}",
+            hint=f"{name} is a fraction/amount in {interval}; e.g. 0.001 means 0.1%",
+            setting=name,
+            value=value,
+        )

@@ -1,0 +1,146 @@
+"""Turn the kernels' per-column accumulators into named statistics (vectorized over columns).
+
+Definitions (stated in the README): per-bar simple returns of equity; ``sharpe`` = mean / std
+(ddof=1) * sqrt(bars_per_year) with a zero risk-free rate; ``sortino`` uses the downside deviation
+sqrt(mean(min(r, 0)^2)); ``bars_per_year`` comes from the data itself ((n - 1) bars over the
+calendar span in years of 365.25 days), so daily stock data annualizes with ~252 and 24/7 hourly
+data with ~8766; ``cagr`` compounds over that same span; ``max_drawdown`` is the most negative
+equity / running peak - 1; trade statistics count closed trades only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from qlm_kernel.engine import layout as L
+
+SECONDS_PER_YEAR = 365.25 * 86_400.0
+
+STAT_KEYS = (
+    "start",
+    "end",
+    "bars",
+    "init_cash",
+    "final_value",
+    "total_return",
+    "benchmark_return",
+    "cagr",
+    "volatility",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown",
+    "max_drawdown_bars",
+    "n_trades",
+    "n_closed",
+    "n_long",
+    "n_short",
+    "win_rate",
+    "profit_factor",
+    "avg_trade_return",
+    "best_trade",
+    "worst_trade",
+    "expectancy",
+    "exposure",
+    "fees_paid",
+    "n_orders",
+    "rejected_orders",
+    "bars_per_year",
+)
+
+
+def span_years(index: pd.DatetimeIndex) -> float:
+    """Calendar span of the index in years (0 for fewer than two bars)."""
+    if len(index) < 2:
+        return 0.0
+    return (index[-1] - index[0]).total_seconds() / SECONDS_PER_YEAR
+
+
+def bars_per_year(index: pd.DatetimeIndex) -> float:
+    """Bars per calendar year observed in the data: the annualization factor."""
+    years = span_years(index)
+    return (len(index) - 1) / years if years > 0 else np.nan
+
+
+def summarize(acc: np.ndarray, init_cash: np.ndarray | float, index: pd.DatetimeIndex,
+              close: np.ndarray) -> dict[str, np.ndarray]:
+    """Named statistics for each row of ``acc`` (columns x N_STATS) as arrays of length columns."""
+    acc = np.atleast_2d(acc)
+    init = np.broadcast_to(np.asarray(init_cash, dtype=float), acc.shape[:1])
+    n_bars = len(index)
+    bpy = bars_per_year(index)
+    years = span_years(index)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        final = acc[:, L.ST_FINAL_VALUE]
+        n_r = acc[:, L.ST_N_R]
+        mean_r = acc[:, L.ST_SUM_R] / n_r
+        var_r = (acc[:, L.ST_SUM_R2] - n_r * mean_r**2) / (n_r - 1)
+        std_r = np.sqrt(np.maximum(var_r, 0.0))
+        down = np.sqrt(acc[:, L.ST_SUM_DOWN2] / n_r)
+        ann = np.sqrt(bpy)
+        sharpe = np.where(std_r > 0, mean_r / std_r * ann, np.nan)
+        sortino = np.where(down > 0, mean_r / down * ann, np.nan)
+        growth = final / init
+        cagr = np.where(growth > 0, growth ** (1.0 / years) - 1.0, -1.0) if years > 0 else np.nan * growth
+        max_dd = acc[:, L.ST_MAX_DD]
+        calmar = np.where(max_dd < 0, cagr / np.abs(max_dd), np.nan)
+        closed = acc[:, L.ST_N_CLOSED]
+        gp = acc[:, L.ST_GROSS_PROFIT]
+        gl = acc[:, L.ST_GROSS_LOSS]
+        profit_factor = np.where(gl > 0, gp / gl, np.where(gp > 0, np.inf, np.nan))
+        win_rate = np.where(closed > 0, acc[:, L.ST_N_WINS] / closed, np.nan)
+        avg_ret = np.where(closed > 0, acc[:, L.ST_SUM_TRADE_RET] / closed, np.nan)
+        expectancy = np.where(closed > 0, (gp - gl) / closed, np.nan)
+    benchmark = close[-1] / close[0] - 1.0 if n_bars else np.nan
+    m = acc.shape[0]
+    return {
+        "start": np.full(m, index[0] if n_bars else pd.NaT, dtype=object),
+        "end": np.full(m, index[-1] if n_bars else pd.NaT, dtype=object),
+        "bars": np.full(m, n_bars),
+        "init_cash": init.astype(float),
+        "final_value": final,
+        "total_return": final / init - 1.0,
+        "benchmark_return": np.full(m, benchmark),
+        "cagr": cagr,
+        "volatility": std_r * ann,
+        "sharpe": sharpe,
+        "sortino": sortino,
+        "calmar": calmar,
+        "max_drawdown": max_dd,
+        "max_drawdown_bars": acc[:, L.ST_MAX_DD_BARS].astype(np.int64),
+        "n_trades": acc[:, L.ST_N_TRADES].astype(np.int64),
+        "n_closed": closed.astype(np.int64),
+        "n_long": acc[:, L.ST_N_LONG].astype(np.int64),
+        "n_short": acc[:, L.ST_N_SHORT].astype(np.int64),
+        "win_rate": win_rate,
+        "profit_factor": profit_factor,
+        "avg_trade_return": avg_ret,
+        "best_trade": acc[:, L.ST_BEST_TRADE],
+        "worst_trade": acc[:, L.ST_WORST_TRADE],
+        "expectancy": expectancy,
+        "exposure": acc[:, L.ST_EXPOSURE_BARS] / n_bars if n_bars else np.full(m, np.nan),
+        "fees_paid": acc[:, L.ST_FEES],
+        "n_orders": acc[:, L.ST_N_ORDERS].astype(np.int64),
+        "rejected_orders": acc[:, L.ST_N_REJECTED].astype(np.int64),
+        "bars_per_year": np.full(m, bpy),
+    }
+
+
+def stats_series(acc: np.ndarray, init_cash: float, index: pd.DatetimeIndex, close: np.ndarray) -> pd.Series:
+    """Statistics of one column as a pandas Series (object dtype: timestamps, ints and floats)."""
+    table = summarize(acc, init_cash, index, close)
+    return pd.Series({key: _scalar(table[key][0]) for key in STAT_KEYS}, name="stats", dtype=object)
+
+
+def stats_frame(acc: np.ndarray, init_cash: np.ndarray | float, index: pd.DatetimeIndex,
+                close: np.ndarray) -> pd.DataFrame:
+    """Statistics of many columns (a parameter sweep) as a DataFrame, one row per column."""
+    table = summarize(acc, init_cash, index, close)
+    return pd.DataFrame({key: table[key] for key in STAT_KEYS if key not in ("start", "end")})
+
+
+def _scalar(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
