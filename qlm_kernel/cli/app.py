@@ -1,0 +1,119 @@
+"""The ``qlm`` entry point: build the parser from the command registry, run, map errors to exits.
+
+Adding a command (``optimize``, ``runs``, ``jobs``, ``mcp``, ``events``, ...) is one new module
+listed in `COMMAND_MODULES`. A command module provides ``add_parser(subparsers, common)``: it adds
+its parser(s) with ``parents=[common]`` (the shared ``--json``/``--quiet`` options) and sets
+``run=<callable(args) -> int>`` on each leaf parser with ``set_defaults``. Modules are imported when
+the parser is built, so they must keep heavy imports (numba, pandas) inside their run functions:
+``qlm --help`` and ``qlm --version`` stay instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from qlm_kernel.cli import output
+from qlm_kernel.errors import QLMError
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "qlm_kernel.cli.backtest",
+    "qlm_kernel.cli.strategies",
+    "qlm_kernel.cli.data",
+)
+
+
+class CLIParser(argparse.ArgumentParser):
+    """argparse with QLM's error format: usage errors exit 2, as a JSON record when ``--json``."""
+
+    json_errors: bool = False  # set by main() from a pre-scan of argv (shared by sub-parsers)
+    command_names: tuple[str, ...] = ()  # the registered commands (root parser only)
+
+    def error(self, message: str) -> NoReturn:
+        """Report a usage error on stderr and exit 2 (argparse's contract)."""
+        if not CLIParser.json_errors:
+            self.print_usage(sys.stderr)
+        output.report_usage_error(message, self.prog, as_json=CLIParser.json_errors)
+        sys.exit(output.EXIT_USAGE)
+
+
+def _version() -> str:
+    from qlm_kernel import __version__
+
+    return f"qlm {__version__} (Python {sys.version.split()[0]})"
+
+
+def common_options() -> argparse.ArgumentParser:
+    """``--json`` and ``--quiet``, accepted before or after the command (defaults live on the root)."""
+    common = CLIParser(add_help=False)
+    group = common.add_argument_group("output")
+    group.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                       help="print one JSON document on stdout; errors as JSON on stderr")
+    group.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="no progress bar on stderr")
+    return common
+
+
+def build_parser() -> CLIParser:
+    """The full ``qlm`` parser: global options plus every registered command."""
+    parser = CLIParser(
+        prog="qlm",
+        description="QLM (QuantLogic): backtest strategies and manage the workspace "
+        "($QLM_HOME, default ./.qlm).",
+        epilog="exit codes: 0 ok, 1 other QLM error, 2 usage, 3 data, 4 strategy, 5 config, 6 system, "
+        "70 internal error",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--json", action="store_true", default=False, help=argparse.SUPPRESS)
+    parser.add_argument("-q", "--quiet", action="store_true", default=False, help=argparse.SUPPRESS)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    common = common_options()
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parser(subparsers, common)
+    parser.command_names = tuple(subparsers.choices)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``qlm`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    CLIParser.json_errors = "--json" in args_list
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as stop:  # --help, --version, usage errors: argparse already wrote the output
+        return stop.code if isinstance(stop.code, int) else output.EXIT_USAGE
+    if getattr(args, "run", None) is None:
+        if not args.json:
+            parser.print_help(sys.stderr)
+        commands = ", ".join(parser.command_names)
+        return output.report_usage_error(f"choose a command: {commands}", "qlm", as_json=args.json)
+    return execute(args)
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Call the command's ``run`` and turn every failure into a structured report and exit code."""
+    try:
+        return int(args.run(args))
+    except QLMError as err:
+        return output.report_qlm_error(err, as_json=args.json)
+    except output.UsageError as err:
+        return output.report_usage_error(str(err), f"qlm {args.command}", as_json=args.json)
+    except BrokenPipeError:  # `qlm ... | head`: the reader left; exit quietly like other CLI tools
+        _silence_stdout()
+        return output.EXIT_QLM_ERROR
+    except KeyboardInterrupt:
+        output.note("interrupted")
+        return output.EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: never a bare traceback without the structured record
+        return output.report_internal_error(exc, as_json=args.json)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

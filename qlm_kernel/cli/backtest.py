@@ -1,0 +1,281 @@
+"""``qlm backtest STRATEGY (--data FILE | --dataset NAME | --sample KIND) [--param k=v]... [settings]``.
+
+One code path with notebooks and MCP: `resolve_strategy` (parameters given as text; `Param` parses
+them), `load_ohlcv` / `DataManager.load` / `sample_data`, then `qlm_kernel.engine.backtest`, and
+`BacktestResult.save_report` for ``--report``. The settings flags mirror `BacktestSettings`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+from qlm_kernel.cli import output
+from qlm_kernel.cli.progress import Stages, progress_wanted
+from qlm_kernel.errors import QLMSystemError
+
+# Kept here (not imported from the engine) so `qlm --help` does not load numba; a test checks they
+# match qlm_kernel.engine.layout and qlm_kernel.data.SAMPLE_KINDS.
+FILL_CHOICES = ("close", "next_open")
+SIZE_TYPE_CHOICES = ("units", "value", "percent")
+DIRECTION_CHOICES = ("long", "short", "both")
+SAMPLE_CHOICES = ("synthetic", "goog", "eurusd", "btcusd")
+
+# setting name -> (flag, argparse keyword arguments); the names are BacktestSettings' fields.
+SETTING_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "fill": ("--fill", {"choices": FILL_CHOICES, "help": "fill at the signal bar's close or the next open"}),
+    "fees": ("--fees", {"type": float, "metavar": "F", "help": "proportional fee, e.g. 0.001 = 0.1%%"}),
+    "fixed_fees": ("--fixed-fees", {"type": float, "metavar": "F", "help": "cash fee per order"}),
+    "slippage": ("--slippage", {"type": float, "metavar": "F", "help": "price slippage fraction"}),
+    "init_cash": ("--init-cash", {"type": float, "metavar": "F", "help": "starting cash (10000)"}),
+    "size": ("--size", {"type": float, "metavar": "F", "help": "order size (default: all cash)"}),
+    "size_type": ("--size-type", {"choices": SIZE_TYPE_CHOICES, "help": "what --size counts"}),
+    "integer": ("--integer", {"action": "store_true", "help": "whole units only"}),
+    "direction": ("--direction", {"choices": DIRECTION_CHOICES, "help": "allowed sides (both)"}),
+    "sl_stop": ("--sl-stop", {"type": float, "metavar": "F", "help": "stop-loss, fraction of entry"}),
+    "tp_stop": ("--tp-stop", {"type": float, "metavar": "F", "help": "take-profit, fraction of entry"}),
+    "tsl_stop": ("--tsl-stop", {"type": float, "metavar": "F", "help": "trailing stop fraction"}),
+    "close_at_end": ("--close-at-end", {"action": "store_true", "help": "close at the end, with costs"}),
+}
+
+STAGE_STRATEGY = "loading strategy"
+STAGE_DATA = "loading data"
+STAGE_KERNELS = "loading kernels (the first run compiles)"
+STAGE_RUN = "computing signals and simulating"
+STAGE_REPORT = "writing report"
+
+# stat key -> (label, format); unknown keys (added later by the engine) get a generic format.
+STAT_FORMATS: dict[str, tuple[str, str]] = {
+    "start": ("Start", "text"),
+    "end": ("End", "text"),
+    "bars": ("Bars", "int"),
+    "init_cash": ("Initial cash", "money"),
+    "final_value": ("Final value", "money"),
+    "total_return": ("Total return", "pct"),
+    "benchmark_return": ("Buy & hold return", "pct"),
+    "cagr": ("CAGR", "pct"),
+    "volatility": ("Volatility (ann.)", "pct"),
+    "sharpe": ("Sharpe", "ratio"),
+    "sortino": ("Sortino", "ratio"),
+    "calmar": ("Calmar", "ratio"),
+    "max_drawdown": ("Max drawdown", "pct"),
+    "max_drawdown_bars": ("Max drawdown bars", "int"),
+    "n_trades": ("Trades", "int"),
+    "n_closed": ("Closed trades", "int"),
+    "n_long": ("Long trades", "int"),
+    "n_short": ("Short trades", "int"),
+    "win_rate": ("Win rate", "pct"),
+    "profit_factor": ("Profit factor", "ratio"),
+    "avg_trade_return": ("Avg trade return", "pct"),
+    "best_trade": ("Best trade", "pct"),
+    "worst_trade": ("Worst trade", "pct"),
+    "expectancy": ("Expectancy (per trade)", "money"),
+    "exposure": ("Exposure", "pct"),
+    "fees_paid": ("Fees paid", "money"),
+    "n_orders": ("Orders", "int"),
+    "rejected_orders": ("Rejected orders", "int"),
+    "bars_per_year": ("Bars per year", "num"),
+}
+
+
+# --- parser -----------------------------------------------------------------------------------------
+
+
+def parse_param(text: str) -> tuple[str, str]:
+    """``"fast=10"`` -> ``("fast", "10")``; the value stays text for `Param` to parse."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (e.g. fast=10), got {text!r}")
+    return key, value.strip()
+
+
+def add_parser(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Register ``qlm backtest``."""
+    p = subparsers.add_parser(
+        "backtest",
+        parents=[common],
+        help="backtest a strategy on a file, a stored dataset or sample data",
+        description="Backtest STRATEGY: a name from $QLM_HOME/strategies or the bundled examples "
+        "(e.g. sma_cross), or a path to a .py file (path.py:ClassName picks one class).",
+    )
+    p.add_argument("strategy", metavar="STRATEGY", help="strategy name or .py file")
+    src = p.add_argument_group("data (exactly one of --data, --dataset, --sample)")
+    one = src.add_mutually_exclusive_group(required=True)
+    one.add_argument("--data", metavar="FILE", help="CSV (optionally .gz) or Parquet OHLCV file")
+    one.add_argument("--dataset", metavar="NAME", help="a dataset imported with 'qlm data import'")
+    one.add_argument("--sample", metavar="KIND", choices=SAMPLE_CHOICES,
+                     help=f"built-in data: {', '.join(SAMPLE_CHOICES)}")
+    src.add_argument("--n", type=int, metavar="N", help="with --sample: number of bars (100000)")
+    src.add_argument("--seed", type=int, metavar="S", help="with --sample synthetic: random seed (0)")
+    src.add_argument("--repair", action="store_true",
+                     help="with --data: sort rows and drop duplicate timestamps instead of refusing them")
+    p.add_argument("--param", "-p", action="append", type=parse_param, default=[], metavar="NAME=VALUE",
+                   help="strategy parameter (repeatable), e.g. --param fast=5 --param slow=20")
+    settings = p.add_argument_group("settings (see qlm_kernel.engine.BacktestSettings)")
+    for name, (flag, kwargs) in SETTING_FLAGS.items():
+        settings.add_argument(flag, dest=f"setting_{name}", default=None, **kwargs)
+    p.add_argument("--report", metavar="FILE.html", help="write an HTML report (folders are created)")
+    p.set_defaults(run=run)
+
+
+# --- run --------------------------------------------------------------------------------------------
+
+
+def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the user gave (others keep `BacktestSettings` defaults)."""
+    values = {name: getattr(args, f"setting_{name}") for name in SETTING_FLAGS}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def check_source_options(args: argparse.Namespace) -> None:
+    """Refuse data options that would be silently ignored with the chosen source."""
+    if args.sample is None and (args.n is not None or args.seed is not None):
+        raise output.UsageError("--n and --seed only apply to --sample")
+    if args.data is None and args.repair:
+        raise output.UsageError("--repair only applies to --data (datasets were validated on import)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate settings, load strategy and data, run the backtest, write the report, print."""
+    from qlm_kernel.engine import BacktestSettings, backtest
+    from qlm_kernel.strategy import resolve_strategy
+
+    check_source_options(args)
+    settings = settings_from_args(args)
+    BacktestSettings(**settings)  # fail fast (ConfigError) before any loading
+    show = progress_wanted(args)
+    names = [STAGE_STRATEGY, STAGE_DATA, *([STAGE_KERNELS] if show else []), STAGE_RUN]
+    names += [STAGE_REPORT] if args.report else []
+    report = None
+    with Stages(names, enabled=show) as stages:
+        with stages.stage(STAGE_STRATEGY), output.user_code_stdout():
+            strategy = resolve_strategy(args.strategy, **dict(args.param))
+        with stages.stage(STAGE_DATA):
+            frame, source = load_data(args)
+        if show:
+            with stages.stage(STAGE_KERNELS):
+                warm_kernels(frame)
+        with stages.stage(STAGE_RUN), output.user_code_stdout():
+            result = backtest(strategy, frame, **settings)
+        if args.report:
+            with stages.stage(STAGE_REPORT):
+                report = write_report(result, args.report)
+    if args.json:
+        output.emit_json({**result.to_dict(), "data": source, "report": report})
+    else:
+        output.emit_text(human_summary(result, source, settings, report))
+    return output.EXIT_OK
+
+
+def load_data(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The OHLCV frame from --data, --dataset or --sample, and a JSON-safe note of where it came from."""
+    if args.data is not None:
+        from qlm_kernel.data import load_ohlcv
+
+        frame = load_ohlcv(args.data, repair=args.repair)
+        source: dict[str, Any] = {"kind": "file", "path": str(Path(args.data).expanduser().resolve())}
+    elif args.dataset is not None:
+        from qlm_kernel.data import DataManager
+
+        frame = DataManager().load(args.dataset)
+        source = {"kind": "dataset", "name": args.dataset, "fingerprint": frame.attrs.get("fingerprint")}
+    else:
+        from qlm_kernel.data import sample_data
+
+        options = {k: v for k, v in (("n", args.n), ("seed", args.seed)) if v is not None}
+        frame = sample_data(args.sample, **options)
+        source = {"kind": "sample", "sample": args.sample, "seed": frame.attrs.get("seed")}
+    index = frame.index
+    source.update(rows=len(frame), start=index[0].isoformat(), end=index[-1].isoformat())
+    return frame, source
+
+
+def warm_kernels(frame: Any) -> None:
+    """Run the engine once on two bars so that loading (or the first compile of) the Numba kernels is
+    its own visible stage instead of an unexplained pause inside the backtest."""
+    import numpy as np
+
+    from qlm_kernel.engine import backtest
+    from qlm_kernel.strategy import Signals
+
+    tiny = frame.iloc[:2]
+    backtest(Signals(entry_long=np.zeros(len(tiny), dtype=bool)), tiny)
+
+
+def write_report(result: Any, target: str) -> str:
+    """``result.save_report`` into ``target`` (parent folders created); returns the absolute path."""
+    path = Path(target).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        result.save_report(str(path))
+    except OSError as exc:
+        raise QLMSystemError(
+            f"cannot write the report to {target}: {exc.strerror or exc}",
+            hint="choose a writable file path, e.g. --report reports/run.html",
+            code="REPORT_WRITE",
+            file=str(path),
+        ) from exc
+    return str(path.resolve())
+
+
+# --- human output -----------------------------------------------------------------------------------
+
+
+def format_stat(kind: str, value: Any) -> str:
+    """One statistic for humans: percentages, money with thousands separators, ratios to 3 decimals."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return output.fmt_number(value)
+    if kind == "pct" and isinstance(value, (int, float)):
+        return f"{value * 100:,.2f}%"
+    if kind == "money" and isinstance(value, (int, float)):
+        return f"{value:,.2f}"
+    if kind == "ratio" and isinstance(value, (int, float)):
+        return f"{value:,.3f}"
+    if kind == "num" and isinstance(value, (int, float)):
+        return f"{value:,.1f}"
+    if kind == "int" and isinstance(value, (int, float)):
+        return f"{int(value):,}"
+    return output.fmt_number(value)
+
+
+def stats_table(stats: Any) -> str:
+    """The stats Series as an aligned label/value table (value column right-aligned)."""
+    rows = []
+    for key, value in stats.items():
+        label, kind = STAT_FORMATS.get(str(key), (str(key).replace("_", " ").capitalize(), "auto"))
+        item = value.item() if hasattr(value, "item") else value
+        rows.append((label, format_stat(kind, item)))
+    width = max(len(label) for label, _ in rows)
+    values = max(len(text) for _, text in rows)
+    return "\n".join(f"  {label.ljust(width)}  {text.rjust(values)}" for label, text in rows)
+
+
+def describe_source(source: dict[str, Any]) -> str:
+    """``file prices.csv`` / ``dataset btc_1h`` / ``sample synthetic (seed 0)``."""
+    if source["kind"] == "file":
+        return f"file {source['path']}"
+    if source["kind"] == "dataset":
+        return f"dataset {source['name']}"
+    seed = f" (seed {source['seed']})" if source.get("seed") is not None else ""
+    return f"sample {source['sample']}{seed}"
+
+
+def human_summary(result: Any, source: dict[str, Any], settings: dict[str, Any], report: str | None) -> str:
+    """Header (strategy, params, data), non-default settings, the stats table, trades and report path."""
+    params = ", ".join(f"{k}={v!r}" for k, v in result.params.items())
+    lines = [
+        f"{result.strategy_name}({params}) on {describe_source(source)}: "
+        f"{source['rows']:,} bars, {source['start']} -> {source['end']}"
+    ]
+    if settings:
+        lines.append("settings: " + ", ".join(f"{k}={v!r}" for k, v in settings.items()))
+    lines += ["", stats_table(result.stats), ""]
+    trades = result.trades
+    n_open = int((trades["status"] == "open").sum())
+    lines.append(f"trades: {len(trades):,} ({len(trades) - n_open:,} closed, {n_open} open)")
+    lines.append(f"report: {report}" if report else "report: none (add --report FILE.html)")
+    lines.append(f"took {result.meta.get('duration_s', float('nan')):.3f} s")
+    return "\n".join(lines)
