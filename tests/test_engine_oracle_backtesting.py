@@ -37,9 +37,7 @@ def run_backtesting(raw: pd.DataFrame, sig: dict[str, np.ndarray], commission: f
                 self.buy()
             elif sig["entry_short"][i] and not pos.is_short:
                 self.sell()
-            elif sig["exit_long"][i] and pos.is_long:
-                pos.close()
-            elif sig["exit_short"][i] and pos.is_short:
+            elif (sig["exit_long"][i] and pos.is_long) or (sig["exit_short"][i] and pos.is_short):
                 pos.close()
 
     with warnings.catch_warnings():
@@ -102,6 +100,7 @@ def test_sma_cross_strategy(kind, cash, fast, slow):
         "exit_short": np.zeros(n, bool),
     }
     stats = run_backtesting(RAW[kind], sig, 0.001, cash)
-    res = qlm.backtest("sma_cross", df, fast=fast, slow=slow, fill="next_open", integer=True, fees=0.001,
-                       init_cash=cash)
+    res = qlm.backtest(
+        "sma_cross", df, fast=fast, slow=slow, fill="next_open", integer=True, fees=0.001, init_cash=cash
+    )
     assert_same(stats, res)

@@ -49,7 +49,9 @@ def run_vbt(df: pd.DataFrame, sig: dict[str, np.ndarray], short: bool, **kw):
 
 
 def run_qlm(df: pd.DataFrame, sig: dict[str, np.ndarray], short: bool, **kw):
-    signals = qlm.Signals(**sig) if short else qlm.Signals(entry_long=sig["entry_long"], exit_long=sig["exit_long"])
+    signals = (
+        qlm.Signals(**sig) if short else qlm.Signals(entry_long=sig["entry_long"], exit_long=sig["exit_long"])
+    )
     return qlm.backtest(signals, df, init_cash=10_000.0, direction="both" if short else "long", **kw)
 
 
@@ -67,7 +69,9 @@ def assert_same(pf, res) -> None:
     np.testing.assert_allclose(ours["size"], theirs["Size"], rtol=REL)
     np.testing.assert_allclose(ours["entry_price"], theirs["Avg Entry Price"], rtol=REL)
     np.testing.assert_allclose(ours["entry_fees"], theirs["Entry Fees"], rtol=REL, atol=1e-9)
-    np.testing.assert_allclose(ours.loc[closed.to_numpy(), "exit_price"], theirs.loc[closed, "Avg Exit Price"], rtol=REL)
+    np.testing.assert_allclose(
+        ours.loc[closed.to_numpy(), "exit_price"], theirs.loc[closed, "Avg Exit Price"], rtol=REL
+    )
     np.testing.assert_allclose(ours["pnl"], theirs["PnL"], rtol=1e-7, atol=1e-6)
     directions = np.where(theirs["Direction"] == "Long", "long", "short")
     assert (ours["direction"].to_numpy() == directions).all()

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from qlm_kernel.engine import layout as L
-from qlm_kernel.engine.kernels import run_column
+from qlm_kernel.engine.kernels import run_column_lazy
 from qlm_kernel.engine.result import BacktestResult
 from qlm_kernel.engine.settings import BacktestSettings, split_settings
 from qlm_kernel.errors import DataError
@@ -79,7 +79,7 @@ def simulate(
     equity = np.empty(n)
     trades = np.empty((capacity, L.N_TRADE_FIELDS))
     acc = np.empty(L.N_STATS)
-    k = run_column(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, settings.pack(), equity, trades, acc)
+    k = run_column_lazy(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, settings.pack(), equity, trades, acc)
     bad = int(acc[L.ST_BAD_PRICE_BAR])
     if bad >= 0:
         column = "close" if not c[bad] > 0 else "open"

@@ -601,6 +601,110 @@ def run_column(
     return k
 
 
+# One compiled entry point per mode, so a first backtest compiles only the mode it uses (~3 s
+# instead of ~22 s for all eight). ``run_column`` above serves compiled callers such as the grid.
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _close_plain(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
+    return simulate_column(
+        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, True, False, False
+    )
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _close_stops(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
+    return simulate_column(
+        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, True, True, False
+    )
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _close_end(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
+    return simulate_column(
+        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, True, False, True
+    )
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _close_stops_end(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
+    return simulate_column(
+        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, True, True, True
+    )
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _open_plain(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
+    return simulate_column(
+        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, False, False
+    )
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _open_stops(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
+    return simulate_column(
+        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, True, False
+    )
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _open_end(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
+    return simulate_column(
+        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, False, True
+    )
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _open_stops_end(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
+    return simulate_column(
+        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, True, True
+    )
+
+
+MODE_ENTRIES = {
+    (True, False, False): _close_plain,
+    (True, True, False): _close_stops,
+    (True, False, True): _close_end,
+    (True, True, True): _close_stops_end,
+    (False, False, False): _open_plain,
+    (False, True, False): _open_stops,
+    (False, False, True): _open_end,
+    (False, True, True): _open_stops_end,
+}
+
+
+def column_mode(
+    cfg: np.ndarray, sl_a: np.ndarray, tp_a: np.ndarray, tsl_a: np.ndarray
+) -> tuple[bool, bool, bool]:
+    """(fill at close, stops in use, close at end) for one column's settings and stop arrays."""
+    no_stops = all(a.shape[0] == 1 and np.isnan(a[0]) for a in (sl_a, tp_a, tsl_a))
+    return bool(cfg[CFG_FILL] == FILL_CLOSE), not no_stops, bool(cfg[CFG_CLOSE_AT_END] != 0.0)
+
+
+def run_column_lazy(
+    o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    el: np.ndarray,
+    xl: np.ndarray,
+    es: np.ndarray,
+    xs: np.ndarray,
+    sl_a: np.ndarray,
+    tp_a: np.ndarray,
+    tsl_a: np.ndarray,
+    cfg: np.ndarray,
+    equity: np.ndarray,
+    trades: np.ndarray,
+    stats: np.ndarray,
+) -> int:
+    """``run_column`` for Python callers: compiles (once, cached on disk) only the needed mode."""
+    entry = MODE_ENTRIES[column_mode(cfg, sl_a, tp_a, tsl_a)]
+    k = entry(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats)
+    finish_trades(trades, k, stats)
+    return k
+
+
 @njit(nogil=True, cache=True, error_model="numpy", parallel=True)
 def simulate_grid(
     o: np.ndarray,

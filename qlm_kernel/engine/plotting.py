@@ -31,38 +31,70 @@ def backtest_figure(result: BacktestResult, *, max_points: int = 5_000) -> Any:
     x = data.index[keep]
     close = data["close"].to_numpy()
     fig = make_subplots(
-        rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.03, row_heights=[0.5, 0.3, 0.2],
+        rows=3,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.03,
+        row_heights=[0.5, 0.3, 0.2],
         subplot_titles=("Price and trades", "Equity", "Drawdown"),
     )
-    fig.add_trace(go.Scatter(x=x, y=close[keep], name="close", line={"width": 1, "color": "#555"}),
-                  row=1, col=1)
+    fig.add_trace(
+        go.Scatter(x=x, y=close[keep], name="close", line={"width": 1, "color": "#555"}), row=1, col=1
+    )
     trades = result.trades
     markers = (("long", "triangle-up", "#1a9850"), ("short", "triangle-down", "#d73027"))
     for direction, symbol, color in markers:
         sel = trades[trades["direction"] == direction]
         if len(sel):
-            fig.add_trace(go.Scatter(
-                x=sel["entry_time"], y=sel["entry_price"], mode="markers", name=f"{direction} entry",
-                marker={"symbol": symbol, "size": 9, "color": color},
-            ), row=1, col=1)
+            fig.add_trace(
+                go.Scatter(
+                    x=sel["entry_time"],
+                    y=sel["entry_price"],
+                    mode="markers",
+                    name=f"{direction} entry",
+                    marker={"symbol": symbol, "size": 9, "color": color},
+                ),
+                row=1,
+                col=1,
+            )
     closed = trades[trades["status"] == "closed"]
     if len(closed):
-        fig.add_trace(go.Scatter(
-            x=closed["exit_time"], y=closed["exit_price"], mode="markers", name="exit",
-            marker={"symbol": "x", "size": 8, "color": "#2c7bb6"},
-            text=closed["exit_reason"], hovertemplate="%{text}: %{y}<extra></extra>",
-        ), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=closed["exit_time"],
+                y=closed["exit_price"],
+                mode="markers",
+                name="exit",
+                marker={"symbol": "x", "size": 8, "color": "#2c7bb6"},
+                text=closed["exit_reason"],
+                hovertemplate="%{text}: %{y}<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
     equity = result.equity.to_numpy()
     init = result.settings.init_cash
     fig.add_trace(go.Scatter(x=x, y=equity[keep], name="equity", line={"color": "#2c7bb6"}), row=2, col=1)
-    fig.add_trace(go.Scatter(x=x, y=init * close[keep] / close[0], name="buy & hold",
-                             line={"color": "#aaa", "dash": "dot"}), row=2, col=1)
+    fig.add_trace(
+        go.Scatter(
+            x=x, y=init * close[keep] / close[0], name="buy & hold", line={"color": "#aaa", "dash": "dot"}
+        ),
+        row=2,
+        col=1,
+    )
     dd = result.drawdown.to_numpy()
-    fig.add_trace(go.Scatter(x=x, y=dd[keep], name="drawdown", fill="tozeroy",
-                             line={"color": "#d73027", "width": 1}), row=3, col=1)
+    fig.add_trace(
+        go.Scatter(x=x, y=dd[keep], name="drawdown", fill="tozeroy", line={"color": "#d73027", "width": 1}),
+        row=3,
+        col=1,
+    )
     fig.update_yaxes(tickformat=".0%", row=3, col=1)
-    fig.update_layout(height=750, margin={"l": 50, "r": 20, "t": 40, "b": 30}, hovermode="x unified",
-                      title=f"{result.strategy_name} {result.params}")
+    fig.update_layout(
+        height=750,
+        margin={"l": 50, "r": 20, "t": 40, "b": 30},
+        hovermode="x unified",
+        title=f"{result.strategy_name} {result.params}",
+    )
     return fig
 
 

@@ -63,8 +63,9 @@ def bars_per_year(index: pd.DatetimeIndex) -> float:
     return (len(index) - 1) / years if years > 0 else np.nan
 
 
-def summarize(acc: np.ndarray, init_cash: np.ndarray | float, index: pd.DatetimeIndex,
-              close: np.ndarray) -> dict[str, np.ndarray]:
+def summarize(
+    acc: np.ndarray, init_cash: np.ndarray | float, index: pd.DatetimeIndex, close: np.ndarray
+) -> dict[str, np.ndarray]:
     """Named statistics for each row of ``acc`` (columns x N_STATS) as arrays of length columns."""
     acc = np.atleast_2d(acc)
     init = np.broadcast_to(np.asarray(init_cash, dtype=float), acc.shape[:1])
@@ -133,8 +134,9 @@ def stats_series(acc: np.ndarray, init_cash: float, index: pd.DatetimeIndex, clo
     return pd.Series({key: _scalar(table[key][0]) for key in STAT_KEYS}, name="stats", dtype=object)
 
 
-def stats_frame(acc: np.ndarray, init_cash: np.ndarray | float, index: pd.DatetimeIndex,
-                close: np.ndarray) -> pd.DataFrame:
+def stats_frame(
+    acc: np.ndarray, init_cash: np.ndarray | float, index: pd.DatetimeIndex, close: np.ndarray
+) -> pd.DataFrame:
     """Statistics of many columns (a parameter sweep) as a DataFrame, one row per column."""
     table = summarize(acc, init_cash, index, close)
     return pd.DataFrame({key: table[key] for key in STAT_KEYS if key not in ("start", "end")})
