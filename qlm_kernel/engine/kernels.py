@@ -341,8 +341,8 @@ def simulate_column(
     sum_r = 0.0
     sum_r2 = 0.0
     sum_down2 = 0.0
-    exposure = 0
-    peak = init_cash
+    peak = init_cash  # running maximum of equity
+    trough = init_cash  # lowest equity since that peak (divide only when a new peak closes it)
     max_dd = 0.0
     dd_run = 0
     max_dd_bars = 0
@@ -382,7 +382,7 @@ def simulate_column(
         # 3) this bar's signals: act at the close, or queue for the next open. (Branches beat a
         #    lookup table here: the table's load sits on the loop-carried position chain.)
         target = NO_CHANGE
-        if el[i] or xl[i] or es[i] or xs[i]:  # most bars carry no signal
+        if el[i] | xl[i] | es[i] | xs[i]:  # most bars carry no signal (bitwise: one branch)
             target = decide_target(pos, el[i], xl[i], es[i], xs[i], direction)
         if target != NO_CHANGE:
             if not fill_close:
@@ -406,8 +406,6 @@ def simulate_column(
             pos = 0.0
         # 5) mark to market and accumulate the bar statistics
         eq = cash + pos * ci
-        if pos != 0.0:
-            exposure += 1
         if eq != prev_eq and prev_eq > 0.0:
             r = eq / prev_eq - 1.0
             sum_r += r
@@ -415,13 +413,15 @@ def simulate_column(
             down = min(r, 0.0)  # branch-free: a coin-flip branch here costs ~3 ns a bar
             sum_down2 += down * down
         if eq >= peak:
+            if trough < peak:
+                max_dd = min(max_dd, trough / peak - 1.0)
             peak = eq
+            trough = eq
             dd_run = 0
         else:
+            trough = min(trough, eq)
             dd_run += 1
             max_dd_bars = max(max_dd_bars, dd_run)
-            if eq < peak * (1.0 + max_dd):
-                max_dd = eq / peak - 1.0
         if record_equity:
             equity[i] = eq
         prev_eq = eq
@@ -435,12 +435,11 @@ def simulate_column(
     stats[ST_N_TRADES] = k
     stats[ST_N_REJECTED] = n_rejected
     stats[ST_FINAL_VALUE] = prev_eq
-    stats[ST_MAX_DD] = max_dd
+    stats[ST_MAX_DD] = min(max_dd, trough / peak - 1.0)
     stats[ST_SUM_R] = sum_r
     stats[ST_SUM_R2] = sum_r2
     stats[ST_SUM_DOWN2] = sum_down2
     stats[ST_N_R] = max(n - 1, 0) if bad_bar < 0 else max(bad_bar - 1, 0)
-    stats[ST_EXPOSURE_BARS] = exposure
     stats[ST_MAX_DD_BARS] = max_dd_bars
     stats[ST_FINAL_POSITION] = pos
     stats[ST_FINAL_CASH] = cash
@@ -449,7 +448,7 @@ def simulate_column(
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def finish_trades(trades: np.ndarray, k: int, stats: np.ndarray) -> None:
+def finish_trades(trades: np.ndarray, k: int, stats: np.ndarray, n_bars: int) -> None:
     """Fill each trade's pnl and return, and the trade statistics, from the first ``k`` records."""
     n_closed = 0
     n_wins = 0
@@ -460,6 +459,7 @@ def finish_trades(trades: np.ndarray, k: int, stats: np.ndarray) -> None:
     worst = np.inf
     fees = 0.0
     n_long = 0
+    held = 0.0  # bars closing with a position: exit_bar - entry_bar (to the end for an open trade)
     for j in range(k):
         pos = trades[j, TR_SIZE]
         entry_price = trades[j, TR_ENTRY_PRICE]
@@ -471,7 +471,9 @@ def finish_trades(trades: np.ndarray, k: int, stats: np.ndarray) -> None:
         fees += trades[j, TR_ENTRY_FEES] + trades[j, TR_EXIT_FEES]
         n_long += pos > 0.0
         if trades[j, TR_EXIT_REASON] == EXIT_OPEN:
+            held += n_bars - trades[j, TR_ENTRY_BAR]
             continue
+        held += trades[j, TR_EXIT_BAR] - trades[j, TR_ENTRY_BAR]
         n_closed += 1
         sum_ret += ret
         best = max(best, ret)
@@ -492,6 +494,7 @@ def finish_trades(trades: np.ndarray, k: int, stats: np.ndarray) -> None:
     stats[ST_N_ORDERS] = k + n_closed
     stats[ST_N_LONG] = n_long
     stats[ST_N_SHORT] = k - n_long
+    stats[ST_EXPOSURE_BARS] = held
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -597,7 +600,7 @@ def run_column(
         k = simulate_column(
             o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, False, False
         )
-    finish_trades(trades, k, stats)
+    finish_trades(trades, k, stats, c.shape[0])
     return k
 
 
@@ -701,7 +704,7 @@ def run_column_lazy(
     """``run_column`` for Python callers: compiles (once, cached on disk) only the needed mode."""
     entry = MODE_ENTRIES[column_mode(cfg, sl_a, tp_a, tsl_a)]
     k = entry(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats)
-    finish_trades(trades, k, stats)
+    finish_trades(trades, k, stats, c.shape[0])
     return k
 
 

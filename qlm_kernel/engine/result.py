@@ -33,6 +33,11 @@ TRADE_COLUMNS = (
 )
 
 
+DIRECTION_DTYPE = pd.CategoricalDtype(["long", "short"])
+STATUS_DTYPE = pd.CategoricalDtype(["closed", "open"])
+EXIT_REASON_DTYPE = pd.CategoricalDtype(list(L.EXIT_REASONS))
+
+
 class BacktestResult:
     """Stats, trades, orders, equity, drawdown and returns of one backtest, plus plot and report.
 
@@ -94,16 +99,14 @@ class BacktestResult:
         entry_bar = rec[:, L.TR_ENTRY_BAR].astype(np.int64)
         exit_bar = rec[:, L.TR_EXIT_BAR].astype(np.int64)
         is_open = exit_bar < 0
-        exit_time = index.take(np.where(is_open, 0, exit_bar)) if len(rec) else index[:0]
         size = rec[:, L.TR_SIZE]
-        reasons = np.asarray(L.EXIT_REASONS, dtype=object)
         frame = pd.DataFrame(
             {
-                "entry_time": index.take(entry_bar) if len(rec) else index[:0],
-                "exit_time": pd.DatetimeIndex(exit_time).where(~is_open, pd.NaT),
+                "entry_time": index.take(entry_bar),
+                "exit_time": index.take(exit_bar, allow_fill=True, fill_value=pd.NaT),  # -1: open
                 "entry_bar": entry_bar,
-                "exit_bar": np.where(is_open, -1, exit_bar),
-                "direction": np.where(size > 0, "long", "short"),
+                "exit_bar": exit_bar,
+                "direction": pd.Categorical.from_codes((size < 0).astype(np.int8), dtype=DIRECTION_DTYPE),
                 "size": np.abs(size),
                 "entry_price": rec[:, L.TR_ENTRY_PRICE],
                 "exit_price": rec[:, L.TR_EXIT_PRICE],
@@ -112,10 +115,13 @@ class BacktestResult:
                 "fees": rec[:, L.TR_ENTRY_FEES] + rec[:, L.TR_EXIT_FEES],
                 "entry_fees": rec[:, L.TR_ENTRY_FEES],
                 "exit_fees": rec[:, L.TR_EXIT_FEES],
-                "exit_reason": reasons[rec[:, L.TR_EXIT_REASON].astype(np.int64)],
-                "status": np.where(is_open, "open", "closed"),
+                "exit_reason": pd.Categorical.from_codes(
+                    rec[:, L.TR_EXIT_REASON].astype(np.int8), dtype=EXIT_REASON_DTYPE
+                ),
+                "status": pd.Categorical.from_codes(is_open.astype(np.int8), dtype=STATUS_DTYPE),
             },
             columns=list(TRADE_COLUMNS),
+            copy=False,
         )
         return frame
 
@@ -177,9 +183,11 @@ class BacktestResult:
         d_cash = np.bincount(bars, weights=flow, minlength=n)[:n]
         return np.cumsum(d_pos), self.settings.init_cash + np.cumsum(d_cash)
 
-    @property
+    @functools.cached_property
     def _close(self) -> np.ndarray:
-        return self.data["close"].to_numpy()
+        from qlm_kernel.engine.api import price_arrays
+
+        return price_arrays(self.data)[3]
 
     # --- presentation -------------------------------------------------------------------------
     def plot(self, *, max_points: int = 5_000) -> Any:

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Set up, then run the whole test suite (lint first: a style error fails the run like a test).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check qlm_kernel tests bench strategies
+# own HOME and workspace so tests never touch the user's files
+export QLM_TEST_TMP="${QLM_TEST_TMP:-$(mktemp -d)}"
+export HOME="$QLM_TEST_TMP/home" QLM_HOME="$QLM_TEST_TMP/qlm" MPLBACKEND=Agg PLOTLY_RENDERER=plotly_mimetype
+mkdir -p "$HOME" "$QLM_HOME"
+status=0
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@" || status=$?
+if [[ $status -eq 5 ]]; then echo "test.sh: pytest collected no tests" >&2; exit 1; fi
+exit $status
