@@ -75,8 +75,14 @@ def test_no_signals_leaves_cash_untouched(mkt, kw):
 
 
 @SETTINGS
-@given(market(), st.sampled_from(["close", "next_open"]), st.sampled_from(["long", "both"]),
-       st.sampled_from([None, 1.0]), st.floats(0.0, 0.01), st.floats(0.0, 0.01))
+@given(
+    market(),
+    st.sampled_from(["close", "next_open"]),
+    st.sampled_from(["long", "both"]),
+    st.sampled_from([None, 1.0]),
+    st.floats(0.0, 0.01),
+    st.floats(0.0, 0.01),
+)
 def test_higher_fees_never_raise_final_value(mkt, fill, direction, units, fee_a, fee_b):
     """Fractional sizing: all cash, or fixed units small enough to always be affordable."""
     df, signals = mkt
