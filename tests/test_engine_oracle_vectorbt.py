@@ -68,7 +68,8 @@ def assert_same(pf, res) -> None:
     )
     np.testing.assert_allclose(ours["size"], theirs["Size"], rtol=REL)
     np.testing.assert_allclose(ours["entry_price"], theirs["Avg Entry Price"], rtol=REL)
-    np.testing.assert_allclose(ours["entry_fees"], theirs["Entry Fees"], rtol=REL, atol=1e-9)
+    entries = res.orders[res.orders["kind"] == "entry"].sort_values("trade")
+    np.testing.assert_allclose(entries["fees"], theirs["Entry Fees"], rtol=REL, atol=1e-9)
     np.testing.assert_allclose(
         ours.loc[closed.to_numpy(), "exit_price"], theirs.loc[closed, "Avg Exit Price"], rtol=REL
     )

@@ -159,11 +159,13 @@ def test_close_at_end_and_open_trade_reporting():
     sig = qlm.Signals(entry_long=flags(3, 1))
     open_end = qlm.backtest(sig, df, fees=0.01)
     t = open_end.trades.iloc[0]
-    assert t.status == "open" and pd.isna(t.exit_time) and t.exit_price == 110 and t.exit_fees == 0
+    assert t.status == "open" and pd.isna(t.exit_time) and t.exit_price == 110
+    assert t.fees == pytest.approx(open_end.orders.loc[0, "fees"])  # entry fees only
     assert open_end.stats["n_closed"] == 0 and np.isnan(open_end.stats["win_rate"])
     closed = qlm.backtest(sig, df, fees=0.01, close_at_end=True)
     t = closed.trades.iloc[0]
-    assert t.status == "closed" and t.exit_reason == "end" and t.exit_fees > 0
+    assert t.status == "closed" and t.exit_reason == "end"
+    assert closed.orders.loc[1, "fees"] > 0 and closed.orders.loc[1, "reason"] == "end"
     assert closed.stats["final_value"] < open_end.stats["final_value"]
 
 
@@ -200,7 +202,11 @@ def test_costs_reduce_fill_prices_against_the_trader():
     )
     t = res.trades.iloc[0]
     assert t.entry_price == pytest.approx(100.2) and t.exit_price == pytest.approx(99.8)
-    assert t.entry_fees == pytest.approx(t["size"] * 100.2 * 0.001 + 1.0)
+    entry, exit_ = res.orders.iloc[0], res.orders.iloc[1]
+    assert entry.fees == pytest.approx(t["size"] * 100.2 * 0.001 + 1.0)
+    assert exit_.fees == pytest.approx(t["size"] * 99.8 * 0.001 + 1.0) and t.fees == pytest.approx(
+        entry.fees + exit_.fees
+    )
     assert res.stats["final_value"] == pytest.approx(10_000 + t.pnl)
     assert res.stats["fees_paid"] == pytest.approx(t.fees)
 
@@ -268,6 +274,9 @@ def test_stats_match_an_independent_computation():
     )
     assert s["max_drawdown"] == pytest.approx(res.drawdown.min(), rel=1e-12)
     assert s["exposure"] == pytest.approx((res.position != 0).mean())
+    below = eq < np.maximum.accumulate(np.maximum(eq, 10_000.0))
+    runs = np.diff(np.flatnonzero(np.diff(np.concatenate(([0], below.astype(int), [0])))))[::2]
+    assert s["max_drawdown_bars"] == (runs.max() if len(runs) else 0)
     closed = res.trades[res.trades.status == "closed"]
     assert s["win_rate"] == pytest.approx((closed.pnl > 0).mean())
     assert s["profit_factor"] == pytest.approx(

@@ -344,7 +344,7 @@ def simulate_column(
     peak = init_cash  # running maximum of equity
     trough = init_cash  # lowest equity since that peak (divide only when a new peak closes it)
     max_dd = 0.0
-    dd_run = 0
+    peak_bar = -1  # bar of the running peak (-1: the initial cash)
     max_dd_bars = 0
     prev_eq = init_cash
     bad_bar = -1
@@ -413,15 +413,14 @@ def simulate_column(
             down = min(r, 0.0)  # branch-free: a coin-flip branch here costs ~3 ns a bar
             sum_down2 += down * down
         if eq >= peak:
-            if trough < peak:
+            if trough < peak:  # a drawdown just ended: its depth and length
                 max_dd = min(max_dd, trough / peak - 1.0)
+                max_dd_bars = max(max_dd_bars, i - peak_bar - 1)
             peak = eq
             trough = eq
-            dd_run = 0
+            peak_bar = i
         else:
             trough = min(trough, eq)
-            dd_run += 1
-            max_dd_bars = max(max_dd_bars, dd_run)
         if record_equity:
             equity[i] = eq
         prev_eq = eq
@@ -440,6 +439,9 @@ def simulate_column(
     stats[ST_SUM_R2] = sum_r2
     stats[ST_SUM_DOWN2] = sum_down2
     stats[ST_N_R] = max(n - 1, 0) if bad_bar < 0 else max(bad_bar - 1, 0)
+    last = n - 1 if bad_bar < 0 else bad_bar - 1
+    if trough < peak:  # still in a drawdown at the end
+        max_dd_bars = max(max_dd_bars, last - peak_bar)
     stats[ST_MAX_DD_BARS] = max_dd_bars
     stats[ST_FINAL_POSITION] = pos
     stats[ST_FINAL_CASH] = cash

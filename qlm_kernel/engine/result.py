@@ -26,8 +26,6 @@ TRADE_COLUMNS = (
     "pnl",
     "return",
     "fees",
-    "entry_fees",
-    "exit_fees",
     "exit_reason",
     "status",
 )
@@ -113,8 +111,6 @@ class BacktestResult:
                 "pnl": rec[:, L.TR_PNL],
                 "return": rec[:, L.TR_RETURN],
                 "fees": rec[:, L.TR_ENTRY_FEES] + rec[:, L.TR_EXIT_FEES],
-                "entry_fees": rec[:, L.TR_ENTRY_FEES],
-                "exit_fees": rec[:, L.TR_EXIT_FEES],
                 "exit_reason": pd.Categorical.from_codes(
                     rec[:, L.TR_EXIT_REASON].astype(np.int8), dtype=EXIT_REASON_DTYPE
                 ),
@@ -127,39 +123,33 @@ class BacktestResult:
 
     @functools.cached_property
     def orders(self) -> pd.DataFrame:
-        """Every fill: entries and exits of the trades, in time order (a reversal is two orders)."""
-        t = self.trades
-        entries = pd.DataFrame(
+        """Every fill with its own fees, in time order (a reversal is two orders: exit, then entry)."""
+        rec = self._trades
+        k = len(rec)
+        long = rec[:, L.TR_SIZE] > 0
+        closed = rec[:, L.TR_EXIT_BAR] >= 0
+        trade = np.arange(k)
+        names = np.asarray(L.EXIT_REASONS, dtype=object)
+        exit_reasons = names[rec[closed, L.TR_EXIT_REASON].astype(np.int64)]
+        bar = np.concatenate((rec[:, L.TR_ENTRY_BAR], rec[closed, L.TR_EXIT_BAR])).astype(np.int64)
+        is_exit = np.concatenate((np.zeros(k, bool), np.ones(int(closed.sum()), bool)))
+        orders = pd.DataFrame(
             {
-                "bar": t["entry_bar"],
-                "side": np.where(t["direction"] == "long", "buy", "sell"),
-                "size": t["size"],
-                "price": t["entry_price"],
-                "fees": t["entry_fees"],
-                "kind": "entry",
-                "reason": "signal",
-                "trade": t.index,
+                "bar": bar,
+                "side": np.where(np.concatenate((long, long[closed])) != is_exit, "buy", "sell"),
+                "size": np.abs(np.concatenate((rec[:, L.TR_SIZE], rec[closed, L.TR_SIZE]))),
+                "price": np.concatenate((rec[:, L.TR_ENTRY_PRICE], rec[closed, L.TR_EXIT_PRICE])),
+                "fees": np.concatenate((rec[:, L.TR_ENTRY_FEES], rec[closed, L.TR_EXIT_FEES])),
+                "kind": np.where(is_exit, "exit", "entry"),
+                "reason": np.concatenate((np.full(k, "signal", dtype=object), exit_reasons)),
+                "trade": np.concatenate((trade, trade[closed])),
             }
         )
-        closed = t[t["status"] == "closed"]
-        exits = pd.DataFrame(
-            {
-                "bar": closed["exit_bar"],
-                "side": np.where(closed["direction"] == "long", "sell", "buy"),
-                "size": closed["size"],
-                "price": closed["exit_price"],
-                "fees": closed["exit_fees"],
-                "kind": "exit",
-                "reason": closed["exit_reason"],
-                "trade": closed.index,
-            }
-        )
-        orders = pd.concat([entries, exits], ignore_index=True)
         # exits sort before entries on the same bar (a reversal closes first)
-        orders["_rank"] = np.where(orders["kind"] == "exit", 0, 1)
-        orders = orders.sort_values(["bar", "_rank", "trade"], kind="stable").drop(columns="_rank")
+        order = np.lexsort((orders["trade"].to_numpy(), ~is_exit, bar))
+        orders = orders.iloc[order].reset_index(drop=True)
         orders.insert(0, "time", self.data.index.take(orders["bar"].to_numpy()))
-        return orders.reset_index(drop=True)
+        return orders
 
     @functools.cached_property
     def position(self) -> pd.Series:

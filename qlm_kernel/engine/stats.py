@@ -128,10 +128,15 @@ def summarize(
     }
 
 
+_STAT_INDEX = pd.Index(STAT_KEYS)
+
+
 def stats_series(acc: np.ndarray, init_cash: float, index: pd.DatetimeIndex, close: np.ndarray) -> pd.Series:
     """Statistics of one column as a pandas Series (object dtype: timestamps, ints and floats)."""
     table = summarize(acc, init_cash, index, close)
-    return pd.Series({key: _scalar(table[key][0]) for key in STAT_KEYS}, name="stats", dtype=object)
+    values = np.empty(len(STAT_KEYS), dtype=object)
+    values[:] = [_scalar(table[key][0]) for key in STAT_KEYS]
+    return pd.Series(values, index=_STAT_INDEX, name="stats", copy=False)
 
 
 def stats_frame(
