@@ -1,7 +1,8 @@
 """QLM (QuantLogic): a Jupyter-native research environment for systematic trading.
 
 The public surface (see README): ``load_ohlcv``, ``sample_data``, ``DataManager``, ``backtest``,
-``Strategy``, ``Param``, ``Signals``, ``indicators`` and the ``QLMError`` family. Submodules are
+``Strategy``, ``Param``, ``Signals``, ``indicators``, the store (``default_store``), the event bus
+(``publish``, ``subscribe``) and the ``QLMError`` family. Submodules are
 imported on first use so ``import qlm_kernel`` stays fast.
 """
 
@@ -28,14 +29,33 @@ _LAZY: dict[str, str] = {
     "sample_data": "qlm_kernel.data",
     "DataManager": "qlm_kernel.data",
     "check_memory": "qlm_kernel.data",
-    "backtest": "qlm_kernel.engine",
+    "backtest": "qlm_kernel.session",
+    "data_manager": "qlm_kernel.session",
+    "resolve_data": "qlm_kernel.session",
+    "Store": "qlm_kernel.store",
+    "default_store": "qlm_kernel.store",
+    "get_bus": "qlm_kernel.events",
+    "publish": "qlm_kernel.events",
+    "subscribe": "qlm_kernel.events",
+    "validate_ohlcv": "qlm_kernel.data",
+    "fingerprint_frame": "qlm_kernel.data",
     "BacktestResult": "qlm_kernel.engine",
     "Strategy": "qlm_kernel.strategy",
     "Param": "qlm_kernel.strategy",
     "Signals": "qlm_kernel.strategy",
     "load_strategy": "qlm_kernel.strategy",
 }
-_SUBMODULES = {"indicators", "engine", "data", "strategy", "errors", "workspace"}
+_SUBMODULES = {
+    "indicators",
+    "engine",
+    "data",
+    "strategy",
+    "errors",
+    "workspace",
+    "events",
+    "store",
+    "session",
+}
 
 __all__ = [
     "ConfigError",

@@ -106,14 +106,25 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
     one = src.add_mutually_exclusive_group(required=True)
     one.add_argument("--data", metavar="FILE", help="CSV (optionally .gz) or Parquet OHLCV file")
     one.add_argument("--dataset", metavar="NAME", help="a dataset imported with 'qlm data import'")
-    one.add_argument("--sample", metavar="KIND", choices=SAMPLE_CHOICES,
-                     help=f"built-in data: {', '.join(SAMPLE_CHOICES)}")
+    one.add_argument(
+        "--sample", metavar="KIND", choices=SAMPLE_CHOICES, help=f"built-in data: {', '.join(SAMPLE_CHOICES)}"
+    )
     src.add_argument("--n", type=int, metavar="N", help="with --sample: number of bars (100000)")
     src.add_argument("--seed", type=int, metavar="S", help="with --sample synthetic: random seed (0)")
-    src.add_argument("--repair", action="store_true",
-                     help="with --data: sort rows and drop duplicate timestamps instead of refusing them")
-    p.add_argument("--param", "-p", action="append", type=parse_param, default=[], metavar="NAME=VALUE",
-                   help="strategy parameter (repeatable), e.g. --param fast=5 --param slow=20")
+    src.add_argument(
+        "--repair",
+        action="store_true",
+        help="with --data: sort rows and drop duplicate timestamps instead of refusing them",
+    )
+    p.add_argument(
+        "--param",
+        "-p",
+        action="append",
+        type=parse_param,
+        default=[],
+        metavar="NAME=VALUE",
+        help="strategy parameter (repeatable), e.g. --param fast=5 --param slow=20",
+    )
     settings = p.add_argument_group("settings (see qlm_kernel.engine.BacktestSettings)")
     for name, (flag, kwargs) in SETTING_FLAGS.items():
         settings.add_argument(flag, dest=f"setting_{name}", default=None, **kwargs)
@@ -140,7 +151,8 @@ def check_source_options(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate settings, load strategy and data, run the backtest, write the report, print."""
-    from qlm_kernel.engine import BacktestSettings, backtest
+    from qlm_kernel.engine import BacktestSettings
+    from qlm_kernel.session import backtest
     from qlm_kernel.strategy import resolve_strategy
 
     check_source_options(args)
@@ -159,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
             with stages.stage(STAGE_KERNELS):
                 warm_kernels(frame)
         with stages.stage(STAGE_RUN), output.user_code_stdout():
-            result = backtest(strategy, frame, **settings)
+            result = backtest(strategy, frame, dataset=args.dataset, source="cli", **settings)
         if args.report:
             with stages.stage(STAGE_REPORT):
                 report = write_report(result, args.report)
@@ -178,9 +190,9 @@ def load_data(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         frame = load_ohlcv(args.data, repair=args.repair)
         source: dict[str, Any] = {"kind": "file", "path": str(Path(args.data).expanduser().resolve())}
     elif args.dataset is not None:
-        from qlm_kernel.data import DataManager
+        from qlm_kernel.session import data_manager
 
-        frame = DataManager().load(args.dataset)
+        frame = data_manager().load(args.dataset)
         source = {"kind": "dataset", "name": args.dataset, "fingerprint": frame.attrs.get("fingerprint")}
     else:
         from qlm_kernel.data import sample_data

@@ -15,14 +15,21 @@ from qlm_kernel.cli import output
 
 def add_parser(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Register ``qlm data import`` and ``qlm data list``."""
-    p = subparsers.add_parser("data", parents=[common], help="import and list datasets",
-                              description="Validated datasets in $QLM_HOME/data.")
+    p = subparsers.add_parser(
+        "data",
+        parents=[common],
+        help="import and list datasets",
+        description="Validated datasets in $QLM_HOME/data.",
+    )
     actions = p.add_subparsers(dest="action", metavar="ACTION", title="actions", required=True)
     imp = actions.add_parser("import", parents=[common], help="validate a CSV/Parquet file and store it")
     imp.add_argument("file", metavar="FILE", help="CSV (optionally .gz) or Parquet OHLCV file")
     imp.add_argument("--name", metavar="NAME", help="dataset name (default: the file name without extension)")
-    imp.add_argument("--repair", action="store_true",
-                     help="sort rows by time and drop duplicate timestamps instead of refusing the file")
+    imp.add_argument(
+        "--repair",
+        action="store_true",
+        help="sort rows by time and drop duplicate timestamps instead of refusing the file",
+    )
     imp.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that name")
     imp.set_defaults(run=run_import)
     lst = actions.add_parser("list", parents=[common], help="stored datasets")
@@ -31,9 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
 
 def run_import(args: argparse.Namespace) -> int:
     """Import FILE as a dataset and print its metadata."""
-    from qlm_kernel.data import DataManager
+    from qlm_kernel.session import data_manager
 
-    meta = DataManager().import_file(args.file, args.name, repair=args.repair, overwrite=args.overwrite)
+    meta = data_manager().import_file(args.file, args.name, repair=args.repair, overwrite=args.overwrite)
     if args.json:
         output.emit_json(meta)
         return output.EXIT_OK
@@ -61,17 +68,22 @@ def describe_repair(item: Any) -> str:
 def dataset_rows(metas: list[dict[str, Any]]) -> list[tuple[str, ...]]:
     """Table rows (name, rows, start, end, source) of dataset metadata dicts."""
     return [
-        (m.get("name", "?"), f"{m.get('rows', 0):,}", str(m.get("start", "")), str(m.get("end", "")),
-         str(m.get("source", "")))
+        (
+            m.get("name", "?"),
+            f"{m.get('rows', 0):,}",
+            str(m.get("start", "")),
+            str(m.get("end", "")),
+            str(m.get("source", "")),
+        )
         for m in metas
     ]
 
 
 def run_list(args: argparse.Namespace) -> int:
     """Print the workspace's datasets (table or JSON)."""
-    from qlm_kernel.data import DataManager
+    from qlm_kernel.session import data_manager
 
-    manager = DataManager()
+    manager = data_manager()
     metas = manager.list()
     if args.json:
         output.emit_json({"root": str(manager.root), "datasets": metas})

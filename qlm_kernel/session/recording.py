@@ -1,0 +1,91 @@
+"""Persist what the kernel does: runs into the store, bus events into the store's event log.
+
+Recording is best effort by design: a store failure (read-only or full disk, corrupt file) never
+loses the backtest result the user already has; it is attached to the result and published as
+``system.error`` instead.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from typing import Any
+
+from qlm_kernel.errors import QLMError
+
+log = logging.getLogger("qlm_kernel.session")
+
+_recorder_lock = threading.Lock()
+_recorder: Any = None
+_recorder_home: str | None = None
+
+
+def recording_enabled(record: bool | None) -> bool:
+    """Explicit ``record=`` wins; otherwise on unless the environment says QLM_RECORD_RUNS=0."""
+    if record is not None:
+        return bool(record)
+    return os.environ.get("QLM_RECORD_RUNS", "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def ensure_event_recorder() -> Any:
+    """Start (once per workspace) the background writer persisting every bus event in the store.
+
+    Returns the recorder, or None when the store cannot be opened (the error is logged; the run's
+    own record attempt reports it on the result).
+    """
+    global _recorder, _recorder_home
+    from qlm_kernel.events import EventRecorder, get_bus
+    from qlm_kernel.store import default_store
+    from qlm_kernel.workspace import qlm_home
+
+    home = str(qlm_home())
+    with _recorder_lock:
+        if _recorder is not None and _recorder_home == home:
+            return _recorder
+        if _recorder is not None:
+            _recorder.close()
+            _recorder = None
+        try:
+            store = default_store()
+        except QLMError as err:  # events stay on the bus; the run's own record reports the problem
+            log.warning("events are not persisted: %s", err)
+            return None
+        _recorder = EventRecorder(get_bus(), store.append_events, name="store")
+        _recorder_home = home
+        return _recorder
+
+
+def stop_event_recorder() -> None:
+    """Flush and stop the event writer (at exit, or when a test switches workspaces)."""
+    global _recorder, _recorder_home
+    with _recorder_lock:
+        if _recorder is not None:
+            try:
+                _recorder.close()
+            except Exception:  # pragma: no cover - shutting down; never raise at exit
+                log.exception("event recorder did not close cleanly")
+        _recorder = None
+        _recorder_home = None
+
+
+atexit.register(stop_event_recorder)
+
+
+def record_run(fields: dict[str, Any]) -> tuple[int | None, dict[str, Any] | None]:
+    """Write one run; returns (run id, None) or (None, the storage error as a dict)."""
+    from qlm_kernel.events import publish
+    from qlm_kernel.store import default_store
+
+    try:
+        run_id = default_store().record_run(**fields)
+    except QLMError as err:
+        log.warning("run not recorded: %s", err)
+        publish("system.error", {"where": "store.record_run", "error": err.to_dict()})
+        return None, err.to_dict()
+    publish(
+        "store.run.recorded",
+        {"run_id": run_id, "strategy": fields.get("strategy"), "status": fields.get("status", "ok")},
+    )
+    return run_id, None
