@@ -69,12 +69,7 @@ def second_process_seconds() -> float:
         """
         import time
         t = time.perf_counter()
-        import os
-import tempfile
-
-os.environ.setdefault("QLM_HOME", tempfile.mkdtemp(prefix="qlm-bench-"))  # recorded runs go here
-
-import qlm_kernel as qlm  # noqa: E402
+        import qlm_kernel as qlm
         df = qlm.sample_data("synthetic", n=10_000, seed=1)
         res = qlm.backtest("sma_cross", df, fees=0.001)
         res.stats, res.trades
