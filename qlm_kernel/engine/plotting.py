@@ -52,7 +52,7 @@ def backtest_figure(result: BacktestResult, *, max_points: int = 5_000) -> Any:
                     y=sel["entry_price"],
                     mode="markers",
                     name=f"{direction} entry",
-                    marker={"symbol": symbol, "size": 9, "color": color},
+                    marker={"symbol": symbol, "size": 9 if len(trades) <= 300 else 5, "color": color},
                 ),
                 row=1,
                 col=1,
@@ -65,7 +65,7 @@ def backtest_figure(result: BacktestResult, *, max_points: int = 5_000) -> Any:
                 y=closed["exit_price"],
                 mode="markers",
                 name="exit",
-                marker={"symbol": "x", "size": 8, "color": "#2c7bb6"},
+                marker={"symbol": "x", "size": 8 if len(closed) <= 300 else 4, "color": "#2c7bb6"},
                 text=closed["exit_reason"],
                 hovertemplate="%{text}: %{y}<extra></extra>",
             ),
@@ -103,7 +103,7 @@ def report_html(result: BacktestResult) -> str:
     fig = backtest_figure(result)
     chart = fig.to_html(full_html=False, include_plotlyjs=True)
     stats_rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_cell(v))}</td></tr>"
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(format_stat(str(k), v))}</td></tr>"
         for k, v in result.stats.items()
     )
     trades = result.trades.tail(50)
@@ -122,7 +122,32 @@ th,td{{padding:2px 10px;text-align:left;border-bottom:1px solid #eee;font-size:1
 </body></html>"""
 
 
-def _cell(value: Any) -> str:
+PERCENT_STATS = frozenset(
+    {
+        "total_return",
+        "benchmark_return",
+        "cagr",
+        "volatility",
+        "max_drawdown",
+        "win_rate",
+        "avg_trade_return",
+        "best_trade",
+        "worst_trade",
+        "exposure",
+    }
+)
+
+
+def format_stat(key: str, value: Any) -> str:
+    """A statistic for people: fractions as percentages, money with separators, ratios to 3 decimals."""
     if isinstance(value, float):
-        return f"{value:.6g}"
+        if value != value:
+            return "n/a"
+        if key in PERCENT_STATS:
+            return f"{value:.2%}"
+        if key in {"final_value", "init_cash", "fees_paid", "expectancy"}:
+            return f"{value:,.2f}"
+        return f"{value:,.3f}"
+    if isinstance(value, int):
+        return f"{value:,}"
     return str(value)
