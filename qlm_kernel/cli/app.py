@@ -24,6 +24,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "qlm_kernel.cli.backtest",
     "qlm_kernel.cli.strategies",
     "qlm_kernel.cli.data",
+    "qlm_kernel.cli.runs",
+    "qlm_kernel.cli.jobs",
+    "qlm_kernel.cli.events",
 )
 
 

@@ -1,27 +1,42 @@
-"""``qlm strategies list``: the strategies a bare name resolves to, with their parameters.
+"""``qlm strategies list``: the strategies a bare name resolves to, with their parameters;
+``qlm strategies history NAME``: the versions of a strategy's code recorded in the store.
 
-Uses `available_strategies` ($QLM_HOME/strategies first, then the bundled examples) and loads each
-file to read its `Strategy.params_spec`. A file that fails to load is listed with its error record
+``list`` uses `available_strategies` ($QLM_HOME/strategies first, then the bundled examples) and loads
+each file to read its `Strategy.params_spec`. A file that fails to load is listed with its error record
 rather than failing the whole listing: that is exactly the file the user needs to see.
+
+``history`` reads the store read-only (never creating it): every version with author, time, sha and
+message; ``--show-code VERSION`` prints that version's code (raw, so it can be redirected to a file).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
-from qlm_kernel.cli import output
+from qlm_kernel.cli import output, storeio
 from qlm_kernel.errors import QLMError
+
+HISTORY_HEADERS = ("version", "id", "created (utc)", "author", "sha256", "size", "message")
 
 
 def add_parser(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    """Register ``qlm strategies list``."""
-    p = subparsers.add_parser("strategies", parents=[common], help="list available strategies",
-                              description="Strategies in $QLM_HOME/strategies and the bundled examples.")
+    """Register ``qlm strategies list`` and ``qlm strategies history``."""
+    p = subparsers.add_parser("strategies", parents=[common], help="list strategies and their versions",
+                              description="Strategies in $QLM_HOME/strategies and the bundled examples; "
+                              "their code versions recorded in $QLM_HOME/qlm.db.")
     actions = p.add_subparsers(dest="action", metavar="ACTION", title="actions", required=True)
     lst = actions.add_parser("list", parents=[common], help="names, files and parameters")
     lst.set_defaults(run=run_list)
+    history = actions.add_parser("history", parents=[common], help="recorded versions of a strategy's code",
+                                 description="Every recorded version of NAME's code, oldest first.")
+    history.add_argument("name", metavar="NAME", help="strategy name as recorded (see 'qlm runs list')")
+    history.add_argument("--show-code", type=version_ref, metavar="VERSION",
+                         help="print the code of version VERSION (a number or 'latest'); with --json the "
+                         "document gains a 'version' record that includes the code")
+    history.set_defaults(run=run_history)
 
 
 def strategy_entries() -> list[dict[str, Any]]:
@@ -80,3 +95,63 @@ def run_list(args: argparse.Namespace) -> int:
         return output.EXIT_OK
     output.emit_text(output.table(rows, headers=("name", "class", "origin", "params", "path")))
     return output.EXIT_OK
+
+
+# --- history ----------------------------------------------------------------------------------------
+
+
+def version_ref(text: str) -> int | str:
+    """argparse type of ``--show-code``: a version number >= 1 or ``latest``."""
+    return "latest" if text.strip().lower() == "latest" else storeio.positive_int(text)
+
+
+def load_history(name: str, show: int | str | None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The versions of `name` (no code) and, with `show`, that version with its code (NOT_FOUND if absent)."""
+    with storeio.store() as store:
+        versions = [] if store is None else store.strategy_history(name)
+        record = None
+        if show is not None and versions:
+            number = versions[-1]["version"] if show == "latest" else show
+            record = store.get_strategy_version((name, number))
+    if show is None:
+        return versions, None
+    if record is None:
+        known = ", ".join(str(v["version"]) for v in versions) or "none recorded"
+        raise storeio.not_found(f"version {show} of strategy", name, f"recorded versions: {known}",
+                                strategy=name, version=str(show))
+    return versions, record
+
+
+def run_history(args: argparse.Namespace) -> int:
+    """Print the version history (table, the code of one version, or one JSON document)."""
+    versions, record = load_history(args.name, args.show_code)
+    if args.json:
+        doc: dict[str, Any] = {"strategy": args.name, "versions": versions}
+        if record is not None:
+            doc["version"] = record
+        output.emit_json(doc)
+    elif record is not None:
+        when = storeio.fmt_time(record["created_at"])
+        output.note(f"# {args.name} v{record['version']} ({record['author']}, {when} UTC, "
+                    f"sha256 {storeio.short(record['sha256'], 12)})")
+        sys.stdout.write(record["code"])
+        sys.stdout.flush()
+    elif versions:
+        output.emit_text(output.table([history_row(v) for v in versions], headers=HISTORY_HEADERS))
+    else:
+        output.note(f"no versions of {args.name!r} recorded" + known_names_hint())
+    return output.EXIT_OK
+
+
+def history_row(version: dict[str, Any]) -> list[str]:
+    """One table row of ``qlm strategies history``."""
+    return [f"v{version['version']}", str(version["id"]), storeio.fmt_time(version.get("created_at")),
+            version["author"], storeio.short(version["sha256"], 12), f"{version.get('size') or 0:,}",
+            version.get("message") or storeio.NONE]
+
+
+def known_names_hint() -> str:
+    """``; recorded strategies: a, b`` so a mistyped name is easy to fix (empty when there are none)."""
+    with storeio.store() as store:
+        names = [] if store is None else [s["name"] for s in store.list_strategies()]
+    return f"; recorded strategies: {', '.join(names)}" if names else ""
