@@ -27,15 +27,25 @@ from qlm_kernel.store import JOB_STATUSES, MIGRATIONS, Store
 TIMEOUT = 60
 CODE_V1 = "from qlm_kernel import Strategy\n\n\nclass Sma(Strategy):\n    pass\n"
 CODE_V2 = CODE_V1 + "\n# tuned\n"
-STATS = {"total_return": 0.1234, "sharpe": 1.5, "max_drawdown": -0.2, "n_trades": 42,
-         "win_rate": float("nan")}
+STATS = {
+    "total_return": 0.1234,
+    "sharpe": 1.5,
+    "max_drawdown": -0.2,
+    "n_trades": 42,
+    "win_rate": float("nan"),
+}
 
 
 def qlm(*args: Any, home: Path) -> subprocess.CompletedProcess[str]:
     """Run ``python -m qlm_kernel.cli ARGS`` with QLM_HOME=home (cwd: home's parent)."""
-    return subprocess.run([sys.executable, "-m", "qlm_kernel.cli", *map(str, args)], capture_output=True,
-                          text=True, env={**os.environ, "QLM_HOME": str(home)}, cwd=home.parent,
-                          timeout=TIMEOUT)
+    return subprocess.run(
+        [sys.executable, "-m", "qlm_kernel.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "QLM_HOME": str(home)},
+        cwd=home.parent,
+        timeout=TIMEOUT,
+    )
 
 
 def ok_json(*args: Any, home: Path) -> Any:
@@ -56,23 +66,35 @@ def ok_text(*args: Any, home: Path) -> str:
 def fill(store: Store) -> dict[str, Any]:
     """Two strategy versions, an ok run linked to v2, a failed run, two jobs with trials, three events."""
     store.save_strategy_version("sma.py", CODE_V1, message="first draft")
-    ok = store.record_run(strategy="sma.py", code=CODE_V2, dataset="eurusd",
-                          data_fingerprint="abcdef1234567890", params={"fast": 10, "slow": 50},
-                          settings={"fees": 0.001}, stats=STATS, duration_s=0.0123, source="cli")
-    bad = store.record_run(strategy="rsi.py", params={"n": 14}, error=ValueError("boom in signals"),
-                           duration_s=1.5)
+    ok = store.record_run(
+        strategy="sma.py",
+        code=CODE_V2,
+        dataset="eurusd",
+        data_fingerprint="abcdef1234567890",
+        params={"fast": 10, "slow": 50},
+        settings={"fees": 0.001},
+        stats=STATS,
+        duration_s=0.0123,
+        source="cli",
+    )
+    bad = store.record_run(
+        strategy="rsi.py", params={"n": 14}, error=ValueError("boom in signals"), duration_s=1.5
+    )
     job = store.create_job("optimize", config={"strategy": "sma.py"}, total=10, job_id="opt1")
     store.update_job(job, status="running", done=3, best={"objective": 0.7, "params": {"fast": 7}})
-    store.add_trials(job, [{"params": {"fast": i}, "metrics": {"sharpe": i / 10}, "objective": i / 10}
-                           for i in range(8)])
+    store.add_trials(
+        job, [{"params": {"fast": i}, "metrics": {"sharpe": i / 10}, "objective": i / 10} for i in range(8)]
+    )
     store.create_job("check", config={"direction": "minimize"}, job_id="chk1")
     store.add_trials("chk1", [{"params": {"k": i}, "objective": float(i)} for i in (3, 1, 2)])
     store.finish_job("chk1", "done")
-    last = store.append_events([
-        {"topic": "run.done", "payload": {"run_id": ok, "sharpe": float("nan")}, "source": "kernel"},
-        {"topic": "job.progress", "payload": {"job_id": job, "done": 3}, "source": "optimizer"},
-        {"topic": "run.done", "payload": {"run_id": bad}, "source": "kernel"},
-    ])
+    last = store.append_events(
+        [
+            {"topic": "run.done", "payload": {"run_id": ok, "sharpe": float("nan")}, "source": "kernel"},
+            {"topic": "job.progress", "payload": {"job_id": job, "done": 3}, "source": "optimizer"},
+            {"topic": "run.done", "payload": {"run_id": bad}, "source": "kernel"},
+        ]
+    )
     return {"ok": ok, "bad": bad, "job": job, "last_event": last}
 
 
@@ -139,8 +161,18 @@ def test_runs_list_table(filled) -> None:
     lines = ok_text("runs", "list", home=home).splitlines()
     assert lines[0].split()[:4] == ["ID", "TIME", "(UTC)", "STRATEGY"]
     bad, ok = lines[1].split(), lines[2].split()
-    assert ok[0] == "1" and ok[3:13] == ["sma.py", "v2", "eurusd", "abcdef12", "12.34%", "1.500", "-20.00%",
-                                        "42", "ok", "0.012s"]
+    assert ok[0] == "1" and ok[3:13] == [
+        "sma.py",
+        "v2",
+        "eurusd",
+        "abcdef12",
+        "12.34%",
+        "1.500",
+        "-20.00%",
+        "42",
+        "ok",
+        "0.012s",
+    ]
     assert bad[0] == "2" and "rsi.py" in bad and "error" in bad and "1.500s" in bad
 
 
@@ -168,8 +200,16 @@ def test_runs_show(filled) -> None:
     assert run["stats"]["total_return"] == 0.1234 and run["error"] is None
     assert run["strategy_version"]["version"] == 2 and "code" not in run["strategy_version"]
     text = ok_text("runs", "show", ids["ok"], home=home)
-    for part in ("run 1 (ok)", "strategy: sma.py v2 (version id 2", "fingerprint abcdef1234567890",
-                 "params: fast=10, slow=50", "settings: fees=0.001", "Total return", "12.34%", "Sharpe"):
+    for part in (
+        "run 1 (ok)",
+        "strategy: sma.py v2 (version id 2",
+        "fingerprint abcdef1234567890",
+        "params: fast=10, slow=50",
+        "settings: fees=0.001",
+        "Total return",
+        "12.34%",
+        "Sharpe",
+    ):
         assert part in text
     failed = ok_json("runs", "show", ids["bad"], home=home)
     assert failed["status"] == "error" and failed["error"]["message"] == "boom in signals"
@@ -195,8 +235,11 @@ def test_runs_show_unknown_id_is_a_clear_error(filled) -> None:
 def test_jobs_list(filled) -> None:
     home, _ = filled
     jobs = {j["id"]: j for j in ok_json("jobs", "list", home=home)["jobs"]}
-    assert jobs["opt1"]["status"] == "running" and jobs["opt1"]["progress"] == {"done": 3, "total": 10,
-                                                                              "fraction": 0.3}
+    assert jobs["opt1"]["status"] == "running" and jobs["opt1"]["progress"] == {
+        "done": 3,
+        "total": 10,
+        "fraction": 0.3,
+    }
     assert jobs["chk1"]["status"] == "done" and jobs["chk1"]["progress"]["fraction"] is None
     assert [j["id"] for j in ok_json("jobs", "list", "--status", "done", home=home)["jobs"]] == ["chk1"]
     text = ok_text("jobs", "list", home=home)
@@ -226,8 +269,11 @@ def test_jobs_cancel(fresh) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "cancel requested for job opt1" in proc.stdout
     assert store.get_job("opt1")["cancel_requested"] is True
-    assert ok_json("jobs", "cancel", "opt1", home=home) == {"id": "opt1", "status": "running",
-                                                            "cancel_requested": True}
+    assert ok_json("jobs", "cancel", "opt1", home=home) == {
+        "id": "opt1",
+        "status": "running",
+        "cancel_requested": True,
+    }
     finished = qlm("jobs", "cancel", "chk1", "--json", home=home)
     assert finished.returncode == 5 and json.loads(finished.stderr)["code"] == "JOB_FINISHED"
     assert store.get_job("chk1")["cancel_requested"] is False
@@ -285,11 +331,31 @@ def test_events_tail(filled) -> None:
 def test_events_follow_streams_new_events_as_json_lines(fresh) -> None:
     home, store = fresh
     start = store.last_event_id()
-    cmd = [sys.executable, "-m", "qlm_kernel.cli", "events", "tail", "--follow", "--json", "--after",
-           str(start), "--topic", "job.*", "--interval", "0.1", "--max-seconds", "3"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "qlm_kernel.cli",
+        "events",
+        "tail",
+        "--follow",
+        "--json",
+        "--after",
+        str(start),
+        "--topic",
+        "job.*",
+        "--interval",
+        "0.1",
+        "--max-seconds",
+        "3",
+    ]
     began = time.monotonic()
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env={**os.environ, "QLM_HOME": str(home)}) as proc:
+    with subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "QLM_HOME": str(home)},
+    ) as proc:
         store.append_events([{"topic": "job.progress", "payload": {"done": i}} for i in range(2)])
         first = [json.loads(proc.stdout.readline()) for _ in range(2)]  # arrive while it runs
         store.append_events([{"topic": "run.done"}, {"topic": "job.done", "payload": {"ok": 1}}])
@@ -330,9 +396,48 @@ def test_last_events_widens_the_window_for_rare_topics(tmp_path: Path) -> None:
 
 
 def test_value_helpers() -> None:
-    assert storeio.json_safe({"a": [float("nan"), 1.5, float("inf")], 2: "x"}) == {"a": [None, 1.5, None],
-                                                                                   "2": "x"}
+    assert storeio.json_safe({"a": [float("nan"), 1.5, float("inf")], 2: "x"}) == {
+        "a": [None, 1.5, None],
+        "2": "x",
+    }
     assert storeio.compact({"a": 1, "b": "long text"}, 10) == '{"a":1,"b…'
     assert [storeio.fmt_duration(v) for v in (0.0123, 12.34, 245, None)] == ["0.012s", "12.3s", "4m05s", "-"]
     assert storeio.fmt_time("2024-05-01T12:34:56.789012+00:00", millis=True) == "2024-05-01 12:34:56.789"
     assert storeio.short("abcdef1234") == "abcdef12" and storeio.short(None) == "-"
+
+
+def test_cli_backtests_are_recorded_and_listed(tmp_path: Path) -> None:
+    """End to end: `qlm backtest` records its run and events; `qlm runs/events/strategies` show them."""
+    home = tmp_path / "qlm"
+    env = {**os.environ, "QLM_HOME": str(home), "QLM_RECORD_RUNS": "1"}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "qlm_kernel.cli",
+            "backtest",
+            "sma_cross",
+            "--sample",
+            "synthetic",
+            "--n",
+            "2000",
+            "--param",
+            "fast=7",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    runs = ok_json("runs", "list", home=home)["runs"]
+    assert len(runs) == 1 and runs[0]["source"] == "cli" and runs[0]["strategy"] == "sma_cross"
+    assert runs[0]["params"] == {"fast": 7, "slow": 50}
+    assert runs[0]["stats"]["n_trades"] == result["stats"]["n_trades"]
+    topics = [e["topic"] for e in ok_json("events", "tail", "--topic", "engine.*", home=home)]
+    assert topics == ["engine.backtest.started", "engine.backtest.finished"]
+    history = ok_json("strategies", "history", "sma_cross", home=home)["versions"]
+    assert len(history) == 1 and history[0]["author"] == "user"
