@@ -55,6 +55,7 @@ _SUBMODULES = {
     "events",
     "store",
     "session",
+    "sanity",
 }
 
 __all__ = [

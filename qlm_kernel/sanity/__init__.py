@@ -1,0 +1,31 @@
+"""Overfitting and leakage checks (``qlm.sanity.*``): each returns a `SanityReport` with ``.passed``,
+a plain-words ``.verdict`` and the numbers behind it.
+
+- `pbo`: Probability of Backtest Overfitting by CSCV (Bailey, Borwein, López de Prado & Zhu 2017),
+  from a (periods x trials) return matrix, an object with ``returns_matrix()``, or per-block
+  statistics (`pbo_from_blocks`).
+- `deflated_sharpe` / `probabilistic_sharpe`: the Sharpe ratio corrected for the number of trials
+  and non-normal returns (Bailey & López de Prado 2012, 2014); per-period Sharpe ratios.
+- `lookahead`: re-runs a strategy on truncated data and reports any signal that changed.
+
+``white_noise`` and ``walk_forward`` will join them together with the optimizer.
+"""
+
+from __future__ import annotations
+
+from qlm_kernel.sanity.deflated import deflated_sharpe, expected_max_sharpe, probabilistic_sharpe
+from qlm_kernel.sanity.lookahead import lookahead
+from qlm_kernel.sanity.pbo import block_bounds, block_stats, pbo, pbo_from_blocks
+from qlm_kernel.sanity.report import SanityReport
+
+__all__ = [
+    "SanityReport",
+    "block_bounds",
+    "block_stats",
+    "deflated_sharpe",
+    "expected_max_sharpe",
+    "lookahead",
+    "pbo",
+    "pbo_from_blocks",
+    "probabilistic_sharpe",
+]
