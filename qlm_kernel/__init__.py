@@ -30,6 +30,8 @@ _LAZY: dict[str, str] = {
     "DataManager": "qlm_kernel.data",
     "check_memory": "qlm_kernel.data",
     "backtest": "qlm_kernel.session",
+    "optimize": "qlm_kernel.optimize",
+    "OptimizationResult": "qlm_kernel.optimize",
     "data_manager": "qlm_kernel.session",
     "resolve_data": "qlm_kernel.session",
     "Store": "qlm_kernel.store",

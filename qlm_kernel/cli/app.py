@@ -22,6 +22,7 @@ from qlm_kernel.errors import QLMError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "qlm_kernel.cli.backtest",
+    "qlm_kernel.cli.optimize",
     "qlm_kernel.cli.strategies",
     "qlm_kernel.cli.data",
     "qlm_kernel.cli.runs",

@@ -7,16 +7,18 @@ a plain-words ``.verdict`` and the numbers behind it.
 - `deflated_sharpe` / `probabilistic_sharpe`: the Sharpe ratio corrected for the number of trials
   and non-normal returns (Bailey & López de Prado 2012, 2014); per-period Sharpe ratios.
 - `lookahead`: re-runs a strategy on truncated data and reports any signal that changed.
-
-``white_noise`` and ``walk_forward`` will join them together with the optimizer.
+- `white_noise`: re-runs the optimization on permuted data; a p-value of noise doing as well.
+- `walk_forward`: rolling or anchored re-optimization, traded out of sample.
 """
 
 from __future__ import annotations
 
 from qlm_kernel.sanity.deflated import deflated_sharpe, expected_max_sharpe, probabilistic_sharpe
 from qlm_kernel.sanity.lookahead import lookahead
+from qlm_kernel.sanity.noise import permuted_ohlcv, white_noise
 from qlm_kernel.sanity.pbo import block_bounds, block_stats, pbo, pbo_from_blocks
 from qlm_kernel.sanity.report import SanityReport
+from qlm_kernel.sanity.walkforward import walk_forward
 
 __all__ = [
     "SanityReport",
@@ -27,5 +29,8 @@ __all__ = [
     "lookahead",
     "pbo",
     "pbo_from_blocks",
+    "permuted_ohlcv",
     "probabilistic_sharpe",
+    "walk_forward",
+    "white_noise",
 ]

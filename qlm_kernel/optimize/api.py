@@ -1,0 +1,275 @@
+"""`optimize()`: search a strategy's parameters on one dataset, as a recorded, resumable job."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from qlm_kernel.engine.settings import SETTING_NAMES, BacktestSettings
+from qlm_kernel.errors import OptimizationError, QLMError
+from qlm_kernel.optimize.evaluate import Evaluator, check_constraints, check_objective, is_feasible
+from qlm_kernel.optimize.job import JobTracker, stored_rows
+from qlm_kernel.optimize.result import OptimizationResult, best_row, score
+from qlm_kernel.optimize.runner import DaskRunner, ThreadRunner
+from qlm_kernel.optimize.search import (
+    SearchCancelledError,
+    choose_method,
+    genetic_search,
+    grid_search,
+    planned_trials,
+    random_search,
+)
+from qlm_kernel.optimize.space import resolve_space
+from qlm_kernel.store import trial_key
+
+COMPARED = (
+    "strategy_sha",
+    "data_fingerprint",
+    "space",
+    "method",
+    "objective",
+    "maximize",
+    "settings",
+    "seed",
+    "n_trials",
+    "constraints",
+    "patience",
+)
+
+
+def optimize(
+    strategy: Any,
+    data: Any = None,
+    space: Mapping[str, Any] | None = None,
+    *,
+    method: str = "auto",
+    objective: str = "sharpe",
+    maximize: bool | None = None,
+    constraints: Mapping[str, Any] | Callable[[dict[str, Any]], bool] | None = None,
+    n_trials: int | None = None,
+    seed: int = 0,
+    executor: Any = None,
+    n_jobs: int | None = None,
+    resume: str | None = None,
+    batch_size: int | None = None,
+    record: bool = True,
+    dataset: str | None = None,
+    sample: dict[str, Any] | None = None,
+    progress: Callable[[dict[str, Any]], Any] | None = None,
+    patience: int = 5,
+    **settings: Any,
+) -> OptimizationResult:
+    """Search ``space`` for the parameters of ``strategy`` that are best by ``objective`` on ``data``.
+
+    ``space``: {param: values}; a name mapped to None (or ``space=None``) uses the Param's declared
+    grid. ``method``: "grid", "random" (``n_trials`` distinct samples, seeded), "genetic" (DEAP,
+    seeded, early stop after ``patience`` stale generations) or "auto" (grid up to 5000 combinations,
+    else genetic). ``objective``: a stats key; ``maximize`` defaults to True except for volatility,
+    max_drawdown_bars, fees_paid, rejected_orders (max_drawdown is negative, so it is maximized).
+    ``constraints``: {stat: (op, value)} or callable(stats) -> bool; violators are kept, marked
+    infeasible, never best. ``executor``: None (threads, ``n_jobs``) or a dask.distributed Client.
+    ``resume``: a job id to finish (config must match). Other keywords are backtest settings.
+    """
+    unknown = sorted(set(settings) - set(SETTING_NAMES))
+    if unknown:
+        raise OptimizationError(
+            f"unknown keyword(s) {unknown}",
+            hint=f"backtest settings are {', '.join(SETTING_NAMES)}; strategy params go in "
+            "space={'name': [values...]}",
+            code="BAD_ARGUMENT",
+            unknown=unknown,
+        )
+    stored_cfg = _stored_config(resume) if resume is not None else None
+    record = record or resume is not None  # a resumed job lives in the store
+    if stored_cfg is not None:
+        if data is None and dataset is None and sample is None:
+            dataset, sample = stored_cfg.get("dataset"), stored_cfg.get("sample")
+        space = space if space is not None else stored_cfg.get("space")
+        method = stored_cfg.get("method", method) if method == "auto" else method
+        n_trials = n_trials if n_trials is not None else stored_cfg.get("n_trials")
+    from qlm_kernel.session import frame_fingerprint, resolve_data
+
+    frame, dataset_name = resolve_data(data, dataset=dataset, sample=sample)
+    cls, fixed = _strategy_class(strategy)
+    space_ = resolve_space(cls, space)
+    method_ = choose_method(method, space_)
+    maximize_ = check_objective(objective, maximize)
+    check_constraints(constraints)
+    total = planned_trials(method_, space_, n_trials)
+    settings_obj = BacktestSettings(**settings)
+    config = {
+        "strategy": getattr(cls, "name", cls.__name__),
+        "strategy_path": getattr(cls, "source_file", None),
+        "class_name": cls.__name__,
+        "strategy_sha": _source_sha(cls),
+        "fixed_params": fixed,
+        "dataset": dataset_name,
+        "sample": sample,
+        "data_fingerprint": frame_fingerprint(frame),
+        "space": space_,
+        "method": method_,
+        "method_requested": method,
+        "objective": objective,
+        "maximize": maximize_,
+        "constraints": dict(constraints) if isinstance(constraints, Mapping) else None,
+        "settings": settings_obj.to_dict(),
+        "seed": seed,
+        "n_trials": n_trials if method_ != "grid" else None,
+        "patience": patience,
+    }
+    config = json.loads(json.dumps(config, default=str))  # exactly what the store gives back on resume
+    if stored_cfg is not None:
+        _check_same(stored_cfg, config, resume)  # type: ignore[arg-type]
+    evaluator = Evaluator(cls, frame, settings_obj.to_dict(), fixed)
+    tracker = JobTracker(record=record, config=config, total=total, resume=resume, progress=progress)
+    known: dict[str, dict[str, Any]] = {}
+    if resume is not None and tracker.store is not None:
+        known = stored_rows(tracker.store, resume)
+    try:
+        runner: Any = (
+            ThreadRunner(evaluator, n_jobs)
+            if executor is None
+            else DaskRunner(executor, cls, frame, settings_obj.to_dict(), fixed, tracker.job_id)
+        )
+    except Exception as exc:
+        tracker.finish("failed", _as_error(exc))
+        raise
+    size = max(1, int(batch_size or 4 * runner.workers))
+    rows: list[dict[str, Any]] = []
+    state = {"first": True}
+
+    def evaluate(params_list: list[dict[str, Any]]) -> list[float]:
+        scores: list[float] = []
+        for start in range(0, len(params_list), size):
+            if tracker.cancel_requested():
+                raise SearchCancelledError
+            chunk = params_list[start : start + size]
+            keys = [trial_key(p) for p in chunk]
+            todo = [p for p, k in zip(chunk, keys, strict=True) if k not in known]
+            computed = runner.run(todo) if todo else []
+            fresh = iter(computed)
+            batch = []
+            for p, k in zip(chunk, keys, strict=True):
+                row = dict(known[k]) if k in known else next(fresh)
+                row["params"] = dict(p)
+                row["index"] = len(rows) + len(batch)
+                value = (row.get("stats") or {}).get(objective) if row["status"] == "ok" else None
+                row["objective"] = float(value) if value is not None else None
+                row["feasible"] = row["status"] == "ok" and is_feasible(
+                    row["stats"], row["objective"], constraints
+                )
+                batch.append(row)
+            if state["first"] and computed and all(r["status"] == "error" for r in computed):
+                raise QLMError.from_dict(computed[0]["error"])
+            state["first"] = False
+            rows.extend(batch)
+            best = best_row(rows, maximize_)
+            tracker.set_best(best["params"] if best else None, best["objective"] if best else None)
+            tracker.record(batch, len(computed))
+            scores.extend(score(r, maximize_) for r in batch)
+        return scores
+
+    status = "done"
+    try:
+        if method_ == "grid":
+            grid_search(space_, evaluate, size)
+        elif method_ == "random":
+            random_search(space_, evaluate, total, seed, size)
+        else:
+            genetic_search(space_, evaluate, total, seed, patience=patience)
+    except SearchCancelledError:
+        status = "cancelled"
+    except Exception as exc:
+        tracker.finish("failed", _as_error(exc))
+        raise
+    finally:
+        runner.close()
+    tracker.finish(status)
+    sample_index = frame.index[evaluator.positions]
+    return OptimizationResult(
+        rows,
+        space=space_,
+        method=method_,
+        objective=objective,
+        maximize=maximize_,
+        status=status,
+        job_id=tracker.job_id if record else None,
+        config=config,
+        sample_index=pd.Index(sample_index),
+        n_computed=tracker.computed,
+    )
+
+
+def _strategy_class(strategy: Any) -> tuple[type, dict[str, Any]]:
+    """The class (loaded once) and the fixed params of a given instance (overridden by the space)."""
+    from qlm_kernel.strategy import Signals, Strategy, resolve_strategy
+
+    if isinstance(strategy, Signals):
+        raise OptimizationError(
+            "ready-made Signals have no parameters to optimize",
+            hint="pass a Strategy class, instance or file",
+            code="BAD_STRATEGY",
+        )
+    if isinstance(strategy, type) and issubclass(strategy, Strategy):
+        return strategy, {}
+    inst = resolve_strategy(strategy)
+    fixed = inst.params if isinstance(strategy, Strategy) else {}
+    return type(inst), fixed
+
+
+def _source_sha(cls: type) -> str | None:
+    """sha256 of the strategy's code: the loader's hash for files, else of the class source."""
+    sha = getattr(cls, "source_hash", None)
+    if sha:
+        return sha
+    try:
+        return hashlib.sha256(inspect.getsource(cls).encode("utf-8")).hexdigest()
+    except (OSError, TypeError):
+        return None
+
+
+def _stored_config(job_id: str) -> dict[str, Any]:
+    from qlm_kernel.store import default_store
+
+    job = default_store().get_job(job_id)
+    if job is None or job.get("kind") != "optimize":
+        raise OptimizationError(
+            f"no optimization job {job_id!r} to resume",
+            hint="list jobs with `qlm jobs list`",
+            code="JOB_NOT_FOUND",
+            job_id=job_id,
+        )
+    return dict(job.get("config") or {})
+
+
+def _check_same(stored: dict[str, Any], given: dict[str, Any], job_id: str) -> None:
+    """Refuse to resume with a different strategy, data, space, method, objective or settings."""
+    differ = [k for k in COMPARED if stored.get(k) != given.get(k)]
+    fixed_differ = stored.get("fixed_params") != given.get("fixed_params")
+    if fixed_differ:
+        differ.append("fixed_params")
+    if differ:
+        detail = "; ".join(
+            f"{k}: stored {_short(stored.get(k))} vs given {_short(given.get(k))}" for k in differ
+        )
+        raise OptimizationError(
+            f"cannot resume job {job_id}: {', '.join(differ)} differ ({detail})",
+            hint="resume with the same strategy file, data and options, or start a new optimization",
+            code="RESUME_MISMATCH",
+            job_id=job_id,
+            differ=differ,
+        )
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _as_error(exc: BaseException) -> Any:
+    return exc.to_dict() if isinstance(exc, QLMError) else {"type": type(exc).__name__, "message": str(exc)}

@@ -1,0 +1,152 @@
+"""One trial: params -> signals -> engine kernel -> stats (+ equity sampled for PBO).
+
+`Evaluator` holds what every trial shares (class, frame, settings, sample positions) so a trial costs
+only the strategy's signals and one kernel run; it is what threads share and what Dask workers build.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from qlm_kernel.engine.api import as_ohlcv_frame, price_arrays, simulate
+from qlm_kernel.engine.settings import BacktestSettings
+from qlm_kernel.engine.stats import STAT_KEYS, summarize
+from qlm_kernel.errors import OptimizationError, QLMError
+from qlm_kernel.store import trial_key
+
+EQUITY_POINTS = 1024  # period returns kept per trial for PBO (1025 equity samples)
+OBJECTIVE_KEYS = tuple(k for k in STAT_KEYS if k not in ("start", "end"))
+LOWER_IS_BETTER = frozenset({"volatility", "max_drawdown_bars", "fees_paid", "rejected_orders"})
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+_NAN1 = np.array([np.nan])
+
+
+def check_objective(objective: str, maximize: bool | None) -> bool:
+    """Validate ``objective`` and return the direction: explicit ``maximize`` wins, else higher is better
+    except for `LOWER_IS_BETTER` keys (max_drawdown is negative, so higher = better there too)."""
+    if objective not in OBJECTIVE_KEYS:
+        raise OptimizationError(
+            f"unknown objective {objective!r}",
+            hint=f"use a stats key: {', '.join(OBJECTIVE_KEYS)}",
+            code="BAD_OBJECTIVE",
+            objective=objective,
+        )
+    return bool(maximize) if maximize is not None else objective not in LOWER_IS_BETTER
+
+
+def check_constraints(constraints: Any) -> None:
+    """Reject malformed constraints before any work is done."""
+    if constraints is None or callable(constraints):
+        return
+    if not isinstance(constraints, Mapping):
+        raise OptimizationError(
+            "constraints must be a dict or a callable(stats) -> bool",
+            hint="e.g. constraints={'n_trades': ('>=', 10)}",
+            code="BAD_CONSTRAINTS",
+        )
+    for key, rule in constraints.items():
+        ok = key in OBJECTIVE_KEYS and isinstance(rule, (tuple, list)) and len(rule) == 2 and rule[0] in _OPS
+        if not ok:
+            raise OptimizationError(
+                f"bad constraint {key!r}: {rule!r}",
+                hint=f"use {{stat: (op, value)}} with op in {list(_OPS)} and stat in STAT_KEYS",
+                code="BAD_CONSTRAINTS",
+            )
+
+
+def is_feasible(stats: Mapping[str, Any] | None, objective_value: float | None, constraints: Any) -> bool:
+    """A trial counts for 'best' only with a finite objective and every constraint met."""
+    if stats is None or objective_value is None or not math.isfinite(objective_value):
+        return False
+    if constraints is None:
+        return True
+    if callable(constraints):
+        return bool(constraints(dict(stats)))
+    for key, (op, bound) in constraints.items():
+        value = stats.get(key)
+        if value is None or (isinstance(value, float) and math.isnan(value)) or not _OPS[op](value, bound):
+            return False
+    return True
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (pd.Timestamp, np.datetime64)):
+        return pd.Timestamp(value).isoformat()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def sample_positions(n: int, points: int = EQUITY_POINTS) -> np.ndarray:
+    """``points + 1`` evenly spaced bar positions (all bars when fewer)."""
+    return np.unique(np.linspace(0, n - 1, num=min(n, points + 1)).round().astype(np.int64))
+
+
+class Evaluator:
+    """Runs trials of one strategy class on one frame with fixed settings (thread-safe)."""
+
+    def __init__(
+        self,
+        cls: type,
+        frame: pd.DataFrame,
+        settings: Mapping[str, Any],
+        fixed: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.cls = cls
+        self.fixed = dict(fixed or {})
+        self.frame = as_ohlcv_frame(frame)
+        self.settings = BacktestSettings(**dict(settings))
+        self.positions = sample_positions(len(self.frame))
+        self.close = price_arrays(self.frame)[3]
+        self._local = threading.local()
+
+    def evaluate(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A trial row: params, trial_key, status ('ok'|'error'), stats (JSON-safe), equity samples, error."""
+        from qlm_kernel.strategy import compute_signals
+
+        params = dict(params)
+        row: dict[str, Any] = {"params": params, "trial_key": trial_key(params)}
+        try:
+            strat = self.cls(**{**self.fixed, **params})
+            frame = self.frame
+            signals = compute_signals(strat, frame)
+            n = len(frame)
+            el, xl, es, xs = signals.to_arrays(n, frame.index)
+            sl_a, tp_a, tsl_a = signals.stop_arrays(n, frame.index)
+            s = self.settings
+            sl_a = sl_a if signals.sl_stop is not None else _scalar(s.sl_stop)
+            tp_a = tp_a if signals.tp_stop is not None else _scalar(s.tp_stop)
+            tsl_a = tsl_a if signals.tsl_stop is not None else _scalar(s.tsl_stop)
+            equity, _trades, acc = simulate(frame, el, xl, es, xs, sl_a, tp_a, tsl_a, s)
+        except QLMError as err:
+            row.update(status="error", stats=None, equity=None, error=err.to_dict())
+            return row
+        table = summarize(acc, s.init_cash, frame.index, self.close)
+        row["stats"] = {key: _json_value(table[key][0]) for key in STAT_KEYS}
+        row["equity"] = [float(v) for v in equity[self.positions]]
+        row.update(status="ok", error=None)
+        return row
+
+    def evaluate_many(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Several trials in order (a Dask task or one thread's chunk)."""
+        return [self.evaluate(p) for p in batch]
+
+
+def _scalar(value: float | None) -> np.ndarray:
+    return _NAN1 if value is None else np.array([float(value)])
