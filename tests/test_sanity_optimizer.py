@@ -6,6 +6,8 @@ pure random walk is flagged (high PBO, insignificant deflated Sharpe, noise does
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -118,3 +120,12 @@ def test_peeking_strategy_is_caught(tmp_path, edge):
         "entry_short",
         "exit_short",
     }
+
+
+def test_anchored_walk_forward_reports_every_split(strategy_file, edge):
+    wf = qlm.sanity.walk_forward(strategy_file, edge, SPACE, n_splits=4, mode="anchored")
+    splits = wf.details["splits"]
+    assert wf.passed and len(splits) == 4
+    assert all(s["train_start"] == edge.index[0] for s in splits)  # anchored: every window starts at bar 0
+    assert all(s["test_start"] > s["train_end"] for s in splits)
+    assert json.loads(wf.to_json())["name"] == "walk_forward"
