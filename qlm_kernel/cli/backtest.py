@@ -92,16 +92,8 @@ def parse_param(text: str) -> tuple[str, str]:
     return key, value.strip()
 
 
-def add_parser(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    """Register ``qlm backtest``."""
-    p = subparsers.add_parser(
-        "backtest",
-        parents=[common],
-        help="backtest a strategy on a file, a stored dataset or sample data",
-        description="Backtest STRATEGY: a name from $QLM_HOME/strategies or the bundled examples "
-        "(e.g. sma_cross), or a path to a .py file (path.py:ClassName picks one class).",
-    )
-    p.add_argument("strategy", metavar="STRATEGY", help="strategy name or .py file")
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    """The data source flags shared by the commands that run backtests."""
     src = p.add_argument_group("data (exactly one of --data, --dataset, --sample)")
     one = src.add_mutually_exclusive_group(required=True)
     one.add_argument("--data", metavar="FILE", help="CSV (optionally .gz) or Parquet OHLCV file")
@@ -116,6 +108,26 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
         action="store_true",
         help="with --data: sort rows and drop duplicate timestamps instead of refusing them",
     )
+
+
+def add_setting_options(p: argparse.ArgumentParser) -> None:
+    """One flag per `BacktestSettings` field, shared by ``backtest`` and ``optimize``."""
+    settings = p.add_argument_group("settings (see qlm_kernel.engine.BacktestSettings)")
+    for name, (flag, kwargs) in SETTING_FLAGS.items():
+        settings.add_argument(flag, dest=f"setting_{name}", default=None, **kwargs)
+
+
+def add_parser(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Register ``qlm backtest``."""
+    p = subparsers.add_parser(
+        "backtest",
+        parents=[common],
+        help="backtest a strategy on a file, a stored dataset or sample data",
+        description="Backtest STRATEGY: a name from $QLM_HOME/strategies or the bundled examples "
+        "(e.g. sma_cross), or a path to a .py file (path.py:ClassName picks one class).",
+    )
+    p.add_argument("strategy", metavar="STRATEGY", help="strategy name or .py file")
+    add_data_options(p)
     p.add_argument(
         "--param",
         "-p",
@@ -125,9 +137,7 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
         metavar="NAME=VALUE",
         help="strategy parameter (repeatable), e.g. --param fast=5 --param slow=20",
     )
-    settings = p.add_argument_group("settings (see qlm_kernel.engine.BacktestSettings)")
-    for name, (flag, kwargs) in SETTING_FLAGS.items():
-        settings.add_argument(flag, dest=f"setting_{name}", default=None, **kwargs)
+    add_setting_options(p)
     p.add_argument("--report", metavar="FILE.html", help="write an HTML report (folders are created)")
     p.set_defaults(run=run)
 

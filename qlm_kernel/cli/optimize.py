@@ -14,9 +14,9 @@ from typing import Any
 
 from qlm_kernel.cli import output
 from qlm_kernel.cli.backtest import (
-    SAMPLE_CHOICES,
-    SETTING_FLAGS,
     STAT_FORMATS,
+    add_data_options,
+    add_setting_options,
     check_source_options,
     format_stat,
     load_data,
@@ -85,14 +85,7 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
         "command with --resume JOB to continue after an interruption.",
     )
     p.add_argument("strategy", metavar="STRATEGY", help="strategy name or .py file")
-    src = p.add_argument_group("data (exactly one of --data, --dataset, --sample)")
-    one = src.add_mutually_exclusive_group(required=True)
-    one.add_argument("--data", metavar="FILE", help="CSV or Parquet OHLCV file")
-    one.add_argument("--dataset", metavar="NAME", help="a dataset imported with 'qlm data import'")
-    one.add_argument("--sample", metavar="KIND", choices=SAMPLE_CHOICES, help=", ".join(SAMPLE_CHOICES))
-    src.add_argument("--n", type=int, metavar="N", help="with --sample: number of bars")
-    src.add_argument("--seed", type=int, metavar="S", help="with --sample synthetic: random seed")
-    src.add_argument("--repair", action="store_true", help="with --data: sort and de-duplicate")
+    add_data_options(p)
     p.add_argument(
         "--space",
         action="append",
@@ -123,9 +116,7 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
     p.add_argument("--jobs", type=int, metavar="N", help="worker threads (default: all cores)")
     p.add_argument("--resume", metavar="JOB", help="continue this stored job (same command otherwise)")
     p.add_argument("--top", type=int, default=10, metavar="N", help="trials to show (10)")
-    settings = p.add_argument_group("backtest settings (as for qlm backtest)")
-    for name, (flag, kwargs) in SETTING_FLAGS.items():
-        settings.add_argument(flag, dest=f"setting_{name}", default=None, **kwargs)
+    add_setting_options(p)
     p.set_defaults(run=run, param=[])
 
 
