@@ -161,3 +161,13 @@ def test_strategy_files_elsewhere_are_filed_by_stem(workspace, df, tmp_path):
     path.write_text(STRATEGY)
     res = qlm.backtest(str(path), df)
     assert default_store().get_run(res.meta["run_id"])["strategy"] == "my_cross"
+
+
+def test_a_bad_frame_is_recorded_as_an_error_run(workspace, df):
+    broken = df.drop(columns="low")
+    with pytest.raises(qlm.DataError) as info:
+        qlm.backtest("sma_cross", broken)
+    run = default_store().get_run(info.value.context["run_id"])
+    assert (
+        run["status"] == "error" and run["error"]["type"] == "DataError" and run["data_fingerprint"] is None
+    )

@@ -131,7 +131,7 @@ def _failed(
                 "strategy": label,
                 "code": getattr(cls, "source_text", None) if cls is not None else None,
                 "dataset": dataset,
-                "data_fingerprint": frame_fingerprint(frame),
+                "data_fingerprint": _fingerprint_or_none(frame),
                 "params": params,
                 "settings": settings,
                 "error": err,
@@ -144,6 +144,14 @@ def _failed(
         "engine.backtest.failed",
         {"strategy": label, "run_id": run_id, "error": err.to_dict(), "source": source},
     )
+
+
+def _fingerprint_or_none(frame: Any) -> str | None:
+    """The data fingerprint of a failed run; None when the frame itself is what was wrong."""
+    try:
+        return frame_fingerprint(frame)
+    except Exception:  # the run's own error is the one to report
+        return None
 
 
 def _strategy_label(strategy: Any, cls: Any = None) -> str:
