@@ -102,7 +102,11 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
         help="auto = grid up to 5000 combinations, genetic above",
     )
     p.add_argument("--objective", default="sharpe", help="a stats key to optimize (sharpe)")
-    p.add_argument("--minimize", action="store_true", help="minimize the objective instead")
+    p.add_argument(
+        "--minimize",
+        action="store_true",
+        help="minimize the objective (default: its natural direction, e.g. lower volatility)",
+    )
     p.add_argument(
         "--constraint",
         action="append",
@@ -138,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
                 space=dict(args.space) or None,
                 method=args.method,
                 objective=args.objective,
-                maximize=not args.minimize,
+                maximize=False if args.minimize else None,  # None: the objective's natural direction
                 constraints=dict(args.constraint) or None,
                 n_trials=args.n_trials,
                 seed=args.search_seed,
