@@ -11,6 +11,8 @@ import json
 import traceback as _traceback
 from typing import Any
 
+from qlm_kernel.jsonsafe import json_safe
+
 
 class QLMError(Exception):
     """Base class of every error QLM raises on purpose."""
@@ -61,7 +63,7 @@ class QLMError(Exception):
             "code": self.code,
             "message": self.message,
             "hint": self.hint,
-            "context": _json_safe(self.context),
+            "context": json_safe(self.context, nonfinite="text"),
             "traceback": self.traceback,
         }
 
@@ -143,17 +145,3 @@ _REGISTRY: dict[str, type[QLMError]] = {
 def _format_location(context: dict[str, Any]) -> str:
     parts = [f"{key}={context[key]!r}" for key in ("file", "row", "column", "line") if key in context]
     return f" [{', '.join(parts)}]" if parts else ""
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_json_safe(v) for v in value]
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
-    if hasattr(value, "item"):  # numpy scalar
-        return _json_safe(value.item())
-    return str(value)

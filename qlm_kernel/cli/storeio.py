@@ -12,11 +12,12 @@ import contextlib
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from qlm_kernel.errors import ConfigError
+from qlm_kernel.jsonsafe import json_safe
 
 NONE = "-"  # what an absent value looks like in a human table
 
@@ -47,22 +48,15 @@ def store(*, readonly: bool = True) -> Iterator[Any]:
 
 def not_found(what: str, ident: Any, hint: str, **context: Any) -> ConfigError:
     """The error of an unknown id or name (code NOT_FOUND, like the store's own)."""
-    return ConfigError(f"no {what} {ident!r}" if isinstance(ident, str) else f"no {what} {ident}",
-                       hint=hint, code="NOT_FOUND", **context)
+    return ConfigError(
+        f"no {what} {ident!r}" if isinstance(ident, str) else f"no {what} {ident}",
+        hint=hint,
+        code="NOT_FOUND",
+        **context,
+    )
 
 
 # --- values -----------------------------------------------------------------------------------------
-
-
-def json_safe(value: Any) -> Any:
-    """`value` with NaN/Infinity replaced by None (recursively), so strict JSON can carry it."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def compact(value: Any, width: int | None = None) -> str:

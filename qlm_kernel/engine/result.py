@@ -13,6 +13,7 @@ import pandas as pd
 from qlm_kernel.engine import layout as L
 from qlm_kernel.engine.settings import BacktestSettings
 from qlm_kernel.engine.stats import stats_series
+from qlm_kernel.jsonsafe import json_safe
 
 TRADE_COLUMNS = (
     "entry_time",
@@ -190,14 +191,14 @@ class BacktestResult:
         """JSON-safe summary: strategy, params, settings, stats, trades (and optionally equity)."""
         out: dict[str, Any] = {
             "strategy": self.strategy_name,
-            "params": _json_safe(self.params),
+            "params": json_safe(self.params),
             "settings": self.settings.to_dict(),
-            "stats": {k: _json_safe(v) for k, v in self.stats.items()},
-            "meta": _json_safe(self.meta),
+            "stats": {k: json_safe(v) for k, v in self.stats.items()},
+            "meta": json_safe(self.meta),
         }
         if include_trades:
             out["trades"] = [
-                {k: _json_safe(v) for k, v in row.items()} for row in self.trades.to_dict("records")
+                {k: json_safe(v) for k, v in row.items()} for row in self.trades.to_dict("records")
             ]
         if include_equity:
             out["equity"] = {
@@ -242,22 +243,4 @@ def _fmt(value: Any) -> str:
         if math.isnan(value):
             return "nan"
         return f"{value:.6g}"
-    return str(value)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, pd.Timestamp):
-        return None if pd.isna(value) else value.isoformat()
-    if value is pd.NaT:
-        return None
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
     return str(value)

@@ -6,9 +6,10 @@ is a private copy made at publish time and must be treated as read-only.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
+
+from qlm_kernel.jsonsafe import json_safe
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,25 +45,3 @@ class Event:
             time=float(row["time"]),
             source=str(row.get("source") or ""),
         )
-
-
-def json_safe(value: Any) -> Any:
-    """Coerce ``value`` into plain JSON types: numpy scalars/arrays to Python, NaN/inf to None, else str."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [json_safe(v) for v in value]
-    try:
-        if hasattr(value, "tolist"):  # numpy arrays and scalars
-            return json_safe(value.tolist())
-        if hasattr(value, "item"):
-            return json_safe(value.item())
-        if hasattr(value, "isoformat"):  # datetime, date, pandas Timestamp
-            return value.isoformat()
-        return str(value)
-    except Exception:  # a payload value whose conversion fails must not break the recorder
-        return repr(value)

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from qlm_kernel.jsonsafe import json_safe
+
 
 @dataclass
 class SanityReport:
@@ -58,23 +60,6 @@ class SanityReport:
             f"<span style='color:{color};font-weight:bold'>{status}</span>"
             f"<p>{html.escape(self.verdict)}</p><table>{rows}</table></div>"
         )
-
-
-def json_safe(value: Any) -> Any:
-    """Recursively convert to JSON-safe Python values (non-finite floats -> None)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return [json_safe(v) for v in value.tolist()]
-    if isinstance(value, (list, tuple, set)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    return str(value)
 
 
 def _fmt(value: Any) -> str:
