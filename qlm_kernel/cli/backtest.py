@@ -8,13 +8,13 @@ them), `load_ohlcv` / `DataManager.load` / `sample_data`, then `qlm_kernel.engin
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any
 
 from qlm_kernel.cli import output
 from qlm_kernel.cli.progress import Stages, progress_wanted
 from qlm_kernel.errors import QLMSystemError
+from qlm_kernel.formatting import STAT_FORMATS, format_stat
 
 # Kept here (not imported from the engine) so `qlm --help` does not load numba; a test checks they
 # match qlm_kernel.engine.layout and qlm_kernel.data.SAMPLE_KINDS.
@@ -45,39 +45,6 @@ STAGE_DATA = "loading data"
 STAGE_KERNELS = "loading kernels (the first run compiles)"
 STAGE_RUN = "computing signals and simulating"
 STAGE_REPORT = "writing report"
-
-# stat key -> (label, format); unknown keys (added later by the engine) get a generic format.
-STAT_FORMATS: dict[str, tuple[str, str]] = {
-    "start": ("Start", "text"),
-    "end": ("End", "text"),
-    "bars": ("Bars", "int"),
-    "init_cash": ("Initial cash", "money"),
-    "final_value": ("Final value", "money"),
-    "total_return": ("Total return", "pct"),
-    "benchmark_return": ("Buy & hold return", "pct"),
-    "cagr": ("CAGR", "pct"),
-    "volatility": ("Volatility (ann.)", "pct"),
-    "sharpe": ("Sharpe", "ratio"),
-    "sortino": ("Sortino", "ratio"),
-    "calmar": ("Calmar", "ratio"),
-    "max_drawdown": ("Max drawdown", "pct"),
-    "max_drawdown_bars": ("Max drawdown bars", "int"),
-    "n_trades": ("Trades", "int"),
-    "n_closed": ("Closed trades", "int"),
-    "n_long": ("Long trades", "int"),
-    "n_short": ("Short trades", "int"),
-    "win_rate": ("Win rate", "pct"),
-    "profit_factor": ("Profit factor", "ratio"),
-    "avg_trade_return": ("Avg trade return", "pct"),
-    "best_trade": ("Best trade", "pct"),
-    "worst_trade": ("Worst trade", "pct"),
-    "expectancy": ("Expectancy (per trade)", "money"),
-    "exposure": ("Exposure", "pct"),
-    "fees_paid": ("Fees paid", "money"),
-    "n_orders": ("Orders", "int"),
-    "rejected_orders": ("Rejected orders", "int"),
-    "bars_per_year": ("Bars per year", "num"),
-}
 
 
 # --- parser -----------------------------------------------------------------------------------------
@@ -244,23 +211,6 @@ def write_report(result: Any, target: str) -> str:
 
 
 # --- human output -----------------------------------------------------------------------------------
-
-
-def format_stat(kind: str, value: Any) -> str:
-    """One statistic for humans: percentages, money with thousands separators, ratios to 3 decimals."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return output.fmt_number(value)
-    if kind == "pct" and isinstance(value, (int, float)):
-        return f"{value * 100:,.2f}%"
-    if kind == "money" and isinstance(value, (int, float)):
-        return f"{value:,.2f}"
-    if kind == "ratio" and isinstance(value, (int, float)):
-        return f"{value:,.3f}"
-    if kind == "num" and isinstance(value, (int, float)):
-        return f"{value:,.1f}"
-    if kind == "int" and isinstance(value, (int, float)):
-        return f"{int(value):,}"
-    return output.fmt_number(value)
 
 
 def stats_table(stats: Any) -> str:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
 from qlm_kernel.errors import ConfigError, DataError, QLMError, QLMSystemError, StrategyError
+from qlm_kernel.formatting import fmt_number  # noqa: F401 - part of this module's API (jobs, runs)
 
 EXIT_OK = 0
 EXIT_QLM_ERROR = 1
@@ -95,19 +95,6 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str] | None = None) -
         return ""
     widths = [max(len(r[i]) for r in lines if i < len(r)) for i in range(max(map(len, lines)))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in lines)
-
-
-def fmt_number(value: Any, digits: int = 4) -> str:
-    """A compact human number: ints as is, floats to ``digits`` significant digits, NaN as n/a."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return "n/a" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:.{digits}g}"
 
 
 # --- errors -----------------------------------------------------------------------------------------

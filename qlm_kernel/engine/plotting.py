@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from qlm_kernel.formatting import stat_text
+
 if TYPE_CHECKING:
     from qlm_kernel.engine.result import BacktestResult
 
@@ -103,7 +105,7 @@ def report_html(result: BacktestResult) -> str:
     fig = backtest_figure(result)
     chart = fig.to_html(full_html=False, include_plotlyjs=True)
     stats_rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(format_stat(str(k), v))}</td></tr>"
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(stat_text(str(k), v))}</td></tr>"
         for k, v in result.stats.items()
     )
     trades = result.trades.tail(50)
@@ -120,34 +122,3 @@ th,td{{padding:2px 10px;text-align:left;border-bottom:1px solid #eee;font-size:1
 <div style="flex:1">{chart}</div></div>
 <h2>Last {len(trades)} trades</h2>{trade_table}
 </body></html>"""
-
-
-PERCENT_STATS = frozenset(
-    {
-        "total_return",
-        "benchmark_return",
-        "cagr",
-        "volatility",
-        "max_drawdown",
-        "win_rate",
-        "avg_trade_return",
-        "best_trade",
-        "worst_trade",
-        "exposure",
-    }
-)
-
-
-def format_stat(key: str, value: Any) -> str:
-    """A statistic for people: fractions as percentages, money with separators, ratios to 3 decimals."""
-    if isinstance(value, float):
-        if value != value:
-            return "n/a"
-        if key in PERCENT_STATS:
-            return f"{value:.2%}"
-        if key in {"final_value", "init_cash", "fees_paid", "expectancy"}:
-            return f"{value:,.2f}"
-        return f"{value:,.3f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
