@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from qlm_kernel.cli.optimize import parse_constraint, parse_space
 
 ARGS = [
@@ -78,10 +76,9 @@ def test_human_output_and_usage_errors(tmp_path):
     }
 
 
-@pytest.mark.parametrize("flag", ["--resume"])
-def test_resume_of_an_unknown_job_is_a_clear_error(tmp_path, flag):
+def test_resume_of_an_unknown_job_is_a_clear_error(tmp_path):
     home = tmp_path / "qlm"
-    out = qlm(home, *ARGS, flag, "doesnotexist", "--json")
+    out = qlm(home, *ARGS, "--resume", "doesnotexist", "--json")
     assert out.returncode != 0
     err = json.loads(out.stderr)
     assert err["message"] and err["hint"]

@@ -500,6 +500,19 @@ def finish_trades(trades: np.ndarray, k: int, stats: np.ndarray, n_bars: int) ->
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
+def uses_stops(sl_a: np.ndarray, tp_a: np.ndarray, tsl_a: np.ndarray) -> bool:
+    """False only when every stop array is a single NaN (no stop anywhere)."""
+    return not (
+        sl_a.shape[0] == 1
+        and np.isnan(sl_a[0])
+        and tp_a.shape[0] == 1
+        and np.isnan(tp_a[0])
+        and tsl_a.shape[0] == 1
+        and np.isnan(tsl_a[0])
+    )
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
 def run_column(
     o: np.ndarray,
     h: np.ndarray,
@@ -524,14 +537,7 @@ def run_column(
     """
     fill_close = cfg[CFG_FILL] == FILL_CLOSE
     close_at_end = cfg[CFG_CLOSE_AT_END] != 0.0
-    use_stops = not (
-        sl_a.shape[0] == 1
-        and np.isnan(sl_a[0])
-        and tp_a.shape[0] == 1
-        and np.isnan(tp_a[0])
-        and tsl_a.shape[0] == 1
-        and np.isnan(tsl_a[0])
-    )
+    use_stops = uses_stops(sl_a, tp_a, tsl_a)
     # numba cannot splat *args before literals, hence the spelled-out calls
     if fill_close:
         if use_stops:
@@ -682,8 +688,11 @@ def column_mode(
     cfg: np.ndarray, sl_a: np.ndarray, tp_a: np.ndarray, tsl_a: np.ndarray
 ) -> tuple[bool, bool, bool]:
     """(fill at close, stops in use, close at end) for one column's settings and stop arrays."""
-    no_stops = all(a.shape[0] == 1 and np.isnan(a[0]) for a in (sl_a, tp_a, tsl_a))
-    return bool(cfg[CFG_FILL] == FILL_CLOSE), not no_stops, bool(cfg[CFG_CLOSE_AT_END] != 0.0)
+    return (
+        bool(cfg[CFG_FILL] == FILL_CLOSE),
+        bool(uses_stops(sl_a, tp_a, tsl_a)),
+        bool(cfg[CFG_CLOSE_AT_END] != 0.0),
+    )
 
 
 def run_column_lazy(

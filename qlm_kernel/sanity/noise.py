@@ -68,7 +68,7 @@ def white_noise(
 
     if not isinstance(n, int) or n < 1:
         raise ConfigError("white_noise: n must be a positive integer", hint="e.g. n=100", value=n)
-    frame, _ = resolve_data(data) if not isinstance(data, pd.DataFrame) else (data, None)
+    frame, _ = resolve_data(data)  # frames pass through; paths and dataset names are loaded
     extra = dict(optimize_kwargs or {})
 
     def best(df: pd.DataFrame) -> float:

@@ -14,7 +14,6 @@ import math
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from qlm_kernel.errors import ConfigError
 from qlm_kernel.sanity.report import SanityReport
@@ -48,7 +47,7 @@ def walk_forward(
         raise ConfigError(f"walk_forward: unknown mode {mode!r}", hint="mode='rolling' or mode='anchored'")
     if not isinstance(n_splits, int) or n_splits < 1:
         raise ConfigError("walk_forward: n_splits must be a positive integer", hint="e.g. n_splits=5")
-    frame, _ = resolve_data(data) if not isinstance(data, pd.DataFrame) else (data, None)
+    frame, _ = resolve_data(data)  # frames pass through; paths and dataset names are loaded
     edges = np.linspace(0, len(frame), n_splits + 2).astype(int)
     if np.min(np.diff(edges)) < 50:
         raise ConfigError(
