@@ -135,10 +135,16 @@ _V3_EVENTS = (
     "CREATE INDEX events_by_topic ON events (topic, id)",
 )
 
+# Reserved while being built (filled in by the paper-trading and self-healing work respectively).
+_V4_PAPER: tuple[str, ...] = ()
+_V5_HEAL: tuple[str, ...] = ()
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: config, datasets, strategies, strategy_versions, runs", _V1_CORE),
     Migration(2, "jobs and trials", _V2_JOBS),
     Migration(3, "events", _V3_EVENTS),
+    Migration(4, "paper trading: sessions, orders, fills", _V4_PAPER),
+    Migration(5, "self-healing: heal sessions and steps", _V5_HEAL),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
