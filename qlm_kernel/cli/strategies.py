@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from qlm_kernel.cli import output, storeio
-from qlm_kernel.errors import QLMError
 
 HISTORY_HEADERS = ("version", "id", "created (utc)", "author", "sha256", "size", "message")
 
@@ -40,28 +38,11 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
 
 
 def strategy_entries() -> list[dict[str, Any]]:
-    """One JSON-safe entry per strategy name: name, class, origin, path, doc, params (or error)."""
-    from qlm_kernel.strategy import available_strategies, examples_dir, load_strategy
+    """One JSON-safe entry per strategy name (`describe_strategy_files`); user prints kept off stdout."""
+    from qlm_kernel.session.strategies import describe_strategy_files
 
-    examples = examples_dir().resolve()
-    entries = []
-    for name, path in available_strategies().items():
-        entry: dict[str, Any] = {
-            "name": name,
-            "path": str(path),
-            "origin": "examples" if Path(path).parent == examples else "workspace",
-        }
-        try:
-            with output.user_code_stdout():
-                info = load_strategy(path).info()
-        except QLMError as err:
-            record = err.to_dict()
-            record.pop("traceback", None)
-            entry["error"] = record
-        else:
-            entry.update({"class": info["class"], "doc": info["doc"], "params": info["params"]})
-        entries.append(entry)
-    return entries
+    with output.user_code_stdout():
+        return describe_strategy_files()
 
 
 def describe_param(spec: dict[str, Any]) -> str:
