@@ -122,14 +122,18 @@ def _failed(
     cls: Any,
     source: str,
 ) -> None:
-    """Publish and (best effort) record a failed run, then let the caller re-raise."""
+    """Publish and (best effort) record a failed run, then let the caller re-raise.
+
+    The error's context gains ``run_id`` and ``strategy_version_id`` (the stored version of the code
+    that failed — for a file that did not even load, the file's text as it was read).
+    """
     duration = time.perf_counter() - started
     run_id = None
     if recording:
         run_id, _ = record_run(
             {
                 "strategy": label,
-                "code": getattr(cls, "source_text", None) if cls is not None else None,
+                "code": getattr(cls, "source_text", None) if cls else _unloadable_code(err, label),
                 "dataset": dataset,
                 "data_fingerprint": _fingerprint_or_none(frame),
                 "params": params,
@@ -140,10 +144,35 @@ def _failed(
             }
         )
     err.context.setdefault("run_id", run_id)
+    if run_id is not None:
+        err.context.setdefault("strategy_version_id", _run_version_id(run_id))
     publish(
         "engine.backtest.failed",
         {"strategy": label, "run_id": run_id, "error": err.to_dict(), "source": source},
     )
+
+
+def _unloadable_code(err: QLMError, label: str) -> str | None:
+    """The text of a strategy file that failed to load (syntax error, import-time error), if readable."""
+    file = err.context.get("file")
+    load_codes = {"STRATEGY_SYNTAX", "STRATEGY_IMPORT", "TIMEOUT"}
+    if err.code not in load_codes or not file or Path(file).stem != label:
+        return None
+    try:
+        return Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _run_version_id(run_id: int) -> int | None:
+    """The strategy version a recorded run is linked to (None when unknown or unreadable)."""
+    from qlm_kernel.store import default_store
+
+    try:
+        run = default_store().get_run(run_id)
+    except QLMError:
+        return None
+    return run.get("strategy_version_id") if run else None
 
 
 def _fingerprint_or_none(frame: Any) -> str | None:

@@ -2,7 +2,9 @@
 
 Whatever user code raises becomes ``StrategyError(code="STRATEGY_RUNTIME")`` carrying the user's
 file/line/excerpt plus the strategy name, parameters and a summary of the data; a wrong return
-value is ``BAD_SIGNALS``. The engine, the optimizer and the heal loop all go through here.
+value, or signals of the wrong shape, length or dtype, is ``BAD_SIGNALS`` (located at the line that
+built the `Signals`); a ``signals()`` that overruns the time limit in force is ``TIMEOUT``. The
+engine, the optimizer and the heal loop all go through here.
 """
 
 from __future__ import annotations
@@ -15,20 +17,27 @@ from qlm_kernel.errors import StrategyError
 from qlm_kernel.strategy.base import Strategy
 from qlm_kernel.strategy.loader import resolve_strategy
 from qlm_kernel.strategy.signals import SIGNAL_FIELDS, Signals
-from qlm_kernel.strategy.trace import user_error
+from qlm_kernel.strategy.timelimit import TimeLimitExceeded, check_limit, current_limit, run_limited
+from qlm_kernel.strategy.trace import excerpt, same_file, source_lines, user_error
 
 
-def compute_signals(strategy: Any, data: Any, *, validate: bool = True) -> Signals:
+def compute_signals(
+    strategy: Any, data: Any, *, validate: bool = True, time_limit: float | None = None
+) -> Signals:
     """``strategy.signals(data)``, checked.
 
     ``strategy``: anything `resolve_strategy` accepts. With ``validate`` (default) and a
     DataFrame/Series ``data``, the signal and stop arrays are checked against the data's length and
-    index now, so the error names the strategy (cheap: no copies for bool arrays).
+    index now, so the error names the strategy (cheap: no copies for bool arrays). ``time_limit``
+    (seconds; default: the enclosing `time_limit_scope`, else none) stops a ``signals()`` that runs
+    too long with ``StrategyError(code="TIMEOUT")`` naming the line it was on (see `timelimit`).
     """
     strat = strategy if isinstance(strategy, Strategy) else resolve_strategy(strategy)
-    cls = type(strat)
+    limit = check_limit(time_limit) if time_limit is not None else current_limit()
     try:
-        result = strat.signals(data)
+        result = run_limited(lambda: strat.signals(data), limit)
+    except TimeLimitExceeded as exc:
+        raise _timeout_error(strat, data, exc) from None
     except (Exception, SystemExit) as exc:  # KeyboardInterrupt still stops the run
         raise _runtime_error(strat, data, exc) from exc
     if not isinstance(result, Signals):
@@ -38,10 +47,23 @@ def compute_signals(strategy: Any, data: Any, *, validate: bool = True) -> Signa
             result.to_arrays(len(data), data.index)
             result.stop_arrays(len(data), data.index)
         except StrategyError as err:
-            err.context.update(_strategy_context(strat))
-            err.context.setdefault("file", cls.source_file)
+            _locate_bad_signals(err, strat, data)
             raise
     return result
+
+
+def _locate_bad_signals(err: StrategyError, strat: Strategy, data: Any) -> None:
+    """Add what the heal loop needs to a BAD_SIGNALS error: strategy, params, data, source excerpt."""
+    cls = type(strat)
+    err.context.update(_strategy_context(strat))
+    err.context.setdefault("file", cls.source_file)
+    err.context.setdefault("data", describe_data(data))
+    file, line = err.context.get("file"), err.context.get("line")
+    if file and line and "excerpt" not in err.context:
+        lines = source_lines(file, cls.source_text if same_file(file, cls.source_file) else None)
+        err.context["excerpt"] = excerpt(lines, line)
+        if 0 < line <= len(lines):
+            err.context["source_line"] = lines[line - 1].strip()
 
 
 def _strategy_context(strat: Strategy) -> dict[str, Any]:
@@ -97,6 +119,28 @@ def _runtime_error(strat: Strategy, data: Any, exc: BaseException) -> StrategyEr
         data=describe_data(data),
         **_strategy_context(strat),
     )
+
+
+def _timeout_error(strat: Strategy, data: Any, exc: TimeLimitExceeded) -> StrategyError:
+    cls = type(strat)
+    err = user_error(
+        TimeoutError(str(exc)),
+        message=f"strategy {cls.name}: signals() was stopped",
+        code="TIMEOUT",
+        user_files=_user_files(cls),
+        sources=_sources(cls),
+        frames=exc.frames,
+        hint="",
+        data=describe_data(data),
+        time_limit_s=exc.seconds,
+        interrupted=exc.interrupted,
+        **_strategy_context(strat),
+    )
+    where = f"line {err.context['line']}" if err.context.get("line") else "signals()"
+    err.hint = (f"signals() was still running at {where} after {exc.seconds:g} s: look for a loop that never "
+                "ends (a `while` whose condition never changes) or replace the Python loop with numpy/pandas "
+                "(Numba-compiled loops cannot be interrupted)")
+    return err
 
 
 def _bad_return(strat: Strategy, data: Any, result: Any) -> StrategyError:

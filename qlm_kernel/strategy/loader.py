@@ -25,6 +25,7 @@ from typing import Any
 from qlm_kernel.errors import ConfigError, StrategyError
 from qlm_kernel.strategy.base import SignalsStrategy, Strategy
 from qlm_kernel.strategy.signals import Signals
+from qlm_kernel.strategy.timelimit import TimeLimitExceeded, current_limit, run_limited
 from qlm_kernel.strategy.trace import user_error
 
 _counter = itertools.count(1)
@@ -192,7 +193,18 @@ def _execute(file: Path, source: str) -> types.ModuleType:
     module.__file__ = str(file)
     sys.modules[name] = module
     try:
-        exec(code, module.__dict__)
+        run_limited(lambda: exec(code, module.__dict__), current_limit())
+    except TimeLimitExceeded as exc:
+        raise user_error(
+            TimeoutError(str(exc)),
+            message=f"strategy file {file.name} was stopped while loading",
+            code="TIMEOUT",
+            user_files=[str(file)],
+            sources=where,
+            frames=exc.frames,
+            hint=f"the module-level code ran longer than {exc.seconds:g} s: look for a loop that never ends",
+            time_limit_s=exc.seconds,
+        ) from None
     except (Exception, SystemExit) as exc:
         raise user_error(
             exc,

@@ -128,18 +128,21 @@ def user_error(
     sources: dict[str, str] | None = None,
     hint: str | None = None,
     hint_data: Any = None,
+    frames: list[traceback.FrameSummary] | None = None,
     **context: Any,
 ) -> StrategyError:
     """A StrategyError describing ``exc`` at its innermost user-code frame.
 
     ``user_files``: the strategy's file(s), most specific first; ``sources``: file -> source text
     actually executed (excerpts come from it, not from a file that may have been edited since).
-    ``hint_data``: the data the code saw (for "no such column" hints). Extra ``context``
-    (strategy, params, data summary, ...) is merged in.
+    ``hint_data``: the data the code saw (for "no such column" hints). ``frames``: the stack to
+    report instead of the exception's own traceback (a snapshot of code interrupted elsewhere).
+    Extra ``context`` (strategy, params, data summary, ...) is merged in.
     """
     user_files = [f for f in user_files if f]
     sources = sources or {}
-    frames = traceback.extract_tb(exc.__traceback__)
+    if frames is None:
+        frames = traceback.extract_tb(exc.__traceback__)
     keep = [f for f in frames if any(same_file(f.filename, u) for u in user_files)]
     if not keep:
         keep = [f for f in frames if not is_library_file(f.filename)]
@@ -167,6 +170,7 @@ def user_error(
         "exception_message": _truncate(str(exc) if not isinstance(exc, SyntaxError) else (exc.msg or "")),
         "exception": detail,
         "frames": [_frame_dict(f, sources) for f in keep[-_MAX_FRAMES:]],
+        "library_frames": summarize_library_frames(frames, keep),
     }
     if column is not None:
         ctx["column"] = column
@@ -179,8 +183,30 @@ def user_error(
     if hint is None:
         hint = suggest_hint(exc, line=line, file=file, data=hint_data)
     err = StrategyError(f"{message}: {detail}", hint=hint, code=code, context=ctx)
-    err.traceback = _format_frames(keep, detail, sources)
+    err.traceback = _format_frames(keep, detail, sources, ctx["library_frames"])
     return err
+
+
+def summarize_library_frames(
+    frames: list[traceback.FrameSummary], keep: list[traceback.FrameSummary]
+) -> dict[str, Any]:
+    """How many frames were left out of the user's traceback and which packages they were in
+    (``qlm_kernel``, ``pandas``, ...), so the engine side is summarized rather than dropped silently."""
+    kept = {id(f) for f in keep}
+    omitted = [f for f in frames if id(f) not in kept]
+    packages = sorted({_package_of(f.filename) for f in omitted})
+    return {"omitted": len(omitted), "packages": packages}
+
+
+def _package_of(filename: str) -> str:
+    path = os.path.normcase(os.path.abspath(filename))
+    if path.startswith(_PACKAGE_DIR):
+        return "qlm_kernel"
+    for root in _LIBRARY_DIRS:
+        if path.startswith(root):
+            head = path[len(root):].split(os.sep, 1)[0]
+            return head.removesuffix(".py") or "stdlib"
+    return "<frozen>" if filename.startswith("<") else os.path.basename(filename)
 
 
 def _lines_for(file: str, sources: dict[str, str]) -> list[str]:
@@ -196,13 +222,16 @@ def _frame_dict(frame: traceback.FrameSummary, sources: dict[str, str]) -> dict[
     return {"file": frame.filename, "line": frame.lineno, "function": frame.name, "code": code}
 
 
-def _format_frames(frames: list[traceback.FrameSummary], detail: str, sources: dict[str, str]) -> str:
+def _format_frames(frames: list[traceback.FrameSummary], detail: str, sources: dict[str, str],
+                   library: dict[str, Any] | None = None) -> str:
     out = ["Traceback (most recent call last):\n"]
     for f in frames:
         d = _frame_dict(f, sources)
         out.append(f'  File "{d["file"]}", line {d["line"]}, in {d["function"]}\n')
         if d["code"]:
             out.append(f"    {d['code']}\n")
+    if library and library["omitted"]:
+        out.append(f"  [{library['omitted']} library frame(s) omitted: {', '.join(library['packages'])}]\n")
     out.append(detail + "\n")
     return "".join(out)
 
