@@ -137,7 +137,44 @@ _V3_EVENTS = (
 
 # Reserved while being built (filled in by the paper-trading and self-healing work respectively).
 _V4_PAPER: tuple[str, ...] = ()
-_V5_HEAL: tuple[str, ...] = ()
+_V5_HEAL: tuple[str, ...] = (
+    """CREATE TABLE heal_sessions (
+        id                  TEXT PRIMARY KEY,
+        strategy            TEXT NOT NULL,
+        path                TEXT,
+        status              TEXT NOT NULL DEFAULT 'running'
+                            CHECK (status IN ('running', 'healed', 'passed', 'not_healed', 'diagnosed',
+                                              'error')),
+        healed              INTEGER NOT NULL DEFAULT 0 CHECK (healed IN (0, 1)),
+        attempts            INTEGER NOT NULL DEFAULT 0,
+        max_attempts        INTEGER NOT NULL,
+        model               TEXT,
+        original_version_id INTEGER REFERENCES strategy_versions(id) ON DELETE SET NULL,
+        final_version_id    INTEGER REFERENCES strategy_versions(id) ON DELETE SET NULL,
+        config              TEXT,
+        diagnosis           TEXT,
+        error               TEXT,
+        created_at          TEXT NOT NULL,
+        updated_at          TEXT NOT NULL,
+        finished_at         TEXT
+    )""",
+    "CREATE INDEX heal_sessions_by_strategy ON heal_sessions (strategy, created_at)",
+    "CREATE INDEX heal_sessions_by_created ON heal_sessions (created_at)",
+    """CREATE TABLE heal_steps (
+        id                  INTEGER PRIMARY KEY,
+        session_id          TEXT NOT NULL REFERENCES heal_sessions(id) ON DELETE CASCADE,
+        "index"             INTEGER NOT NULL,
+        attempt             INTEGER NOT NULL,
+        kind                TEXT NOT NULL,
+        ok                  INTEGER CHECK (ok IN (0, 1)),
+        started_at          TEXT NOT NULL,
+        ended_at            TEXT NOT NULL,
+        duration_s          REAL,
+        strategy_version_id INTEGER REFERENCES strategy_versions(id) ON DELETE SET NULL,
+        data                TEXT,
+        UNIQUE (session_id, "index")
+    )""",
+)
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: config, datasets, strategies, strategy_versions, runs", _V1_CORE),
