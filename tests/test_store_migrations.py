@@ -59,10 +59,10 @@ def test_old_database_is_migrated_and_keeps_its_rows(tmp_path):
 def test_a_new_migration_is_one_list_entry(tmp_path):
     path = tmp_path / "qlm.db"
     Store(path).close()
-    extra = Migration(SCHEMA_VERSION + 1, "heal sessions", (
-        "CREATE TABLE heal_sessions (id INTEGER PRIMARY KEY, strategy TEXT NOT NULL)",))
+    extra = Migration(SCHEMA_VERSION + 1, "portfolios", (
+        "CREATE TABLE portfolios (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",))
     with Store(path, migrations=(*MIGRATIONS, extra)) as store:
-        assert store.schema_version == SCHEMA_VERSION + 1 and "heal_sessions" in store.stats()["tables"]
+        assert store.schema_version == SCHEMA_VERSION + 1 and "portfolios" in store.stats()["tables"]
 
 
 def test_newer_database_is_refused_untouched(tmp_path):
