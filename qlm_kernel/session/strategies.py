@@ -50,22 +50,28 @@ def check_strategy_name(name: Any) -> str:
     if any(unicodedata.category(ch).startswith("C") for ch in name):
         raise _refuse("BAD_NAME", "control or invisible characters in a strategy name", name, hint)
     if "%" in name:
-        raise _refuse("ENCODED_PATH", "URL-encoded characters in a strategy name are not accepted",
-                      name, hint)
+        raise _refuse(
+            "ENCODED_PATH", "URL-encoded characters in a strategy name are not accepted", name, hint
+        )
     if not name.isascii() or unicodedata.normalize("NFKC", name) != name:
-        raise _refuse("UNICODE_NAME", "non-ASCII characters in a strategy name are not accepted "
-                      "(look-alike dots and slashes can hide a path)", name, hint)
+        raise _refuse(
+            "UNICODE_NAME",
+            "non-ASCII characters in a strategy name are not accepted "
+            "(look-alike dots and slashes can hide a path)",
+            name,
+            hint,
+        )
     if name.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:", name):
         raise _refuse("ABSOLUTE_PATH", "absolute paths are outside the strategies workspace", name, hint)
     if ".." in name or "/" in name or "\\" in name:
-        raise _refuse("PATH_TRAVERSAL", "a strategy name cannot contain '..' or path separators",
-                      name, hint)
+        raise _refuse("PATH_TRAVERSAL", "a strategy name cannot contain '..' or path separators", name, hint)
     stem, dot, suffix = name.partition(".")
     if dot and suffix != "py":
         raise _refuse("NOT_PY", f"strategy files must end in .py, not .{suffix}", name, hint)
     if not _STEM.fullmatch(stem):
-        raise _refuse("BAD_NAME", "a strategy name must be a Python identifier of at most 64 characters",
-                      name, hint)
+        raise _refuse(
+            "BAD_NAME", "a strategy name must be a Python identifier of at most 64 characters", name, hint
+        )
     return f"{stem}.py"
 
 
@@ -78,14 +84,23 @@ def strategy_file_path(name: Any, *, home: str | os.PathLike[str] | None = None)
     root = strategies_root(home)
     path = root / check_strategy_name(name)
     if path.is_symlink():
-        raise _refuse("SYMLINK", "strategy files cannot be symlinks (it could point outside the workspace)",
-                      name, "replace the link with a regular file")
+        raise _refuse(
+            "SYMLINK",
+            "strategy files cannot be symlinks (it could point outside the workspace)",
+            name,
+            "replace the link with a regular file",
+        )
     if path.exists() and not path.is_file():
-        raise _refuse("NOT_A_FILE", "the strategy path exists and is not a regular file", name,
-                      "remove or rename it")
+        raise _refuse(
+            "NOT_A_FILE", "the strategy path exists and is not a regular file", name, "remove or rename it"
+        )
     if path.resolve().parent != root:
-        raise _refuse("OUTSIDE_WORKSPACE", "the strategy path resolves outside the workspace", name,
-                      "use a bare file name")
+        raise _refuse(
+            "OUTSIDE_WORKSPACE",
+            "the strategy path resolves outside the workspace",
+            name,
+            "use a bare file name",
+        )
     return path
 
 
@@ -94,23 +109,41 @@ def syntax_check(code: str, filename: str = "<strategy>") -> dict[str, Any]:
     try:
         ast.parse(code, filename=filename)
     except SyntaxError as err:
-        return {"ok": False, "error": {"type": "SyntaxError", "message": err.msg, "line": err.lineno,
-                                       "offset": err.offset, "text": (err.text or "").rstrip("\n")}}
+        return {
+            "ok": False,
+            "error": {
+                "type": "SyntaxError",
+                "message": err.msg,
+                "line": err.lineno,
+                "offset": err.offset,
+                "text": (err.text or "").rstrip("\n"),
+            },
+        }
     return {"ok": True}
 
 
 def _check_code(code: Any, name: str) -> bytes:
     if not isinstance(code, str):
-        raise ConfigError(f"strategy code must be a string, got {type(code).__name__}", name=name,
-                          hint="pass the whole file's text")
+        raise ConfigError(
+            f"strategy code must be a string, got {type(code).__name__}",
+            name=name,
+            hint="pass the whole file's text",
+        )
     data = code.encode("utf-8")
     if len(data) > MAX_STRATEGY_BYTES:
-        raise SecurityError(f"strategy code is {len(data):,} bytes; the limit is {MAX_STRATEGY_BYTES:,}",
-                            code="FILE_TOO_LARGE", name=name,
-                            hint="strategy files hold code, not data: load data with qlm.load_ohlcv")
+        raise SecurityError(
+            f"strategy code is {len(data):,} bytes; the limit is {MAX_STRATEGY_BYTES:,}",
+            code="FILE_TOO_LARGE",
+            name=name,
+            hint="strategy files hold code, not data: load data with qlm.load_ohlcv",
+        )
     if "\x00" in code:
-        raise SecurityError("strategy code contains NUL bytes", code="BINARY_CONTENT", name=name,
-                            hint="write Python source text")
+        raise SecurityError(
+            "strategy code contains NUL bytes",
+            code="BINARY_CONTENT",
+            name=name,
+            hint="write Python source text",
+        )
     return data
 
 
@@ -128,8 +161,14 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def write_strategy(name: Any, code: Any, *, author: str = "user", message: str | None = None,
-                   home: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def write_strategy(
+    name: Any,
+    code: Any,
+    *,
+    author: str = "user",
+    message: str | None = None,
+    home: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
     """Save `code` as strategy `name` in the workspace and record it as a new version.
 
     The version is stored first, then the file is replaced atomically: a store failure leaves the
@@ -147,12 +186,23 @@ def write_strategy(name: Any, code: Any, *, author: str = "user", message: str |
     version = default_store().save_strategy_version(path.stem, code, author, message)
     _atomic_write(path, data)
     record = {
-        "name": path.name, "strategy": path.stem, "path": str(path), "version_id": version["id"],
-        "version": version["version"], "sha256": version["sha256"], "size": len(data), "author": author,
-        "message": message, "created_at": version["created_at"], "syntax": syntax_check(code, path.name),
+        "name": path.name,
+        "strategy": path.stem,
+        "path": str(path),
+        "version_id": version["id"],
+        "version": version["version"],
+        "sha256": version["sha256"],
+        "size": len(data),
+        "author": author,
+        "message": message,
+        "created_at": version["created_at"],
+        "syntax": syntax_check(code, path.name),
     }
-    publish(STRATEGY_VERSION_SAVED, {k: record[k] for k in ("name", "strategy", "version", "version_id",
-                                                           "sha256", "author")}, source="session")
+    publish(
+        STRATEGY_VERSION_SAVED,
+        {k: record[k] for k in ("name", "strategy", "version", "version_id", "sha256", "author")},
+        source="session",
+    )
     return record
 
 
@@ -166,8 +216,12 @@ def _find_readable(name: Any, home: str | os.PathLike[str] | None) -> tuple[Path
     example = examples_dir().resolve() / path.name
     if example.is_file() and not example.is_symlink():
         return example, "examples"
-    raise ConfigError(f"no strategy named {path.name!r}", code="NOT_FOUND", name=path.name,
-                      hint="list_strategies shows what exists; write_strategy creates a new one")
+    raise ConfigError(
+        f"no strategy named {path.name!r}",
+        code="NOT_FOUND",
+        name=path.name,
+        hint="list_strategies shows what exists; write_strategy creates a new one",
+    )
 
 
 def read_strategy(name: Any, *, home: str | os.PathLike[str] | None = None) -> dict[str, Any]:
@@ -175,11 +229,22 @@ def read_strategy(name: Any, *, home: str | os.PathLike[str] | None = None) -> d
     path, origin = _find_readable(name, home)
     data = path.read_bytes()
     if len(data) > MAX_STRATEGY_BYTES:
-        raise SecurityError(f"{path.name} is {len(data):,} bytes; the limit is {MAX_STRATEGY_BYTES:,}",
-                            code="FILE_TOO_LARGE", name=path.name, hint="strategy files hold code, not data")
+        raise SecurityError(
+            f"{path.name} is {len(data):,} bytes; the limit is {MAX_STRATEGY_BYTES:,}",
+            code="FILE_TOO_LARGE",
+            name=path.name,
+            hint="strategy files hold code, not data",
+        )
     code = data.decode("utf-8", errors="replace")
-    return {"name": path.name, "strategy": path.stem, "path": str(path), "origin": origin, "code": code,
-            "size": len(data), "latest_version": _latest_version(path.stem)}
+    return {
+        "name": path.name,
+        "strategy": path.stem,
+        "path": str(path),
+        "origin": origin,
+        "code": code,
+        "size": len(data),
+        "latest_version": _latest_version(path.stem),
+    }
 
 
 def _latest_version(stem: str) -> dict[str, Any] | None:
@@ -201,18 +266,29 @@ def strategy_history(name: Any) -> list[dict[str, Any]]:
     return default_store().strategy_history(Path(check_strategy_name(name)).stem)
 
 
-def restore_strategy_version(name: Any, version: int, *, author: str = "user", message: str | None = None,
-                             home: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def restore_strategy_version(
+    name: Any,
+    version: int,
+    *,
+    author: str = "user",
+    message: str | None = None,
+    home: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
     """Write the code of stored version number `version` back to the file, as a new version."""
     from qlm_kernel.store import default_store
 
     stem = Path(check_strategy_name(name)).stem
     record = default_store().get_strategy_version((stem, int(version)))
     if record is None:
-        raise ConfigError(f"strategy {stem!r} has no version {version}", code="NOT_FOUND", name=stem,
-                          hint="strategy_history lists the versions")
-    return write_strategy(name, record["code"], author=author, home=home,
-                          message=message or f"restore version {version}")
+        raise ConfigError(
+            f"strategy {stem!r} has no version {version}",
+            code="NOT_FOUND",
+            name=stem,
+            hint="strategy_history lists the versions",
+        )
+    return write_strategy(
+        name, record["code"], author=author, home=home, message=message or f"restore version {version}"
+    )
 
 
 def describe_strategy_files() -> list[dict[str, Any]]:

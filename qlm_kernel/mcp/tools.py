@@ -1,0 +1,363 @@
+"""What each MCP tool does, as plain functions over the session API (no MCP imports here).
+
+`qlm_kernel.mcp.server` registers these as tools; they are also usable directly (tests, notebooks).
+Each returns a JSON-safe dict and raises only `QLMError`s. Strategy names go through
+`check_strategy_name` (no paths), data through ``dataset=`` (a workspace dataset) or ``sample=``
+(generated) — never a file path — so a client cannot make the server read arbitrary files.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from qlm_kernel.errors import ConfigError, DataError, OptimizationError
+from qlm_kernel.jsonsafe import json_safe
+
+SANITY_CHECKS = ("lookahead", "white_noise", "walk_forward", "pbo", "deflated_sharpe")
+MAX_SAMPLE_BARS = 5_000_000
+TRADE_PREVIEW = 5
+
+
+def _strategy_file(name: Any) -> str:
+    """The file of a strategy name (workspace first, then the bundled examples); names only, no paths."""
+    from qlm_kernel.session.strategies import check_strategy_name
+    from qlm_kernel.strategy.loader import find_strategy_file
+
+    return str(find_strategy_file(check_strategy_name(name)[:-3]))
+
+
+def _data(dataset: str | None, sample: dict[str, Any] | None) -> tuple[Any, str | None]:
+    """(frame, dataset name) from a workspace dataset or a sample spec (default: synthetic 10,000)."""
+    from qlm_kernel.session import resolve_data
+
+    if dataset is None and sample is None:
+        sample = {"kind": "synthetic", "n": 10_000, "seed": 0}
+    if sample is not None:
+        if not isinstance(sample, dict):
+            raise DataError(
+                'sample must be an object like {"kind": "synthetic", "n": 10000, "seed": 0}',
+                code="DATA_BAD_INPUT",
+                hint="kinds: synthetic, goog, eurusd, btcusd",
+            )
+        unknown = sorted(set(sample) - {"kind", "n", "seed", "start", "freq"})
+        if unknown:
+            raise DataError(
+                f"unknown sample field(s) {unknown}",
+                code="DATA_BAD_INPUT",
+                hint="sample fields: kind, n, seed, start, freq",
+            )
+        n = sample.get("n")
+        if n is not None and (not isinstance(n, int) or n > MAX_SAMPLE_BARS or n < 2):
+            raise DataError(
+                f"sample n must be an integer between 2 and {MAX_SAMPLE_BARS:,}",
+                code="DATA_BAD_INPUT",
+                hint="use a smaller sample",
+                value=n,
+            )
+    return resolve_data(None, dataset=dataset, sample=sample)
+
+
+def _check_mapping(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{what} must be an object mapping names to values", hint=f"e.g. {what}={{}}")
+    return dict(value)
+
+
+def trades_summary(trades: Any, preview: int = TRADE_PREVIEW) -> dict[str, Any]:
+    """Counts, win rate, average return and the last few trades of a trades table."""
+    n = len(trades)
+    if n == 0:
+        return {
+            "count": 0,
+            "wins": 0,
+            "losses": 0,
+            "long": 0,
+            "short": 0,
+            "avg_return": None,
+            "best_return": None,
+            "worst_return": None,
+            "exit_reasons": {},
+            "last": [],
+        }
+    ret = trades["return"]
+    return json_safe(
+        {
+            "count": n,
+            "wins": int((trades["pnl"] > 0).sum()),
+            "losses": int((trades["pnl"] <= 0).sum()),
+            "long": int((trades["direction"].astype(str) == "long").sum()),
+            "short": int((trades["direction"].astype(str) == "short").sum()),
+            "avg_return": float(ret.mean()),
+            "best_return": float(ret.max()),
+            "worst_return": float(ret.min()),
+            "exit_reasons": {
+                str(k): int(v) for k, v in trades["exit_reason"].astype(str).value_counts().items()
+            },
+            "last": trades.tail(preview).astype({"entry_time": str, "exit_time": str}).to_dict("records"),
+        }
+    )
+
+
+# --- strategies -----------------------------------------------------------------------------------
+
+
+def list_strategies() -> dict[str, Any]:
+    """Strategies in the workspace and the bundled examples, with parameters and stored versions."""
+    from qlm_kernel.session.strategies import list_strategies as listing
+
+    return {"strategies": json_safe(listing())}
+
+
+def read_strategy(name: str) -> dict[str, Any]:
+    """The code of one strategy file (workspace first, then examples) with its latest version."""
+    from qlm_kernel.session.strategies import read_strategy as read
+
+    return json_safe(read(name))
+
+
+def write_strategy(
+    name: str, code: str, message: str | None = None, author: str = "assistant"
+) -> dict[str, Any]:
+    """Save a strategy file in the workspace as a new version; returns the version id and a syntax check."""
+    from qlm_kernel.session.strategies import write_strategy as write
+
+    return json_safe(write(name, code, author=author, message=message))
+
+
+def strategy_history(name: str) -> dict[str, Any]:
+    """Every stored version of a strategy (author, time, sha256), oldest first."""
+    from qlm_kernel.session.strategies import strategy_history as history
+
+    return {"name": name, "versions": json_safe(history(name))}
+
+
+# --- research -------------------------------------------------------------------------------------
+
+
+def run_backtest(
+    strategy: str,
+    dataset: str | None = None,
+    sample: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    report: bool = False,
+    source: str = "mcp",
+) -> dict[str, Any]:
+    """Backtest a strategy file; stats, a trades summary and the stored run id (StrategyError on failure)."""
+    from qlm_kernel.engine.settings import SETTING_NAMES
+    from qlm_kernel.session import backtest
+
+    params, settings = _check_mapping(params, "params"), _check_mapping(settings, "settings")
+    unknown = sorted(set(settings) - set(SETTING_NAMES))
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {unknown}",
+            code="BAD_ARGUMENT",
+            hint=f"settings are {', '.join(SETTING_NAMES)}; strategy parameters go in params",
+        )
+    file = _strategy_file(strategy)
+    frame, dataset_name = _data(dataset, sample)
+    started = time.perf_counter()
+    res = backtest(file, frame, dataset=dataset_name, source=source, **params, **settings)
+    seconds = time.perf_counter() - started
+    out: dict[str, Any] = {
+        "strategy": res.strategy_name,
+        "file": file,
+        "params": json_safe(res.params),
+        "settings": res.settings.to_dict(),
+        "dataset": dataset_name,
+        "sample": sample,
+        "bars": len(frame),
+        "start": str(frame.index[0]),
+        "end": str(frame.index[-1]),
+        "seconds": seconds,
+        "run_id": res.meta.get("run_id"),
+        "stats": {k: json_safe(v) for k, v in res.stats.items()},
+        "trades": trades_summary(res.trades),
+    }
+    if report:
+        out["report"] = _save_report(res, out["run_id"])
+    return json_safe(out)
+
+
+def _save_report(res: Any, run_id: int | None) -> dict[str, str]:
+    from qlm_kernel.workspace import workspace_dir
+
+    name = f"run-{run_id}.html" if run_id is not None else f"run-{int(time.time() * 1000)}.html"
+    path = workspace_dir("reports") / name
+    res.save_report(str(path))
+    return {"path": str(path), "uri": f"qlm://reports/{name}"}
+
+
+def optimize_parameters(
+    strategy: str,
+    space: dict[str, list[Any]],
+    method: str = "grid",
+    objective: str = "sharpe",
+    dataset: str | None = None,
+    sample: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    n_trials: int | None = None,
+    seed: int = 0,
+    maximize: bool | None = None,
+    progress: Callable[[dict[str, Any]], Any] | None = None,
+) -> dict[str, Any]:
+    """Run a recorded optimization job to the end; job id, best params/value/stats and the top trials."""
+    from qlm_kernel.optimize import optimize
+
+    space = _check_mapping(space, "space")
+    if not space:
+        raise OptimizationError(
+            "space is empty",
+            code="BAD_ARGUMENT",
+            hint='map each parameter to a list of values, e.g. {"fast": [5, 10, 20]}',
+        )
+    for key, values in space.items():
+        if not isinstance(values, list) or not values:
+            raise OptimizationError(
+                f"space[{key!r}] must be a non-empty list of values",
+                code="BAD_ARGUMENT",
+                hint='e.g. {"fast": [5, 10, 20]}',
+                param=key,
+            )
+    settings = _check_mapping(settings, "settings")
+    file = _strategy_file(strategy)
+    frame, dataset_name = _data(dataset, sample)
+    res = optimize(
+        file,
+        frame,
+        space,
+        method=method,
+        objective=objective,
+        maximize=maximize,
+        n_trials=n_trials,
+        seed=seed,
+        dataset=dataset_name,
+        progress=progress,
+        **settings,
+    )
+    out = res.to_dict()
+    trials = res.trials
+    if len(trials) and "objective" in trials:
+        top = trials.sort_values("objective", ascending=not res.maximize).head(5)
+        out["top"] = json_safe(top.drop(columns=[c for c in top.columns if c == "stats"]).to_dict("records"))
+    return json_safe(out)
+
+
+def get_job(job_id: str, trials: int = 5) -> dict[str, Any]:
+    """One job (optimization, check) with progress, heartbeat age and its first/best trials."""
+    from qlm_kernel.cli.jobs import job_view, unknown_job
+    from qlm_kernel.store import default_store
+
+    store = default_store()
+    job = store.get_job(str(job_id))
+    if job is None:
+        raise unknown_job(str(job_id))
+    return json_safe(job_view(store, job, max(0, min(int(trials), 100))))
+
+
+def cancel_job(job_id: str) -> dict[str, Any]:
+    """Ask a running job to stop (it stops between batches); returns whether the flag was set."""
+    from qlm_kernel.cli.jobs import unknown_job
+    from qlm_kernel.store import default_store
+
+    store = default_store()
+    if store.get_job(str(job_id)) is None:
+        raise unknown_job(str(job_id))
+    return {"job_id": job_id, "cancel_requested": bool(store.request_cancel(str(job_id)))}
+
+
+def list_jobs(status: str | None = None, limit: int = 20) -> dict[str, Any]:
+    """The newest jobs with their status and progress."""
+    from qlm_kernel.cli.jobs import progress
+    from qlm_kernel.store import default_store
+
+    jobs = default_store().list_jobs(status=status, limit=max(1, min(int(limit), 500)))
+    return {"jobs": json_safe([{**j, "progress": progress(j)} for j in jobs])}
+
+
+def list_runs(limit: int = 20, strategy: str | None = None) -> dict[str, Any]:
+    """The newest recorded backtest runs (stats or error)."""
+    from qlm_kernel.store import default_store
+
+    return {
+        "runs": json_safe(default_store().list_runs(limit=max(1, min(int(limit), 500)), strategy=strategy))
+    }
+
+
+def sanity_check(
+    strategy: str,
+    check: str = "lookahead",
+    dataset: str | None = None,
+    sample: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    space: dict[str, list[Any]] | None = None,
+    n: int = 20,
+    n_splits: int = 4,
+    objective: str = "sharpe",
+    settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One overfitting/lookahead check; its report (passed, verdict, numbers).
+
+    ``lookahead`` uses ``params``; ``white_noise`` (``n`` permutations), ``walk_forward``
+    (``n_splits``), ``pbo`` and ``deflated_sharpe`` search ``space`` (pbo/deflated run one grid
+    optimization and judge it).
+    """
+    from qlm_kernel import sanity
+
+    if check not in SANITY_CHECKS:
+        raise ConfigError(
+            f"unknown check {check!r}", code="BAD_ARGUMENT", hint=f"one of {', '.join(SANITY_CHECKS)}"
+        )
+    params, settings = _check_mapping(params, "params"), _check_mapping(settings, "settings")
+    file = _strategy_file(strategy)
+    frame, _ = _data(dataset, sample)
+    if check == "lookahead":
+        return json_safe(sanity.lookahead(file, frame, **params, **settings).to_dict())
+    space = _check_mapping(space, "space")
+    if not space:
+        raise ConfigError(
+            f"the {check} check needs a parameter space",
+            code="BAD_ARGUMENT",
+            hint='e.g. space={"fast": [5, 10, 20], "slow": [50, 100]}',
+        )
+    if check == "white_noise":
+        report = sanity.white_noise(file, frame, space=space, n=int(n), objective=objective, **settings)
+    elif check == "walk_forward":
+        report = sanity.walk_forward(
+            file, frame, space=space, n_splits=int(n_splits), objective=objective, **settings
+        )
+    else:
+        from qlm_kernel.optimize import optimize
+
+        opt = optimize(file, frame, space, method="grid", objective=objective, **settings)
+        report = sanity.pbo(opt) if check == "pbo" else sanity.deflated_sharpe(opt)
+    return json_safe(report.to_dict())
+
+
+# --- data and system ------------------------------------------------------------------------------
+
+
+def list_datasets() -> dict[str, Any]:
+    """Datasets imported into the workspace, plus the built-in samples usable as ``sample``."""
+    from qlm_kernel.data.samples import SAMPLE_KINDS
+    from qlm_kernel.session import data_manager
+
+    return {
+        "datasets": json_safe(data_manager().list()),
+        "samples": {"kinds": list(SAMPLE_KINDS), "example": {"kind": "synthetic", "n": 10_000, "seed": 0}},
+    }
+
+
+def analyze_market_structure(
+    dataset: str | None = None, sample: dict[str, Any] | None = None, window: int = 250
+) -> dict[str, Any]:
+    """Trend strength, volatility regime, Hurst exponent, autocorrelation and return distribution."""
+    from qlm_kernel.analysis import analyze_market_structure as analyze
+
+    frame, dataset_name = _data(dataset, sample)
+    return {"dataset": dataset_name, "sample": sample, **analyze(frame, window=int(window))}
