@@ -1,0 +1,169 @@
+"""`paper_replay`: run a strategy through the paper handler over a DataFrame at full speed.
+
+With ``latency=0, slippage=0`` the replay's trades equal ``qlm.backtest(..., fill="next_open")``
+(same settings) exactly: the runner applies the engine's signal rules and the handler its fill,
+sizing, fee and stop rules, one bar at a time. With the defaults (100 ms, 5 bps) it shows what
+execution costs; ``result.divergence(backtest)`` lists the per-trade differences.
+
+Signals: ``signals="full"`` (default) computes the strategy's signals once on the whole frame and
+first proves with `qlm.sanity.lookahead` that no signal changes when later bars are removed (a
+strategy that peeks is refused with a StrategyError); ``signals="incremental"`` recomputes them at
+every bar on the bars seen so far (no lookahead by construction, O(n^2)).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from qlm_kernel.engine.settings import BacktestSettings, split_settings
+from qlm_kernel.errors import ConfigError, StrategyError
+from qlm_kernel.execution.feeds import DataFrameFeed
+from qlm_kernel.execution.paper import DEFAULT_LATENCY, DEFAULT_SLIPPAGE, PaperExecutionHandler
+from qlm_kernel.execution.result import PaperResult
+from qlm_kernel.execution.risk import RiskLimits
+from qlm_kernel.execution.runner import PaperRunner
+from qlm_kernel.execution.signals import FullSignals, IncrementalSignals
+
+
+def paper_settings(
+    kwargs: dict[str, Any], *, fees: float, fixed_fees: float, slippage: float
+) -> tuple[BacktestSettings, dict[str, Any]]:
+    """Backtest-style settings for a paper run (fill is always next open) and the strategy params."""
+    fill = kwargs.pop("fill", "next_open")
+    if fill != "next_open":
+        raise ConfigError(
+            f"paper trading fills at the next price after a decision, not fill={fill!r}",
+            hint="drop fill= (paper runs compare with backtest(..., fill='next_open'))",
+            setting="fill",
+            value=fill,
+        )
+    for name in ("fees", "fixed_fees", "slippage"):
+        if name in kwargs:  # pragma: no cover - they are explicit keyword arguments of the callers
+            raise ConfigError(f"{name} given twice", hint=f"pass {name}= once", setting=name)
+    settings, params = split_settings(
+        {**kwargs, "fill": "next_open", "fees": fees, "fixed_fees": fixed_fees, "slippage": slippage}
+    )
+    return settings, params
+
+
+def resolve_paper_strategy(strategy: Any, params: dict[str, Any]) -> Any:
+    """The strategy instance; ready-made Signals are refused (they cannot be re-run bar by bar)."""
+    from qlm_kernel.strategy import SignalsStrategy, resolve_strategy
+
+    strat = resolve_strategy(strategy, **params)
+    if isinstance(strat, SignalsStrategy):
+        raise ConfigError(
+            "paper trading needs a strategy it can run on the bars seen so far, not ready-made Signals",
+            hint="pass a Strategy class/instance, a strategy file or its name",
+            code="BAD_STRATEGY",
+        )
+    return strat
+
+
+def strategy_label(strat: Any) -> str:
+    """The strategy's file stem, else its class name."""
+    from pathlib import Path
+
+    src = getattr(type(strat), "source_file", None)
+    return Path(src).stem if src else getattr(type(strat), "name", type(strat).__name__)
+
+
+def paper_replay(
+    strategy: Any,
+    data: Any,
+    *,
+    latency: float = DEFAULT_LATENCY,
+    slippage: float = DEFAULT_SLIPPAGE,
+    fees: float = 0.0,
+    fixed_fees: float = 0.0,
+    max_participation: float | None = None,
+    risk: RiskLimits | dict[str, Any] | None = None,
+    signals: str = "full",
+    symbol: str = "ASSET",
+    publish: bool = False,
+    **kwargs: Any,
+) -> PaperResult:
+    """Replay ``data`` bar by bar through a `PaperExecutionHandler`; returns a `PaperResult`.
+
+    ``latency`` is seconds (default 0.1), ``slippage`` a fraction (default 0.0005 = 5 bps), ``fees``
+    and ``fixed_fees`` as in `qlm.backtest`; other keywords are backtest settings (init_cash, size,
+    size_type, integer, direction, sl_stop, tp_stop, tsl_stop, close_at_end) or strategy
+    parameters. ``max_participation`` caps each bar's fills at that fraction of its volume.
+    ``risk`` is a `RiskLimits` or a dict of its fields. ``publish=True`` sends paper.* events.
+    """
+    from qlm_kernel.engine.api import as_ohlcv_frame
+
+    started = time.perf_counter()
+    settings, params = paper_settings(dict(kwargs), fees=fees, fixed_fees=fixed_fees, slippage=slippage)
+    frame = as_ohlcv_frame(data)
+    strat = resolve_paper_strategy(strategy, params)
+    if signals == "full" and len(frame) < 60:
+        signals = "incremental"  # too short for the lookahead cuts; cheap to recompute per bar
+    if signals == "full":
+        _require_no_lookahead(strat, frame)
+        source: Any = FullSignals(strat, frame, settings)
+    elif signals == "incremental":
+        source = IncrementalSignals(strat, settings)
+    else:
+        raise ConfigError(
+            f"signals={signals!r} is not 'full' or 'incremental'",
+            hint="'full' (fast, lookahead-checked) or 'incremental' (recomputed per bar)",
+            setting="signals",
+            value=signals,
+        )
+    handler = PaperExecutionHandler(
+        cash=settings.init_cash,
+        latency=latency,
+        slippage=slippage,
+        fees=fees,
+        fixed_fees=fixed_fees,
+        max_participation=max_participation,
+    )
+    limits = risk if isinstance(risk, RiskLimits) or risk is None else RiskLimits.from_dict(risk)
+    publisher = None
+    if publish:
+        from qlm_kernel.events import publish as bus_publish
+
+        publisher = bus_publish
+    runner = PaperRunner(handler, source, settings, symbol=symbol, risk=limits, publish=publisher)
+    for bar in DataFrameFeed(frame):
+        runner.step(bar)
+    runner.finish()
+    return PaperResult(
+        index=frame.index,
+        last_close=float(frame["close"].iloc[-1]),
+        fills=runner.fills,
+        orders=list(runner._all_orders.values()),
+        equity=runner.equity_array(),
+        refusals=runner.refusals,
+        settings={
+            **settings.to_dict(),
+            "latency": latency,
+            "max_participation": max_participation,
+            "risk": limits.to_dict() if limits else None,
+        },
+        params=strat.params,
+        strategy_name=strategy_label(strat),
+        meta={
+            "duration_s": time.perf_counter() - started,
+            "signals": signals,
+            "symbol": symbol,
+            "open_orders": [o.client_order_id for o in handler.open_orders()],
+        },
+    )
+
+
+def _require_no_lookahead(strat: Any, frame: Any) -> None:
+    """Refuse to replay precomputed signals of a strategy whose early signals depend on later bars."""
+    from qlm_kernel.sanity import lookahead
+
+    report = lookahead(strat, frame, n_cuts=3)
+    if not report.passed:
+        raise StrategyError(
+            f"cannot replay {strategy_label(strat)} on precomputed signals: {report.verdict}",
+            hint="fix the strategy so bar t only uses bars up to t, or replay with signals='incremental' "
+            "(recomputes on the bars seen so far)",
+            code="LOOKAHEAD",
+            **report.numbers,
+        )
