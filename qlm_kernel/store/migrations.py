@@ -135,8 +135,77 @@ _V3_EVENTS = (
     "CREATE INDEX events_by_topic ON events (topic, id)",
 )
 
-# Reserved while being built (filled in by the paper-trading and self-healing work respectively).
-_V4_PAPER: tuple[str, ...] = ()
+# Paper trading: a session row holds the config, progress and the handler's state snapshot (written with
+# every bar's orders and fills in one transaction, so a killed session resumes from a consistent bar);
+# client_order_id is UNIQUE so a resumed session can never place the same order twice.
+_V4_PAPER: tuple[str, ...] = (
+    """CREATE TABLE paper_sessions (
+        id             TEXT PRIMARY KEY,
+        strategy       TEXT NOT NULL,
+        symbol         TEXT NOT NULL,
+        config         TEXT,
+        status         TEXT NOT NULL DEFAULT 'running'
+                       CHECK (status IN ('running', 'stopped', 'finished', 'failed')),
+        bars_processed INTEGER NOT NULL DEFAULT 0,
+        last_bar_time  TEXT,
+        state          TEXT,
+        summary        TEXT,
+        error          TEXT,
+        pid            INTEGER,
+        heartbeat      REAL,
+        created_at     TEXT NOT NULL,
+        updated_at     TEXT NOT NULL,
+        finished_at    TEXT
+    )""",
+    "CREATE INDEX paper_sessions_by_created ON paper_sessions (created_at)",
+    """CREATE TABLE paper_orders (
+        id              INTEGER PRIMARY KEY,
+        session_id      TEXT NOT NULL REFERENCES paper_sessions(id) ON DELETE CASCADE,
+        client_order_id TEXT NOT NULL UNIQUE,
+        symbol          TEXT NOT NULL,
+        side            TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
+        status          TEXT NOT NULL,
+        filled          REAL NOT NULL DEFAULT 0,
+        avg_price       REAL,
+        fees            REAL NOT NULL DEFAULT 0,
+        reason          TEXT,
+        signal_bar      INTEGER,
+        "order"         TEXT NOT NULL,
+        error           TEXT,
+        created_at      TEXT NOT NULL,
+        updated_at      TEXT NOT NULL
+    )""",
+    "CREATE INDEX paper_orders_by_session ON paper_orders (session_id, id)",
+    """CREATE TABLE paper_fills (
+        id              INTEGER PRIMARY KEY,
+        session_id      TEXT NOT NULL REFERENCES paper_sessions(id) ON DELETE CASCADE,
+        fill_id         TEXT NOT NULL UNIQUE,
+        client_order_id TEXT NOT NULL,
+        symbol          TEXT NOT NULL,
+        side            TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
+        size            REAL NOT NULL,
+        price           REAL NOT NULL,
+        fee             REAL NOT NULL,
+        ref_price       REAL,
+        bar             INTEGER,
+        time            REAL,
+        reason          TEXT,
+        signal_bar      INTEGER,
+        created_at      TEXT NOT NULL
+    )""",
+    "CREATE INDEX paper_fills_by_session ON paper_fills (session_id, id)",
+    """CREATE TABLE paper_marks (
+        session_id TEXT NOT NULL REFERENCES paper_sessions(id) ON DELETE CASCADE,
+        bar        INTEGER NOT NULL,
+        bar_time   TEXT,
+        equity     REAL,
+        cash       REAL,
+        position   REAL,
+        price      REAL,
+        PRIMARY KEY (session_id, bar)
+    )""",
+)
+
 _V5_HEAL: tuple[str, ...] = (
     """CREATE TABLE heal_sessions (
         id                  TEXT PRIMARY KEY,
