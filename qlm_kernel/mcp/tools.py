@@ -242,9 +242,9 @@ def optimize_parameters(
     )
     out = res.to_dict()
     trials = res.trials
-    if len(trials) and "objective" in trials:
-        top = trials.sort_values("objective", ascending=not res.maximize).head(5)
-        out["top"] = json_safe(top.drop(columns=[c for c in top.columns if c == "stats"]).to_dict("records"))
+    if len(trials) and res.objective in trials:
+        ranked = trials[trials["status"] == "ok"].sort_values(res.objective, ascending=not res.maximize)
+        out["top"] = ranked.head(5).to_dict("records")
     return json_safe(out)
 
 
