@@ -50,6 +50,10 @@ STRATEGY_VERSION_SAVED = "strategy.version.saved"
 PAPER_ORDER = "paper.order"
 PAPER_FILL = "paper.fill"
 PAPER_POSITION = "paper.position"
+PAPER_ORDER_REJECTED = "paper.order.rejected"
+PAPER_PNL = "paper.pnl"
+PAPER_SESSION_STARTED = "paper.session.started"
+PAPER_SESSION_STOPPED = "paper.session.stopped"
 
 # anything that went wrong outside a more specific topic
 SYSTEM_ERROR = "system.error"
@@ -80,6 +84,10 @@ TOPICS: dict[str, str] = {
     PAPER_ORDER: "the paper handler accepted an order: order_id, symbol, side, size, type",
     PAPER_FILL: "a paper order filled: order_id, price, size, fees, slippage",
     PAPER_POSITION: "a paper position changed: symbol, size, avg_price, unrealized_pnl",
+    PAPER_ORDER_REJECTED: "an order was refused (risk or handler): session_id, client_order_id, code",
+    PAPER_PNL: "a paper session processed a bar: session_id, bars_processed, position, cash, equity, pnl",
+    PAPER_SESSION_STARTED: "a paper session began or resumed: session_id, strategy, symbol, resumed_at_bar",
+    PAPER_SESSION_STOPPED: "a paper session ended: session_id, status (finished|stopped|failed), equity, pnl",
     SYSTEM_ERROR: "an unexpected failure anywhere in the kernel: the error's to_dict()",
 }
 

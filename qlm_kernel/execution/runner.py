@@ -108,6 +108,8 @@ class PaperRunner:
         self._changed: dict[str, Order] = {}
         self._all_orders: dict[str, Order] = {}
         self.bar = -1
+        self.prior_orders = 0  # orders and fills of earlier runs of a resumed session
+        self.prior_fills = 0
         equity = getattr(handler, "equity", None)
         self.init_equity = float(equity()) if equity is not None else math.nan
         handler.on_fill(self._on_fill)
@@ -326,8 +328,8 @@ class PaperRunner:
             "equity": eq,
             "pnl": eq - self.init_equity if not math.isnan(self.init_equity) else 0.0,
             "price": price,
-            "n_orders": len(self._all_orders),
-            "n_fills": len(self.fills),
+            "n_orders": self.prior_orders + len(self._all_orders),
+            "n_fills": self.prior_fills + len(self.fills),
             "n_refused": len(self.refusals),
         }
 
