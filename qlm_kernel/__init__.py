@@ -46,6 +46,8 @@ _LAZY: dict[str, str] = {
     "Param": "qlm_kernel.strategy",
     "Signals": "qlm_kernel.strategy",
     "load_strategy": "qlm_kernel.strategy",
+    "heal": "qlm_kernel.heal",
+    "HealReport": "qlm_kernel.heal",
 }
 _SUBMODULES = {
     "indicators",
@@ -58,6 +60,7 @@ _SUBMODULES = {
     "store",
     "session",
     "sanity",
+    "heal",
 }
 
 __all__ = [

@@ -1,0 +1,53 @@
+"""AI self-healing: ``heal(strategy, data, model=...)`` repairs a failing strategy file, step by step.
+
+Run -> diagnose (the structured `StrategyError` trace) -> prompt a model -> validate its patch
+(`policy`) -> save it as a new strategy version -> re-run; roll back to the original when not
+healed. Every step is a `HealStep` on the returned `HealReport`, a ``heal.*`` bus event and a row in
+the store (``store.get_heal_session(report.session_id)``).
+
+For front ends (the MCP ``heal_strategy`` tool): pass any ``model(prompt: str) -> str | dict``
+callable; it is called on the thread that called `heal` (run `heal` in a worker thread and block in
+the callable to bridge to async sampling). `HEAL_SYSTEM_PROMPT` is the role statement to send as
+the system prompt; the prompt itself is self-contained.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+from qlm_kernel.heal.loop import Model, heal
+from qlm_kernel.heal.policy import ALLOWED_IMPORTS, check_candidate
+from qlm_kernel.heal.prompt import API_SUMMARY, HEAL_SYSTEM_PROMPT, build_prompt, format_trace
+from qlm_kernel.heal.reply import Proposal, Reply, extract_proposal, normalize_reply
+from qlm_kernel.heal.report import STEP_KINDS, HealReport, HealStep
+
+__all__ = [
+    "ALLOWED_IMPORTS",
+    "API_SUMMARY",
+    "HEAL_SYSTEM_PROMPT",
+    "STEP_KINDS",
+    "HealReport",
+    "HealStep",
+    "Model",
+    "Proposal",
+    "Reply",
+    "build_prompt",
+    "check_candidate",
+    "extract_proposal",
+    "format_trace",
+    "heal",
+    "normalize_reply",
+]
+
+
+class _CallableModule(types.ModuleType):
+    """Makes ``qlm.heal(...)`` work even where Python bound the name to this package (after an
+    ``import qlm_kernel.heal``, the package attribute ``qlm_kernel.heal`` is this module)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> HealReport:
+        return heal(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,71 @@
+"""Run the strategy once for the heal loop: a backtest under the time limit, its trace if it fails.
+
+A run "passes" when the backtest completes and (with ``require_trades``) trades at least once; a run
+without trades gets the warning-level `diagnose_no_trades` trace instead (an all-NaN indicator is
+the usual cause), which the loop treats like a failure to repair.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from qlm_kernel.engine.settings import SETTING_NAMES
+from qlm_kernel.errors import QLMError
+from qlm_kernel.heal.target import HealTarget
+from qlm_kernel.strategy import diagnose_no_trades, resolve_strategy, time_limit_scope
+
+HEADLINE_STATS = ("final_value", "total_return", "sharpe", "max_drawdown", "n_trades")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """One run: ``passed``; ``trace`` (an error's ``to_dict()``, None when passed); ``stats`` (headline
+    statistics when the backtest completed); ``run_id`` when recorded."""
+
+    passed: bool
+    trace: dict[str, Any] | None
+    stats: dict[str, Any] | None
+    run_id: int | None
+    duration_s: float
+
+
+def run_once(target: HealTarget, frame: pd.DataFrame, dataset: str | None, kwargs: dict[str, Any], *,
+             version: dict[str, Any], time_limit: float | None, require_trades: bool, record: bool | None,
+             source: str) -> RunOutcome:
+    """Backtest the target file on ``frame`` with ``kwargs`` (params and settings) under the limit."""
+    from qlm_kernel.session import backtest
+
+    started = time.perf_counter()
+    with time_limit_scope(time_limit):
+        try:
+            result = backtest(str(target.path), frame, dataset=dataset, record=record, source=source,
+                              **kwargs)
+        except QLMError as err:
+            return RunOutcome(False, _trace(err, version), None, err.context.get("run_id"),
+                              time.perf_counter() - started)
+        stats = {k: _plain(result.stats.get(k)) for k in HEADLINE_STATS}
+        run_id = result.meta.get("run_id")
+        if not require_trades or stats["n_trades"]:
+            return RunOutcome(True, None, stats, run_id, time.perf_counter() - started)
+        params = {k: v for k, v in kwargs.items() if k not in SETTING_NAMES}
+        try:
+            warning = diagnose_no_trades(resolve_strategy(str(target.path), **params), frame)
+        except QLMError as err:  # the re-run itself failed: report that
+            warning = err
+    return RunOutcome(False, _trace(warning, version), stats, run_id, time.perf_counter() - started)
+
+
+def _trace(err: QLMError, version: dict[str, Any]) -> dict[str, Any]:
+    """The error's JSON record, with the strategy version that ran."""
+    err.context.setdefault("strategy_version_id", version.get("id"))
+    err.context.setdefault("strategy_version", version.get("version"))
+    err.context.setdefault("severity", "error")
+    return err.to_dict()
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
