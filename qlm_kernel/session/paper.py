@@ -1,0 +1,195 @@
+"""Paper sessions in background threads: what the MCP tools, widgets and CLI call.
+
+`start_paper_session` replays data (a dataset, a sample or a frame) through `paper_trade` on a
+thread at ``speed`` bars per second (0 = as fast as possible), on the simulated clock, recording
+the session in the store. Status, stop and listing return JSON-safe dicts; sessions started by other
+processes (or finished earlier) are read from the store.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+from qlm_kernel.errors import ConfigError, QLMError
+from qlm_kernel.jsonsafe import json_safe
+
+_lock = threading.Lock()
+_sessions: dict[str, _Session] = {}
+
+
+class _Session:
+    """One background paper session: its thread, stop flag, latest summary and error."""
+
+    def __init__(self, session_id: str, strategy: str) -> None:
+        self.session_id = session_id
+        self.strategy = strategy
+        self.stop = threading.Event()
+        self.summary: dict[str, Any] = {}
+        self.error: dict[str, Any] | None = None
+        self.status = "running"
+        self.thread: threading.Thread | None = None
+
+
+def start_paper_session(
+    strategy: Any,
+    *,
+    dataset: str | None = None,
+    sample: dict[str, Any] | None = None,
+    data: Any = None,
+    params: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    speed: float = 20.0,
+    risk: dict[str, Any] | None = None,
+    symbol: str = "ASSET",
+) -> dict[str, Any]:
+    """Start paper-trading ``strategy`` on replayed data in a background thread; returns {"session_id": ...}.
+
+    ``settings``: backtest settings plus ``latency``/``slippage``/``fees``/``fixed_fees``/
+    ``max_participation`` for the paper handler. ``speed``: bars per second (0 = no pause).
+    Errors in the arguments (unknown strategy, bad data or settings) raise here, before the thread.
+    """
+    from qlm_kernel.execution.feeds import DataFrameFeed
+    from qlm_kernel.execution.replay import resolve_paper_strategy, strategy_label
+    from qlm_kernel.session.data import resolve_data
+
+    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or speed < 0:
+        raise ConfigError(
+            f"speed={speed!r} must be bars per second >= 0 (0 = as fast as possible)",
+            hint="e.g. speed=20",
+            setting="speed",
+            value=repr(speed),
+        )
+    frame, _ = resolve_data(data, dataset=dataset, sample=sample)
+    kwargs = {**(settings or {}), **(params or {})}
+    strat = resolve_paper_strategy(strategy, dict(params or {}))  # fail fast on a bad strategy/params
+    session_id = uuid.uuid4().hex[:12]
+    entry = _Session(session_id, strategy_label(strat))
+    feed = DataFrameFeed(frame, pace=1.0 / speed if speed else 0.0, stop=entry.stop)
+    from qlm_kernel.execution.trading import paper_trade
+    from qlm_kernel.store import default_store
+
+    store = default_store()
+    started = threading.Event()
+
+    def progress(summary: dict[str, Any]) -> None:
+        entry.summary = summary
+        started.set()
+
+    def run() -> None:
+        try:
+            result = paper_trade(
+                strategy,
+                feed,
+                session_id=session_id,
+                store=store,
+                stop=entry.stop,
+                on_bar=progress,
+                risk=risk,
+                symbol=symbol,
+                **kwargs,
+            )
+            entry.status = result.meta["status"]
+        except QLMError as err:
+            entry.error, entry.status = err.to_dict(), "failed"
+        except Exception as exc:  # reported through status, never lost in the thread
+            entry.error, entry.status = {"type": type(exc).__name__, "message": str(exc)}, "failed"
+        finally:
+            started.set()
+
+    entry.thread = threading.Thread(target=run, name=f"qlm-paper-{session_id}", daemon=True)
+    with _lock:
+        _sessions[session_id] = entry
+    entry.thread.start()
+    started.wait(5.0)  # until the session row exists (or the start failed)
+    if entry.error is not None and entry.status == "failed" and not entry.summary:
+        with _lock:
+            _sessions.pop(session_id, None)
+        raise QLMError.from_dict(entry.error)
+    return {"session_id": session_id, "strategy": entry.strategy, "bars": len(frame), "speed": speed}
+
+
+def paper_session_status(session_id: str) -> dict[str, Any]:
+    """JSON-safe status: status, bars, position, cash, equity, pnl, order/fill counts, last error."""
+    from qlm_kernel.store import default_store
+
+    row = default_store().get_paper_session(session_id)
+    with _lock:
+        entry = _sessions.get(session_id)
+    if row is None and entry is None:
+        raise ConfigError(
+            f"no paper session with id {session_id!r}",
+            hint="list_paper_sessions() shows them",
+            code="NOT_FOUND",
+            session_id=session_id,
+        )
+    summary = dict((row or {}).get("summary") or {})
+    if entry is not None and entry.summary.get("bars_processed", -1) >= summary.get("bars_processed", -1):
+        summary.update(entry.summary)
+    status = entry.status if entry is not None else row["status"]  # type: ignore[index]
+    error = entry.error if entry is not None and entry.error else (row or {}).get("error")
+    return json_safe(
+        {
+            "session_id": session_id,
+            "strategy": (row or {}).get("strategy", entry.strategy if entry else None),
+            "status": status,
+            "in_this_process": entry is not None and entry.thread is not None and entry.thread.is_alive(),
+            "bars_processed": summary.get("bars_processed", 0),
+            "position": summary.get("position", 0.0),
+            "cash": summary.get("cash"),
+            "equity": summary.get("equity"),
+            "pnl": summary.get("pnl", 0.0),
+            "n_orders": summary.get("n_orders", 0),
+            "n_fills": summary.get("n_fills", 0),
+            "n_refused": summary.get("n_refused", 0),
+            "last_error": error,
+            "last_bar_time": (row or {}).get("last_bar_time"),
+        }
+    )
+
+
+def stop_paper_session(session_id: str, *, timeout: float = 10.0) -> dict[str, Any]:
+    """Ask a running session to stop after its current bar, wait up to ``timeout`` s; returns its status."""
+    with _lock:
+        entry = _sessions.get(session_id)
+    if entry is None:
+        status = paper_session_status(session_id)  # NOT_FOUND for unknown ids
+        if status["status"] == "running":
+            raise ConfigError(
+                f"paper session {session_id!r} runs in another process",
+                hint="stop it there",
+                code="NOT_OWNER",
+                session_id=session_id,
+            )
+        return status
+    entry.stop.set()
+    if entry.thread is not None:
+        entry.thread.join(timeout)
+    return paper_session_status(session_id)
+
+
+def list_paper_sessions(limit: int = 50) -> list[dict[str, Any]]:
+    """Sessions in the store, newest first (plus any of this process not yet stored), JSON-safe."""
+    from qlm_kernel.store import default_store
+
+    rows = default_store().list_paper_sessions(limit=limit)
+    out = [
+        {
+            "session_id": r["id"],
+            "strategy": r["strategy"],
+            "symbol": r["symbol"],
+            "status": r["status"],
+            "bars_processed": r["bars_processed"],
+            "created_at": r["created_at"],
+            "equity": (r.get("summary") or {}).get("equity"),
+            "pnl": (r.get("summary") or {}).get("pnl"),
+        }
+        for r in rows
+    ]
+    with _lock:
+        live = {sid: e for sid, e in _sessions.items()}
+    for item in out:
+        if item["session_id"] in live:
+            item["status"] = live[item["session_id"]].status
+    return json_safe(out)
