@@ -8,7 +8,9 @@ Each returns a JSON-safe dict and raises only `QLMError`s. Strategy names go thr
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -28,9 +30,44 @@ def _strategy_file(name: Any) -> str:
     return str(find_strategy_file(check_strategy_name(name)[:-3]))
 
 
+_frames_lock = threading.Lock()
+_frames: OrderedDict[tuple[str, str, int, int], Any] = OrderedDict()
+FRAME_CACHE_SIZE = 2
+
+
+def _dataset_frame(name: str) -> Any:
+    """A workspace dataset, kept loaded between calls (up to FRAME_CACHE_SIZE, keyed by the file's
+    mtime and size so a re-import is seen). Each call gets its own copy-on-write view: a strategy that
+    edits its data in place cannot change what the next call sees."""
+    from qlm_kernel.session import resolve_data
+    from qlm_kernel.session.data import data_manager
+    from qlm_kernel.session.fingerprints import seed_fingerprint
+
+    path = data_manager().path(name)
+    stat = path.stat() if path.exists() else None
+    key = (str(path.parent), name, stat.st_mtime_ns if stat else 0, stat.st_size if stat else 0)
+    with _frames_lock:
+        frame = _frames.get(key)
+        if frame is not None:
+            _frames.move_to_end(key)
+    if frame is None:
+        frame, _ = resolve_data(None, dataset=name)
+        with _frames_lock:
+            _frames[key] = frame
+            while len(_frames) > FRAME_CACHE_SIZE:
+                _frames.popitem(last=False)
+    view = frame.copy(deep=False)
+    if frame.attrs.get("fingerprint"):
+        seed_fingerprint(view, frame.attrs["fingerprint"])
+    return view
+
+
 def _data(dataset: str | None, sample: dict[str, Any] | None) -> tuple[Any, str | None]:
     """(frame, dataset name) from a workspace dataset or a sample spec (default: synthetic 10,000)."""
     from qlm_kernel.session import resolve_data
+
+    if dataset is not None and sample is None:
+        return _dataset_frame(dataset), dataset
 
     if dataset is None and sample is None:
         sample = {"kind": "synthetic", "n": 10_000, "seed": 0}

@@ -50,7 +50,7 @@ def resolve_data(
         kind = spec.pop("kind", "synthetic")
         return sample_data(kind, **spec), None
     if dataset is not None:
-        return data_manager().load(dataset), dataset
+        return _load_dataset(dataset), dataset
     if isinstance(data, pd.DataFrame):
         return data, None
     if isinstance(data, (str, os.PathLike)):
@@ -59,7 +59,7 @@ def resolve_data(
             return load_ohlcv(path), None
         manager = data_manager()
         if str(data) in manager:
-            return manager.load(str(data)), str(data)
+            return _load_dataset(str(data)), str(data)
         known = [m["name"] for m in manager.list()]
         raise DataError(
             f"{data!r} is neither a data file nor a dataset in the workspace",
@@ -72,3 +72,13 @@ def resolve_data(
         hint="use qlm.load_ohlcv('prices.csv') or qlm.sample_data('synthetic')",
         code="DATA_BAD_INPUT",
     )
+
+
+def _load_dataset(name: str) -> pd.DataFrame:
+    """A workspace dataset, its stored fingerprint seeded so runs on it are not hashed again."""
+    from qlm_kernel.session.fingerprints import seed_fingerprint
+
+    frame = data_manager().load(name)
+    if frame.attrs.get("fingerprint"):
+        seed_fingerprint(frame, frame.attrs["fingerprint"])
+    return frame
