@@ -11,6 +11,7 @@ Usage: ``python tests/fake_exchange.py SECRET APIKEY`` prints ``PORT <n>`` and s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -40,16 +41,42 @@ class State:
 
 
 def _exchange_info() -> dict:
-    return {"timezone": "UTC", "serverTime": T0, "rateLimits": [], "exchangeFilters": [], "symbols": [{
-        "symbol": "BTCUSDT", "status": "TRADING", "baseAsset": "BTC", "baseAssetPrecision": 8, "quoteAsset": "USDT",
-        "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
-        "orderTypes": ["LIMIT", "MARKET"], "icebergAllowed": True, "ocoAllowed": True, "isSpotTradingAllowed": True,
-        "isMarginTradingAllowed": False, "permissions": ["SPOT"], "permissionSets": [["SPOT"]],
-        "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000.00", "tickSize": "0.01"},
-            {"filterType": "LOT_SIZE", "minQty": "0.00001", "maxQty": "50.0", "stepSize": "0.00001"},
-            {"filterType": "NOTIONAL", "minNotional": "5.0", "maxNotional": "9000000.0"},
-        ]}]}
+    return {
+        "timezone": "UTC",
+        "serverTime": T0,
+        "rateLimits": [],
+        "exchangeFilters": [],
+        "symbols": [
+            {
+                "symbol": "BTCUSDT",
+                "status": "TRADING",
+                "baseAsset": "BTC",
+                "baseAssetPrecision": 8,
+                "quoteAsset": "USDT",
+                "quotePrecision": 8,
+                "quoteAssetPrecision": 8,
+                "baseCommissionPrecision": 8,
+                "quoteCommissionPrecision": 8,
+                "orderTypes": ["LIMIT", "MARKET"],
+                "icebergAllowed": True,
+                "ocoAllowed": True,
+                "isSpotTradingAllowed": True,
+                "isMarginTradingAllowed": False,
+                "permissions": ["SPOT"],
+                "permissionSets": [["SPOT"]],
+                "filters": [
+                    {
+                        "filterType": "PRICE_FILTER",
+                        "minPrice": "0.01",
+                        "maxPrice": "1000000.00",
+                        "tickSize": "0.01",
+                    },
+                    {"filterType": "LOT_SIZE", "minQty": "0.00001", "maxQty": "50.0", "stepSize": "0.00001"},
+                    {"filterType": "NOTIONAL", "minNotional": "5.0", "maxNotional": "9000000.0"},
+                ],
+            }
+        ],
+    }
 
 
 def _klines(start: int | None, limit: int, n: int) -> list[list]:
@@ -59,21 +86,58 @@ def _klines(start: int | None, limit: int, n: int) -> list[list]:
         if start is not None and t < start:
             continue
         o = PRICE + 10 * i
-        out.append([t, f"{o:.2f}", f"{o + 30:.2f}", f"{o - 30:.2f}", f"{o + 10:.2f}", "12.5", t + BAR_MS - 1,
-                    "250000", 100, "6", "120000", "0"])
+        out.append(
+            [
+                t,
+                f"{o:.2f}",
+                f"{o + 30:.2f}",
+                f"{o - 30:.2f}",
+                f"{o + 10:.2f}",
+                "12.5",
+                t + BAR_MS - 1,
+                "250000",
+                100,
+                "6",
+                "120000",
+                "0",
+            ]
+        )
     return out[:limit]
 
 
 def _order_view(o: dict) -> dict:
-    return {"symbol": "BTCUSDT", "orderId": o["orderId"], "orderListId": -1, "clientOrderId": o["clientOrderId"],
-            "price": "0.00000000", "origQty": f"{o['qty']:.8f}", "executedQty": f"{o['executed']:.8f}",
-            "cummulativeQuoteQty": f"{o['executed'] * PRICE:.8f}", "status": o["status"], "timeInForce": "GTC",
-            "type": "MARKET", "side": o["side"], "stopPrice": "0.00000000", "time": T0, "updateTime": T0,
-            "isWorking": True, "workingTime": T0, "origQuoteOrderQty": "0.00000000",
-            "transactTime": T0,
-            "fills": [{"price": f"{PRICE:.2f}", "qty": f"{o['executed']:.8f}",
-                       "commission": f"{o['executed'] * PRICE * 0.001:.8f}", "commissionAsset": "USDT",
-                       "tradeId": o["orderId"]}] if o["executed"] else []}
+    return {
+        "symbol": "BTCUSDT",
+        "orderId": o["orderId"],
+        "orderListId": -1,
+        "clientOrderId": o["clientOrderId"],
+        "price": "0.00000000",
+        "origQty": f"{o['qty']:.8f}",
+        "executedQty": f"{o['executed']:.8f}",
+        "cummulativeQuoteQty": f"{o['executed'] * PRICE:.8f}",
+        "status": o["status"],
+        "timeInForce": "GTC",
+        "type": "MARKET",
+        "side": o["side"],
+        "stopPrice": "0.00000000",
+        "time": T0,
+        "updateTime": T0,
+        "isWorking": True,
+        "workingTime": T0,
+        "origQuoteOrderQty": "0.00000000",
+        "transactTime": T0,
+        "fills": [
+            {
+                "price": f"{PRICE:.2f}",
+                "qty": f"{o['executed']:.8f}",
+                "commission": f"{o['executed'] * PRICE * 0.001:.8f}",
+                "commissionAsset": "USDT",
+                "tradeId": o["orderId"],
+            }
+        ]
+        if o["executed"]
+        else [],
+    }
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -96,10 +160,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _drop(self) -> None:
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(2)
-        except OSError:
-            pass
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -119,8 +181,13 @@ class Handler(BaseHTTPRequestHandler):
             return self._control(method, url.path, body)
         raw = url.query if method in ("GET", "DELETE") else body
         params = dict(parse_qsl(raw, keep_blank_values=True))
-        record = {"method": method, "path": url.path, "params": params,
-                  "api_key_header": self.headers.get("X-MBX-APIKEY"), "content_type": self.headers.get("Content-Type")}
+        record = {
+            "method": method,
+            "path": url.path,
+            "params": params,
+            "api_key_header": self.headers.get("X-MBX-APIKEY"),
+            "content_type": self.headers.get("Content-Type"),
+        }
         fault = None
         with st.lock:
             st.requests.append(record)
@@ -148,10 +215,21 @@ class Handler(BaseHTTPRequestHandler):
             start = int(params["startTime"]) if "startTime" in params else None
             return self._send(200, _klines(start, int(params.get("limit", 500)), st.n_bars))
         if route == ("GET", "/api/v3/account"):
-            return self._send(200, {"makerCommission": 10, "takerCommission": 10, "canTrade": True,
-                                    "accountType": "SPOT", "permissions": ["SPOT"], "updateTime": T0,
-                                    "balances": [{"asset": a, "free": f"{v:.8f}", "locked": "0.00000000"}
-                                                 for a, v in st.balances.items()]})
+            return self._send(
+                200,
+                {
+                    "makerCommission": 10,
+                    "takerCommission": 10,
+                    "canTrade": True,
+                    "accountType": "SPOT",
+                    "permissions": ["SPOT"],
+                    "updateTime": T0,
+                    "balances": [
+                        {"asset": a, "free": f"{v:.8f}", "locked": "0.00000000"}
+                        for a, v in st.balances.items()
+                    ],
+                },
+            )
         if route == ("POST", "/api/v3/order"):
             response = self._new_order(params)
             if response is None:
@@ -163,8 +241,11 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 o = self._find(params)
                 if o is None:
-                    return self._error(400, -2013 if method == "GET" else -2011,
-                                       "Order does not exist." if method == "GET" else "Unknown order sent.")
+                    return self._error(
+                        400,
+                        -2013 if method == "GET" else -2011,
+                        "Order does not exist." if method == "GET" else "Unknown order sent.",
+                    )
                 if method == "DELETE":
                     if o["status"] != "NEW":
                         return self._error(400, -2011, "Unknown order sent.")
@@ -200,8 +281,14 @@ class Handler(BaseHTTPRequestHandler):
                 return 400, {"code": -2010, "msg": "Account has insufficient balance for requested action."}
             if params["side"] == "SELL" and qty > st.balances["BTC"] + 1e-12:
                 return 400, {"code": -2010, "msg": "Account has insufficient balance for requested action."}
-            o = {"orderId": st.next_id, "clientOrderId": cid, "side": params["side"], "qty": qty, "executed": 0.0,
-                 "status": "NEW"}
+            o = {
+                "orderId": st.next_id,
+                "clientOrderId": cid,
+                "side": params["side"],
+                "qty": qty,
+                "executed": 0.0,
+                "status": "NEW",
+            }
             st.next_id += 1
             st.orders[cid] = o
             if not st.hold:

@@ -20,7 +20,11 @@ CASES = [
     ("sma_cross", "synthetic", {"fees": 0.001, "fixed_fees": 1.0}),
     ("rsi_reversion", "synthetic", {"fees": 0.001}),
     ("donchian_breakout", "synthetic", {"fees": 0.001}),
-    ("donchian_breakout", "synthetic", {"fees": 0.001, "tp_stop": 0.03, "tsl_stop": 0.02, "close_at_end": True}),
+    (
+        "donchian_breakout",
+        "synthetic",
+        {"fees": 0.001, "tp_stop": 0.03, "tsl_stop": 0.02, "close_at_end": True},
+    ),
     ("donchian_breakout", "synthetic", {"direction": "short", "fees": 0.0005}),
     ("donchian_breakout", "goog", {"size": 10, "integer": True, "fees": 0.002}),
     ("rsi_reversion", "eurusd", {"size": 0.5, "size_type": "percent", "fees": 0.0002}),
@@ -68,9 +72,15 @@ def test_a_strategy_that_peeks_is_refused_for_precomputed_replay():
     with pytest.raises(StrategyError) as info:
         paper_replay(Peeks, SYN.iloc[:500])
     assert info.value.code == "LOOKAHEAD" and "incremental" in info.value.hint
-    res = paper_replay(Peeks, SYN.iloc[:200], signals="incremental")  # sees only the past: no edge from peeking
-    assert res.final_value < qlm.backtest(Peeks, SYN.iloc[:200], fill="next_open", record=False,
-                                          slippage=0.0005).stats["final_value"]
+    res = paper_replay(
+        Peeks, SYN.iloc[:200], signals="incremental"
+    )  # sees only the past: no edge from peeking
+    assert (
+        res.final_value
+        < qlm.backtest(Peeks, SYN.iloc[:200], fill="next_open", record=False, slippage=0.0005).stats[
+            "final_value"
+        ]
+    )
 
 
 def test_latency_below_the_bar_spacing_fills_at_the_next_open_and_each_bar_of_latency_delays_a_bar():
@@ -82,7 +92,9 @@ def test_latency_below_the_bar_spacing_fills_at_the_next_open_and_each_bar_of_la
     t = slow.trades
     assert len(t) == len(bt.trades)
     np.testing.assert_array_equal(t["entry_bar"].to_numpy(), bt.trades["entry_bar"].to_numpy() + 1)
-    np.testing.assert_array_equal(t["entry_price"].to_numpy(), df["open"].to_numpy()[t["entry_bar"].to_numpy()])
+    np.testing.assert_array_equal(
+        t["entry_price"].to_numpy(), df["open"].to_numpy()[t["entry_bar"].to_numpy()]
+    )
     div = slow.divergence(bt)
     assert div.summary["n_matched"] == len(bt.trades)
     assert (div.table["entry_delay"] == pd.Timedelta(hours=1)).all()

@@ -48,13 +48,16 @@ def _ccxt() -> Any:
     try:
         import ccxt
     except ImportError as exc:  # pragma: no cover - ccxt is installed with the dev extra
-        raise ConfigError("the CCXT adapter needs the ccxt package", hint="pip install 'qlm-kernel[ccxt]'",
-                          code="MISSING_DEPENDENCY") from exc
+        raise ConfigError(
+            "the CCXT adapter needs the ccxt package",
+            hint="pip install 'qlm-kernel[ccxt]'",
+            code="MISSING_DEPENDENCY",
+        ) from exc
     return ccxt
 
 
 def exchange_keys(exchange_id: str) -> tuple[str | None, str | None]:
-    """(api key, secret) from ``QLM_<EXCHANGE>_API_KEY``/``_SECRET``, else ``QLM_CCXT_API_KEY``/``_SECRET``."""
+    """(key, secret) from ``QLM_<EXCHANGE>_API_KEY``/``_SECRET``, else ``QLM_CCXT_API_KEY``/``_SECRET``."""
     prefix = f"QLM_{exchange_id.upper()}_"
     key = os.environ.get(prefix + "API_KEY") or os.environ.get("QLM_CCXT_API_KEY")
     secret = os.environ.get(prefix + "SECRET") or os.environ.get("QLM_CCXT_SECRET")
@@ -83,19 +86,26 @@ class CCXTExecutionHandler(ExecutionHandler):
         config = dict(config or {})
         for secret_key in ("apiKey", "secret", "password", "privateKey"):
             if secret_key in config:
-                raise ConfigError(f"pass exchange credentials through environment variables, not config[{secret_key!r}]",
-                                  hint=f"set QLM_{exchange.upper()}_API_KEY and QLM_{exchange.upper()}_SECRET",
-                                  code="SECRET_IN_CONFIG", setting=secret_key)
+                raise ConfigError(
+                    f"pass exchange credentials through environment variables, not config[{secret_key!r}]",
+                    hint=f"set QLM_{exchange.upper()}_API_KEY and QLM_{exchange.upper()}_SECRET",
+                    code="SECRET_IN_CONFIG",
+                    setting=secret_key,
+                )
         if exchange not in ccxt.exchanges:
-            raise ConfigError(f"unknown ccxt exchange {exchange!r}", hint="see ccxt.exchanges, e.g. 'binance'",
-                              setting="exchange", value=exchange)
+            raise ConfigError(
+                f"unknown ccxt exchange {exchange!r}",
+                hint="see ccxt.exchanges, e.g. 'binance'",
+                setting="exchange",
+                value=exchange,
+            )
         key, secret = exchange_keys(exchange)
         self.exchange_id = exchange
         self._secrets = [s for s in (key, secret) if s]
-        options = {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False,
-                   **config.pop("options", {})}
-        self.exchange = getattr(ccxt, exchange)({**config, "options": options,
-                                                 **({"apiKey": key, "secret": secret} if key else {})})
+        options = {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, **config.pop("options", {})}
+        self.exchange = getattr(ccxt, exchange)(
+            {**config, "options": options, **({"apiKey": key, "secret": secret} if key else {})}
+        )
         if sandbox:
             self.exchange.set_sandbox_mode(True)
         self.sandbox = sandbox
@@ -113,16 +123,21 @@ class CCXTExecutionHandler(ExecutionHandler):
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
-        return (f"<CCXTExecutionHandler {self.exchange_id} sandbox={self.sandbox} "
-                f"keys={'set' if self._secrets else 'none'}>")
+        return (
+            f"<CCXTExecutionHandler {self.exchange_id} sandbox={self.sandbox} "
+            f"keys={'set' if self._secrets else 'none'}>"
+        )
 
     def _point_at(self, api_urls: str | dict[str, str]) -> None:
         api = self.exchange.urls["api"]
         if isinstance(api_urls, str):
             base = api_urls.rstrip("/")
-            self.exchange.urls["api"] = {name: base + "/" + (url.split("://", 1)[-1].split("/", 1)[1]
-                                                             if "/" in url.split("://", 1)[-1] else "")
-                                         for name, url in api.items()}
+            self.exchange.urls["api"] = {
+                name: base
+                + "/"
+                + (url.split("://", 1)[-1].split("/", 1)[1] if "/" in url.split("://", 1)[-1] else "")
+                for name, url in api.items()
+            }
         else:
             self.exchange.urls["api"] = {**api, **api_urls}
 
@@ -133,8 +148,14 @@ class CCXTExecutionHandler(ExecutionHandler):
             text = text.replace(s, "***")
         return _SIGNATURE.sub(lambda m: m.group(1) + "=***", text)
 
-    def call(self, what: str, fn: Callable[..., Any], *args: Any, before_retry: Callable[[], Any] | None = None,
-             **kwargs: Any) -> Any:
+    def call(
+        self,
+        what: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        before_retry: Callable[[], Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Run a ccxt call; retry network errors/rate limits with backoff; map errors to ExecutionError."""
         ccxt = _ccxt()
         attempt = 0
@@ -145,15 +166,26 @@ class CCXTExecutionHandler(ExecutionHandler):
                 if attempt >= self.max_retries:
                     limited = isinstance(exc, ccxt.DDoSProtection)
                     raise ExecutionError(
-                        f"{self.exchange_id} {what} failed after {attempt + 1} attempts: {self._scrub(str(exc))}",
-                        hint="the exchange is rate limiting; slow down" if limited else
-                        "check the network / exchange status, then retry",
+                        f"{self.exchange_id} {what} failed after {attempt + 1} attempts: "
+                        f"{self._scrub(str(exc))}",
+                        hint="the exchange is rate limiting; slow down"
+                        if limited
+                        else "check the network / exchange status, then retry",
                         code="EXCHANGE_RATE_LIMIT" if limited else "EXCHANGE_UNAVAILABLE",
-                        exchange=self.exchange_id, operation=what, attempts=attempt + 1,
-                        ccxt_error=type(exc).__name__) from None
+                        exchange=self.exchange_id,
+                        operation=what,
+                        attempts=attempt + 1,
+                        ccxt_error=type(exc).__name__,
+                    ) from None
                 delay = min(self.backoff_cap, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
-                log.warning("%s %s: %s; retry %d in %.2fs", self.exchange_id, what, type(exc).__name__,
-                            attempt + 1, delay)
+                log.warning(
+                    "%s %s: %s; retry %d in %.2fs",
+                    self.exchange_id,
+                    what,
+                    type(exc).__name__,
+                    attempt + 1,
+                    delay,
+                )
                 self._sleep(delay)
                 attempt += 1
                 if before_retry is not None:
@@ -165,22 +197,39 @@ class CCXTExecutionHandler(ExecutionHandler):
 
     def _map(self, exc: Exception, what: str) -> ExecutionError:
         ccxt = _ccxt()
-        table = ((ccxt.InsufficientFunds, "EXCHANGE_INSUFFICIENT_FUNDS", "lower the size or add funds"),
-                 (ccxt.OrderNotFound, "EXCHANGE_ORDER_NOT_FOUND", "the order is unknown to the exchange "
-                  "(already filled, cancelled or never placed)"),
-                 (ccxt.InvalidOrder, "EXCHANGE_INVALID_ORDER", "check size against the market's minimum and "
-                  "step (exchange.markets[symbol]['limits'/'precision'])"),
-                 (ccxt.AuthenticationError, "EXCHANGE_AUTH", "check the API key/secret environment variables "
-                  "and the key's permissions"),
-                 (ccxt.PermissionDenied, "EXCHANGE_AUTH", "the key lacks a permission for this call"),
-                 (ccxt.BadSymbol, "EXCHANGE_BAD_SYMBOL", "use a unified symbol such as 'BTC/USDT'"))
-        for cls, code, hint in table:
-            if isinstance(exc, cls):
-                break
-        else:
-            code, hint = "EXCHANGE_ERROR", "see the exchange's message"
-        return ExecutionError(f"{self.exchange_id} {what}: {self._scrub(str(exc))}", hint=hint, code=code,
-                              exchange=self.exchange_id, operation=what, ccxt_error=type(exc).__name__)
+        table = (
+            (ccxt.InsufficientFunds, "EXCHANGE_INSUFFICIENT_FUNDS", "lower the size or add funds"),
+            (
+                ccxt.OrderNotFound,
+                "EXCHANGE_ORDER_NOT_FOUND",
+                "the order is unknown to the exchange (already filled, cancelled or never placed)",
+            ),
+            (
+                ccxt.InvalidOrder,
+                "EXCHANGE_INVALID_ORDER",
+                "check size against the market's minimum and "
+                "step (exchange.markets[symbol]['limits'/'precision'])",
+            ),
+            (
+                ccxt.AuthenticationError,
+                "EXCHANGE_AUTH",
+                "check the API key/secret environment variables and the key's permissions",
+            ),
+            (ccxt.PermissionDenied, "EXCHANGE_AUTH", "the key lacks a permission for this call"),
+            (ccxt.BadSymbol, "EXCHANGE_BAD_SYMBOL", "use a unified symbol such as 'BTC/USDT'"),
+        )
+        code, hint = next(
+            ((c, h) for cls, c, h in table if isinstance(exc, cls)),
+            ("EXCHANGE_ERROR", "see the exchange's message"),
+        )
+        return ExecutionError(
+            f"{self.exchange_id} {what}: {self._scrub(str(exc))}",
+            hint=hint,
+            code=code,
+            exchange=self.exchange_id,
+            operation=what,
+            ccxt_error=type(exc).__name__,
+        )
 
     def markets(self) -> dict[str, Any]:
         """The exchange's markets (loaded once, with retries)."""
@@ -197,22 +246,42 @@ class CCXTExecutionHandler(ExecutionHandler):
             if known is not None:
                 return known
             if order.type != "market":
-                raise ExecutionError("only market orders are supported by the CCXT adapter", code="INVALID_ORDER",
-                                     hint="use type='market'", client_order_id=order.client_order_id)
+                raise ExecutionError(
+                    "only market orders are supported by the CCXT adapter",
+                    code="INVALID_ORDER",
+                    hint="use type='market'",
+                    client_order_id=order.client_order_id,
+                )
             if any(s is not None and s == s for s in (order.sl_stop, order.tp_stop, order.tsl_stop)):
-                raise ExecutionError("protective exits (sl_stop/tp_stop/tsl_stop) are simulated by the paper "
-                                     "handler only", hint="drop the stops, or paper-trade with "
-                                     "PaperExecutionHandler", code="UNSUPPORTED", client_order_id=order.client_order_id)
+                raise ExecutionError(
+                    "protective exits (sl_stop/tp_stop/tsl_stop) are simulated by the paper handler only",
+                    hint="drop the stops, or paper-trade with PaperExecutionHandler",
+                    code="UNSUPPORTED",
+                    client_order_id=order.client_order_id,
+                )
             markets = self.markets()
             if order.symbol not in markets:
-                raise ExecutionError(f"{self.exchange_id} has no market {order.symbol!r}", code="EXCHANGE_BAD_SYMBOL",
-                                     hint="use a unified symbol such as 'BTC/USDT'", symbol=order.symbol)
+                raise ExecutionError(
+                    f"{self.exchange_id} has no market {order.symbol!r}",
+                    code="EXCHANGE_BAD_SYMBOL",
+                    hint="use a unified symbol such as 'BTC/USDT'",
+                    symbol=order.symbol,
+                )
             self._symbols.add(order.symbol)
             amount = self._amount(order)
             amount = float(self.exchange.amount_to_precision(order.symbol, amount))
             params = {"newClientOrderId": order.client_order_id}
-            response = self.call("create order", self.exchange.create_order, order.symbol, "market", order.side,
-                                 amount, None, params, before_retry=lambda: self._lookup(order))
+            response = self.call(
+                "create order",
+                self.exchange.create_order,
+                order.symbol,
+                "market",
+                order.side,
+                amount,
+                None,
+                params,
+                before_retry=lambda: self._lookup(order),
+            )
             order.target_size = amount
             order.submitted_at = order.arrival_at = time.time()
             order.status = "open"
@@ -261,11 +330,28 @@ class CCXTExecutionHandler(ExecutionHandler):
             order.filled, order.avg_price, order.fees = filled, avg, total_fee
             k = self._nfills.get(order.client_order_id, 0) + 1
             self._nfills[order.client_order_id] = k
-            fill = Fill(f"{order.client_order_id}#{k}", order.client_order_id, order.symbol, order.side, part, price,
-                        fee, time.time(), price, self._bar.get(order.symbol, -1), order.reason, order.signal_bar)
+            fill = Fill(
+                f"{order.client_order_id}#{k}",
+                order.client_order_id,
+                order.symbol,
+                order.side,
+                part,
+                price,
+                fee,
+                time.time(),
+                price,
+                self._bar.get(order.symbol, -1),
+                order.reason,
+                order.signal_bar,
+            )
             self._emit_fill(fill, order)
-        status = {"closed": "filled", "canceled": "cancelled", "cancelled": "cancelled", "rejected": "rejected",
-                  "expired": "cancelled"}.get(str(info.get("status")), "partially_filled" if filled else "open")
+        status = {
+            "closed": "filled",
+            "canceled": "cancelled",
+            "cancelled": "cancelled",
+            "rejected": "rejected",
+            "expired": "cancelled",
+        }.get(str(info.get("status")), "partially_filled" if filled else "open")
         if status != order.status:
             order.status = status
             self._emit_order(order)
@@ -275,18 +361,32 @@ class CCXTExecutionHandler(ExecutionHandler):
         with self._lock:
             order = self._orders.get(client_order_id)
             if order is None:
-                raise ExecutionError(f"no order with client id {client_order_id!r}", hint="see open_orders()",
-                                     code="ORDER_NOT_FOUND", client_order_id=client_order_id)
+                raise ExecutionError(
+                    f"no order with client id {client_order_id!r}",
+                    hint="see open_orders()",
+                    code="ORDER_NOT_FOUND",
+                    client_order_id=client_order_id,
+                )
             if not order.is_open:
                 return order
             try:
-                info = self.call("cancel order", self.exchange.cancel_order, order.exchange_id, order.symbol,
-                                 {"origClientOrderId": client_order_id})
+                info = self.call(
+                    "cancel order",
+                    self.exchange.cancel_order,
+                    order.exchange_id,
+                    order.symbol,
+                    {"origClientOrderId": client_order_id},
+                )
             except ExecutionError as err:
                 if err.code != "EXCHANGE_ORDER_NOT_FOUND":
                     raise
-                info = self.call("fetch order", self.exchange.fetch_order, order.exchange_id, order.symbol,
-                                 {"origClientOrderId": client_order_id})
+                info = self.call(
+                    "fetch order",
+                    self.exchange.fetch_order,
+                    order.exchange_id,
+                    order.symbol,
+                    {"origClientOrderId": client_order_id},
+                )
             self._update(order, info)
             return order
 
@@ -303,8 +403,12 @@ class CCXTExecutionHandler(ExecutionHandler):
                 cid = info.get("clientOrderId")
                 order = self._orders.get(cid) if cid else None
                 if order is None:
-                    order = Order(sym, info["side"], size=float(info.get("amount") or 0.0) or 1.0,
-                                  client_order_id=(cid or f"exchange-{info['id']}")[:64])
+                    order = Order(
+                        sym,
+                        info["side"],
+                        size=float(info.get("amount") or 0.0) or 1.0,
+                        client_order_id=(cid or f"exchange-{info['id']}")[:64],
+                    )
                     order.exchange_id, order.status = str(info["id"]), "open"
                 out.append(order)
         return out
@@ -337,8 +441,17 @@ class CCXTExecutionHandler(ExecutionHandler):
 
     # -- runner hooks ----------------------------------------------------------------------------------
 
-    def on_bar(self, symbol: str, time_s: float, o: float, h: float, lo: float, c: float, volume: float = math.nan,
-               bar: int = -1) -> list[Fill]:
+    def on_bar(
+        self,
+        symbol: str,
+        time_s: float,
+        o: float,
+        h: float,
+        lo: float,
+        c: float,
+        volume: float = math.nan,
+        bar: int = -1,
+    ) -> list[Fill]:
         """A new closed bar: remember its price and poll the working orders for fills."""
         self._last[symbol] = c
         self._bar[symbol] = bar
@@ -351,19 +464,34 @@ class CCXTExecutionHandler(ExecutionHandler):
         try:
             for order in list(self._orders.values()):
                 if order.is_open and (symbol is None or order.symbol == symbol):
-                    info = self.call("fetch order", self.exchange.fetch_order, order.exchange_id, order.symbol,
-                                     {"origClientOrderId": order.client_order_id})
+                    info = self.call(
+                        "fetch order",
+                        self.exchange.fetch_order,
+                        order.exchange_id,
+                        order.symbol,
+                        {"origClientOrderId": order.client_order_id},
+                    )
                     self._update(order, info)
         finally:
             remove()
         return fills
 
-    def fetch_bars(self, symbol: str, timeframe: str = "1h", since: int | None = None,
-                   limit: int = 500) -> list[Bar]:
+    def fetch_bars(
+        self, symbol: str, timeframe: str = "1h", since: int | None = None, limit: int = 500
+    ) -> list[Bar]:
         """OHLCV bars (ms ``since``) as `Bar`s, with retries."""
         rows = self.call("fetch ohlcv", self.exchange.fetch_ohlcv, symbol, timeframe, since, limit)
-        return [Bar(pd.Timestamp(int(r[0]), unit="ms", tz="UTC"), float(r[1]), float(r[2]), float(r[3]),
-                    float(r[4]), float(r[5])) for r in rows]
+        return [
+            Bar(
+                pd.Timestamp(int(r[0]), unit="ms", tz="UTC"),
+                float(r[1]),
+                float(r[2]),
+                float(r[3]),
+                float(r[4]),
+                float(r[5]),
+            )
+            for r in rows
+        ]
 
 
 class CCXTFeed:
@@ -375,9 +503,17 @@ class CCXTFeed:
 
     live = True
 
-    def __init__(self, handler: CCXTExecutionHandler, symbol: str, timeframe: str = "1h", *, since: int | None = None,
-                 poll_interval: float = 10.0, stop: threading.Event | None = None,
-                 max_bars: int | None = None) -> None:
+    def __init__(
+        self,
+        handler: CCXTExecutionHandler,
+        symbol: str,
+        timeframe: str = "1h",
+        *,
+        since: int | None = None,
+        poll_interval: float = 10.0,
+        stop: threading.Event | None = None,
+        max_bars: int | None = None,
+    ) -> None:
         self.handler = handler
         self.symbol = symbol
         self.timeframe = timeframe
