@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/ensure_chromium.sh   # the browser tests (widgets, Voila, JupyterLab) drive Debian's Chromium
 .venv/bin/ruff check qlm_kernel tests bench strategies
 # own HOME and workspace so tests never touch the user's files
 export QLM_TEST_TMP="${QLM_TEST_TMP:-$(mktemp -d)}"
