@@ -48,6 +48,10 @@ _LAZY: dict[str, str] = {
     "load_strategy": "qlm_kernel.strategy",
     "heal": "qlm_kernel.heal",
     "HealReport": "qlm_kernel.heal",
+    "paper_trade": "qlm_kernel.execution",
+    "paper_replay": "qlm_kernel.execution",
+    "PaperExecutionHandler": "qlm_kernel.execution",
+    "ExecutionHandler": "qlm_kernel.execution",
 }
 _SUBMODULES = {
     "indicators",
@@ -61,6 +65,7 @@ _SUBMODULES = {
     "session",
     "sanity",
     "heal",
+    "execution",
 }
 
 __all__ = [

@@ -155,6 +155,14 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _text(self, status: int, text: str) -> None:
+        data = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def _error(self, status: int, code: int, msg: str) -> None:
         self._send(status, {"code": code, "msg": msg})
 
@@ -197,7 +205,11 @@ class Handler(BaseHTTPRequestHandler):
                     fault = f
                     break
         if fault is not None and fault["kind"] == "status":
-            return self._error(fault["status"], -1003 if fault["status"] == 429 else -1001, "fault injected")
+            if fault["status"] == 429:
+                return self._error(
+                    429, -1003, "Too many requests; current limit is 1200 request weight per 1 MINUTE."
+                )
+            return self._text(fault["status"], "Service Unavailable")
         if fault is not None and fault["kind"] == "drop":
             return self._drop()
         signed = url.path in ("/api/v3/order", "/api/v3/openOrders", "/api/v3/account")

@@ -19,6 +19,7 @@ from qlm_kernel.execution.replay import paper_replay
 from qlm_kernel.execution.result import DivergenceReport, PaperResult
 from qlm_kernel.execution.risk import RiskLimits
 from qlm_kernel.execution.runner import PaperRunner
+from qlm_kernel.execution.trading import paper_trade
 from qlm_kernel.execution.types import Fill, Order, Position, new_client_order_id
 
 __all__ = [
@@ -37,4 +38,5 @@ __all__ = [
     "WallClock",
     "new_client_order_id",
     "paper_replay",
+    "paper_trade",
 ]

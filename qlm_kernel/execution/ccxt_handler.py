@@ -64,6 +64,36 @@ def exchange_keys(exchange_id: str) -> tuple[str | None, str | None]:
     return key or None, secret or None
 
 
+class _Redact(logging.Filter):
+    """Scrubs API keys, secrets and signatures from log records of ccxt and its HTTP stack."""
+
+    def __init__(self) -> None:
+        super().__init__("qlm-redact")
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        clean = _SIGNATURE.sub(lambda m: m.group(1) + "=***", text)
+        for s in self.secrets:
+            clean = clean.replace(s, "***")
+        if clean != text:
+            record.msg, record.args = clean, ()
+        return True
+
+
+_REDACT = _Redact()
+_LOGGERS = ("ccxt.base.exchange", "urllib3.connectionpool", "urllib3.util.retry", "requests")
+
+
+def _redact_logs(secrets: list[str]) -> None:
+    """Make sure ccxt's own DEBUG request logging (headers include the key) never shows the keys."""
+    _REDACT.secrets.update(secrets)
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        if _REDACT not in logger.filters:
+            logger.addFilter(_REDACT)
+
+
 class CCXTExecutionHandler(ExecutionHandler):
     """Market orders, cancels, open orders, balance and positions on a ccxt exchange (spot)."""
 
@@ -102,6 +132,7 @@ class CCXTExecutionHandler(ExecutionHandler):
         key, secret = exchange_keys(exchange)
         self.exchange_id = exchange
         self._secrets = [s for s in (key, secret) if s]
+        _redact_logs(self._secrets)
         options = {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, **config.pop("options", {})}
         self.exchange = getattr(ccxt, exchange)(
             {**config, "options": options, **({"apiKey": key, "secret": secret} if key else {})}
