@@ -161,6 +161,17 @@ def test_an_explicit_path_outside_the_workspace_is_healed_in_place(home, tmp_pat
     assert not (home / "strategies" / "column.py").exists()
 
 
+def test_workspace_only_refuses_an_outside_path(home, tmp_path, df):
+    outside = tmp_path / "elsewhere.py"
+    outside.write_text(WRONG_COLUMN.broken)
+    with pytest.raises(SecurityError) as info:
+        qlm.heal(outside, df, model=Script(), workspace_only=True)
+    assert info.value.code == "OUTSIDE_WORKSPACE" and outside.read_text() == WRONG_COLUMN.broken
+    write_strategy("inside", WRONG_COLUMN.broken)
+    rep = qlm.heal(home / "strategies" / "inside.py", df, workspace_only=True)
+    assert rep.status == "diagnosed"
+
+
 def test_an_example_name_is_copied_into_the_workspace_never_modified(home, df):
     example = qlm.strategy.examples_dir() / "sma_cross.py"
     before = example.read_text()

@@ -41,14 +41,18 @@ def heal(
     model_name: str | None = None,
     record: bool | None = None,
     source: str = "python",
+    workspace_only: bool = False,
     **kwargs: Any,
 ) -> HealReport:
     """Repair a failing strategy file with a model; returns a `HealReport`.
 
     ``strategy``: a workspace name (``"broken"`` / ``"broken.py"`` -> ``<QLM_HOME>/strategies/broken.py``)
     or an explicit path to a ``.py`` file (which may lie outside the workspace: the caller chose it).
-    Only that one file is ever written. ``data`` / ``dataset=`` / ``sample=`` as in ``qlm.backtest``;
-    other keyword arguments are strategy parameters and backtest settings.
+    Only that one file is ever written; ``workspace_only=True`` (for front ends serving assistants, e.g.
+    the MCP tool) refuses any path outside ``<QLM_HOME>/strategies``. ``data`` / ``dataset=`` /
+    ``sample=`` as in ``qlm.backtest``; other keyword arguments are strategy parameters and backtest
+    settings. ``model_name`` labels the model in the report and store; ``source`` labels the runs
+    (``"python"``, ``"mcp"``, ...); ``record`` as in ``qlm.backtest``.
 
     ``model``: a callable ``prompt -> reply`` (a str, or a dict/object with ``text`` and optional
     ``thinking``), called synchronously on the thread that called ``heal`` — to bridge to async
@@ -79,7 +83,7 @@ def heal(
         )
     from qlm_kernel.session import resolve_data
 
-    target = files.resolve_target(strategy)
+    target = files.resolve_target(strategy, workspace_only=workspace_only)
     frame, dataset_name = resolve_data(data, dataset=dataset, sample=sample)
     code = files.read_code(target)
     original = files.record_original(target, code)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qlm_kernel.errors import ConfigError
+from qlm_kernel.errors import ConfigError, SecurityError
 from qlm_kernel.session import strategies as ws
 
 
@@ -35,8 +35,12 @@ class HealTarget:
         return self.path.name
 
 
-def resolve_target(strategy: Any) -> HealTarget:
-    """The `HealTarget` for a workspace name or an explicit path (see the module rule)."""
+def resolve_target(strategy: Any, *, workspace_only: bool = False) -> HealTarget:
+    """The `HealTarget` for a workspace name or an explicit path (see the module rule).
+
+    ``workspace_only`` (front ends for assistants): a path is refused unless it is a file directly in
+    ``<QLM_HOME>/strategies`` (`SecurityError` ``OUTSIDE_WORKSPACE``).
+    """
     if isinstance(strategy, str) and not any(sep in strategy for sep in ("/", "\\")):
         return _workspace_target(strategy)
     if not isinstance(strategy, (str, os.PathLike)):
@@ -49,6 +53,9 @@ def resolve_target(strategy: Any) -> HealTarget:
                           hint="pass an existing .py file, or a bare name for <QLM_HOME>/strategies/NAME.py")
     if path.parent == ws.strategies_root():
         return _workspace_target(path.name)
+    if workspace_only:
+        raise SecurityError(f"{path} is outside the strategies workspace", code="OUTSIDE_WORKSPACE",
+                            path=str(path), hint="name a strategy in <QLM_HOME>/strategies by its file name")
     return HealTarget(name=path.stem, path=path, in_workspace=False)
 
 

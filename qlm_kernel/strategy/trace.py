@@ -202,10 +202,10 @@ def _package_of(filename: str) -> str:
     path = os.path.normcase(os.path.abspath(filename))
     if path.startswith(_PACKAGE_DIR):
         return "qlm_kernel"
-    for root in _LIBRARY_DIRS:
-        if path.startswith(root):
-            head = path[len(root):].split(os.sep, 1)[0]
-            return head.removesuffix(".py") or "stdlib"
+    roots = [root for root in _LIBRARY_DIRS if path.startswith(root)]
+    if roots:  # the most specific root: site-packages may sit inside the stdlib folder
+        head = path[len(max(roots, key=len)):].split(os.sep, 1)[0]
+        return head.removesuffix(".py") or "stdlib"
     return "<frozen>" if filename.startswith("<") else os.path.basename(filename)
 
 
