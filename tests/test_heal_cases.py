@@ -7,6 +7,7 @@ dict or object with reasoning), so every reply path is exercised on a real repai
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from types import SimpleNamespace
@@ -129,3 +130,4 @@ def test_scripted_model_heals_each_broken_strategy(home, df, case):
     assert [s["kind"] for s in stored["steps"]] == kinds
     assert stored["steps"][0]["data"]["error"]["context"]["excerpt"]
     assert not [t for t in threading.enumerate() if t.name == "qlm-user-code" and t.is_alive()]
+    assert json.loads(json.dumps(rep.to_dict()))["steps"][0]["data"]["error"]["code"] == case.code
