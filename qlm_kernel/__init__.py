@@ -66,6 +66,7 @@ _SUBMODULES = {
     "sanity",
     "heal",
     "execution",
+    "widgets",
 }
 
 __all__ = [

@@ -1,0 +1,30 @@
+"""Jupyter widgets (anywidget) that show QLM's work live: optimization jobs, heal sessions, backtests
+and the event bus. They subscribe to the kernel's bus, so a job started anywhere in the kernel — a
+cell, a background thread, an MCP assistant — shows up in a widget that is already open.
+
+- `OptimizationProgress(job_id=None)`: bar, done/total, rate, ETA, best so far, chart, Cancel.
+- `HealingTrace(session_id=None)` / `HealingTrace.from_report(rep)`: the heal timeline.
+- `BacktestReport(res_or_error)`: stats table and plotly chart, or the structured error panel.
+- `EventLog(pattern="*", max_events=200)`: live events with a topic filter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qlm_kernel.widgets.eventlog import EventLog
+from qlm_kernel.widgets.healing import HealingTrace
+from qlm_kernel.widgets.progress import OptimizationProgress
+from qlm_kernel.widgets.report import BacktestReport, BacktestSummary
+
+__all__ = ["BacktestReport", "BacktestSummary", "EventLog", "HealingTrace", "OptimizationProgress", "show"]
+
+
+def show(obj: Any) -> Any:
+    """The widget for ``obj``: a `BacktestResult` or error -> `BacktestReport`, a `HealReport` ->
+    `HealingTrace`, an `OptimizationResult` -> `OptimizationProgress` of its job."""
+    if hasattr(obj, "steps") and hasattr(obj, "session_id"):
+        return HealingTrace.from_report(obj)
+    if hasattr(obj, "job_id") and hasattr(obj, "best_params"):
+        return OptimizationProgress(obj.job_id)
+    return BacktestReport(obj)
