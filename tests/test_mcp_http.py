@@ -43,6 +43,11 @@ EXPECTED_TOOLS = {
     "list_datasets",
     "analyze_market_structure",
     "get_system_status",
+    "heal_strategy",
+    "start_paper_session",
+    "paper_session_status",
+    "stop_paper_session",
+    "list_paper_sessions",
 }
 
 

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import anyio.to_thread
-from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from mcp.server.mcpserver import Context, MCPServer, Resolve, Sample
+from mcp_types import CallToolResult, CreateMessageResult, SamplingMessage, TextContent, ToolAnnotations
 from pydantic import Field
 
 from qlm_kernel.errors import ConfigError, QLMError, QLMSystemError, SecurityError
@@ -187,7 +187,10 @@ def build_server(
         sanity_check,
     ):
         add(fn)
-    for fn in (write_strategy, run_backtest, optimize_parameters, cancel_job):
+    for fn in (list_paper_sessions, paper_session_status):
+        add(fn)
+    for fn in (write_strategy, run_backtest, optimize_parameters, cancel_job, heal_strategy,
+               start_paper_session, stop_paper_session):
         add(fn, WRITES)
 
     def get_system_status() -> dict[str, Any]:
@@ -384,6 +387,128 @@ def analyze_market_structure(
     """Trend strength, volatility regime, Hurst exponent, autocorrelation and return distribution of a
     dataset or sample: which strategy family fits it."""
     return tools.analyze_market_structure(dataset, sample, window)
+
+
+# --- self-healing over MCP sampling ----------------------------------------------------------------
+#
+# Each heal attempt needs one reply from the client's own model (MCP sampling, no API key here).
+# The SDK fills `Resolve(...)` parameters before the tool body runs: resolver k plans (dry run) the
+# prompt of attempt k from the replies to attempts 1..k-1 and asks for it with `Sample`, or returns
+# None when no further reply is needed. On the 2026 protocol this is the request/retry exchange (the
+# plans re-run each round and render identically); on older protocols each is a mid-call request.
+# The body then runs the real, recorded heal once with the collected replies.
+
+MAX_MCP_HEAL_ATTEMPTS = 3
+HEAL_MAX_TOKENS = 8192
+Attempts = Annotated[int, Field(ge=1, le=MAX_MCP_HEAL_ATTEMPTS, description="model replies to try (1-3)")]
+TimeLimit = Annotated[float, Field(gt=0, le=120, description="seconds the strategy may run per attempt")]
+
+
+def _can_sample(ctx: Context) -> bool:
+    caps = ctx.client_capabilities
+    return caps is not None and caps.sampling is not None
+
+
+def _plan(strategy: str, dataset: Any, sample: Any, params: Any, settings: Any, max_attempts: int,
+          time_limit: float, replies: list[Any]) -> Sample | None:
+    from qlm_kernel.heal import HEAL_SYSTEM_PROMPT
+
+    if len(replies) >= max_attempts:
+        return None
+    prompt = tools.heal_next_prompt(strategy, replies, dataset, sample, params, settings, max_attempts,
+                                    time_limit)
+    if prompt is None:
+        return None
+    message = SamplingMessage(role="user", content=TextContent(type="text", text=prompt))
+    return Sample([message], max_tokens=HEAL_MAX_TOKENS, system_prompt=HEAL_SYSTEM_PROMPT, temperature=0.0)
+
+
+def _reply_1(strategy: str, dataset: Any, sample: Any, params: Any, settings: Any, max_attempts: int,
+             time_limit: float, ctx: Context) -> Sample | None:
+    """The first repair prompt (None if the strategy passes, or the client cannot sample)."""
+    if not _can_sample(ctx):
+        return None
+    return _plan(strategy, dataset, sample, params, settings, max_attempts, time_limit, [])
+
+
+Reply1 = Annotated[CreateMessageResult | None, Resolve(_reply_1)]
+
+
+def _reply_2(strategy: str, dataset: Any, sample: Any, params: Any, settings: Any, max_attempts: int,
+             time_limit: float, r1: Reply1) -> Sample | None:
+    """The second prompt, if the first reply did not heal the strategy."""
+    if r1 is None:
+        return None
+    return _plan(strategy, dataset, sample, params, settings, max_attempts, time_limit, [r1])
+
+
+def _reply_3(strategy: str, dataset: Any, sample: Any, params: Any, settings: Any, max_attempts: int,
+             time_limit: float, r1: Annotated[CreateMessageResult | None, Resolve(_reply_1)],
+             r2: Annotated[CreateMessageResult | None, Resolve(_reply_2)]) -> Sample | None:
+    """The third prompt, if the second reply did not heal it either."""
+    if r1 is None or r2 is None:
+        return None
+    return _plan(strategy, dataset, sample, params, settings, max_attempts, time_limit, [r1, r2])
+
+
+def heal_strategy(
+    strategy: StrategyName,
+    reply_1: Annotated[CreateMessageResult | None, Resolve(_reply_1)],
+    reply_2: Annotated[CreateMessageResult | None, Resolve(_reply_2)],
+    reply_3: Annotated[CreateMessageResult | None, Resolve(_reply_3)],
+    ctx: Context,
+    dataset: DatasetName = None,
+    sample: SampleSpec = None,
+    params: Params = None,
+    settings: Settings = None,
+    max_attempts: Attempts = MAX_MCP_HEAL_ATTEMPTS,
+    time_limit: TimeLimit = 10.0,
+) -> dict[str, Any]:
+    """Repair a failing strategy with YOUR model (MCP sampling: you are asked for each fix): run it,
+    send the error trace and source, validate the patched file, save it as a new version (author
+    "healer"), re-run; roll back if not healed. Without sampling support: a diagnosis only. Returns
+    the heal report (steps, diffs, outcome); every step is also on the bus and in the store."""
+    replies = [r for r in (reply_1, reply_2, reply_3) if r is not None]
+    model_replies = replies if _can_sample(ctx) else None
+    return tools.heal_strategy(strategy, model_replies, dataset, sample, params, settings, max_attempts,
+                               time_limit)
+
+
+# --- paper trading ----------------------------------------------------------------------------------
+
+
+def start_paper_session(
+    strategy: StrategyName,
+    dataset: DatasetName = None,
+    sample: SampleSpec = None,
+    params: Params = None,
+    settings: Annotated[dict[str, Any] | None, Field(
+        description="backtest settings plus latency (s), slippage, fees, fixed_fees, max_participation"
+    )] = None,
+    speed: Annotated[float, Field(ge=0, description="bars per second (0 = as fast as possible)")] = 20.0,
+    risk: Annotated[dict[str, Any] | None, Field(
+        description="risk limits: max_position, max_daily_loss, max_orders_per_minute")] = None,
+) -> dict[str, Any]:
+    """Paper-trade a strategy on replayed bars (simulated broker with latency and slippage) in the
+    background; returns the session id. Orders, fills and P&L go to the store and the bus."""
+    return tools.start_paper_session(strategy, dataset, sample, params, settings, speed, risk)
+
+
+def paper_session_status(session_id: Annotated[str, Field(description="from start_paper_session")]
+                         ) -> dict[str, Any]:
+    """A paper session's status, bars processed, position, cash, equity, P&L, orders and fills."""
+    return tools.paper_session_status(session_id)
+
+
+def stop_paper_session(session_id: Annotated[str, Field(description="from start_paper_session")]
+                       ) -> dict[str, Any]:
+    """Stop a paper session after its current bar; returns its final status."""
+    return tools.stop_paper_session(session_id)
+
+
+def list_paper_sessions(limit: int = 20) -> dict[str, Any]:
+    """Paper sessions, newest first."""
+    return tools.list_paper_sessions(limit)
 
 
 # --- resources and prompt -------------------------------------------------------------------------

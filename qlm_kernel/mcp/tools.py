@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from qlm_kernel.errors import ConfigError, DataError, OptimizationError
+from qlm_kernel.errors import ConfigError, DataError, OptimizationError, StrategyError
 from qlm_kernel.jsonsafe import json_safe
 
 SANITY_CHECKS = ("lookahead", "white_noise", "walk_forward", "pbo", "deflated_sharpe")
@@ -398,3 +398,122 @@ def analyze_market_structure(
 
     frame, dataset_name = _data(dataset, sample)
     return {"dataset": dataset_name, "sample": sample, **analyze(frame, window=int(window))}
+
+
+# --- self-healing ---------------------------------------------------------------------------------
+
+
+_plans_lock = threading.Lock()
+_plans: OrderedDict[str, str | None] = OrderedDict()
+PLAN_CACHE_SIZE = 64
+
+
+def _reply_text(reply: Any) -> str:
+    content = getattr(reply, "content", reply)
+    return str(getattr(content, "text", content))
+
+
+def heal_next_prompt(strategy: str, replies: list[Any], dataset: str | None = None,
+                     sample: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
+                     settings: dict[str, Any] | None = None, max_attempts: int = 3,
+                     time_limit: float = 10.0) -> str | None:
+    """The heal prompt the model must answer next after ``replies`` (a dry run), or None when done.
+
+    Memoized on the file's code, the replies and the arguments: the MCP request/retry exchange asks
+    for the same plan on every round, and a plan must not change between rounds (a time-limit trace
+    can name a different line of an endless loop each time it is interrupted).
+    """
+    import hashlib
+    import json
+
+    from qlm_kernel.heal.preview import next_prompt
+    from qlm_kernel.session.strategies import check_strategy_name, strategy_file_path
+
+    kwargs = {**_check_mapping(settings, "settings"), **_check_mapping(params, "params")}
+    path = strategy_file_path(check_strategy_name(strategy))
+    code = path.read_bytes() if path.is_file() else b""
+    key = hashlib.sha256(json.dumps(
+        [str(path), hashlib.sha256(code).hexdigest(), [_reply_text(r) for r in replies], dataset, sample,
+         kwargs, max_attempts, time_limit], sort_keys=True, default=str).encode()).hexdigest()
+    with _plans_lock:
+        if key in _plans:
+            _plans.move_to_end(key)
+            return _plans[key]
+    frame, dataset_name = _data(dataset, sample)
+    prompt = next_prompt(strategy, frame, list(replies), dataset=dataset_name, max_attempts=max_attempts,
+                         time_limit=time_limit, workspace_only=True, **kwargs)
+    with _plans_lock:
+        _plans[key] = prompt
+        while len(_plans) > PLAN_CACHE_SIZE:
+            _plans.popitem(last=False)
+    return prompt
+
+
+class ReplayModel:
+    """A heal model that hands out replies collected beforehand (MCP sampling), in order."""
+
+    def __init__(self, replies: list[Any]) -> None:
+        self._replies = list(replies)
+
+    def __call__(self, prompt: str) -> Any:
+        if not self._replies:
+            raise StrategyError("the heal needed another model reply than the planned ones", code="NO_REPLY",
+                                hint="run heal_strategy again; the strategy or data changed during the heal")
+        return self._replies.pop(0)
+
+
+def heal_strategy(strategy: str, replies: list[Any] | None, dataset: str | None = None,
+                  sample: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
+                  settings: dict[str, Any] | None = None, max_attempts: int = 3,
+                  time_limit: float = 10.0) -> dict[str, Any]:
+    """Heal a workspace strategy with sampled ``replies`` (None: no model, diagnosis only); the report."""
+    from qlm_kernel.heal import heal
+    from qlm_kernel.session.strategies import check_strategy_name
+
+    check_strategy_name(strategy)  # names only over MCP: no paths
+    kwargs = {**_check_mapping(settings, "settings"), **_check_mapping(params, "params")}
+    frame, dataset_name = _data(dataset, sample)
+    model = None if replies is None else ReplayModel(replies)
+    report = heal(strategy, frame, dataset=dataset_name, model=model, max_attempts=max_attempts,
+                  time_limit=time_limit, model_name="mcp-sampling" if model else None, source="mcp",
+                  workspace_only=True, **kwargs)
+    return json_safe({**report.to_dict(), "sampled_replies": 0 if replies is None else len(replies)})
+
+
+# --- paper trading --------------------------------------------------------------------------------
+
+
+def start_paper_session(strategy: str, dataset: str | None = None, sample: dict[str, Any] | None = None,
+                        params: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
+                        speed: float = 20.0, risk: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Paper-trade a strategy on replayed bars in a background thread; returns the session id."""
+    from qlm_kernel.session.paper import start_paper_session as start
+
+    file = _strategy_file(strategy)
+    if dataset is None and sample is None:
+        sample = {"kind": "synthetic", "n": 2_000, "seed": 0}
+    frame, _ = _data(dataset, sample)
+    return json_safe(start(file, data=frame, params=_check_mapping(params, "params"),
+                           settings=_check_mapping(settings, "settings"), speed=speed,
+                           risk=_check_mapping(risk, "risk") or None))
+
+
+def paper_session_status(session_id: str) -> dict[str, Any]:
+    """Status, bars processed, position, cash, equity, P&L, orders and fills of a paper session."""
+    from qlm_kernel.session.paper import paper_session_status as status
+
+    return json_safe(status(str(session_id)))
+
+
+def stop_paper_session(session_id: str) -> dict[str, Any]:
+    """Stop a paper session after its current bar; its final status."""
+    from qlm_kernel.session.paper import stop_paper_session as stop
+
+    return json_safe(stop(str(session_id)))
+
+
+def list_paper_sessions(limit: int = 20) -> dict[str, Any]:
+    """Paper sessions, newest first."""
+    from qlm_kernel.session.paper import list_paper_sessions as listing
+
+    return {"sessions": json_safe(listing(limit=max(1, min(int(limit), 500))))}
