@@ -6,18 +6,28 @@ cell, a background thread, an MCP assistant — shows up in a widget that is alr
 - `HealingTrace(session_id=None)` / `HealingTrace.from_report(rep)`: the heal timeline.
 - `BacktestReport(res_or_error)`: stats table and plotly chart, or the structured error panel.
 - `EventLog(pattern="*", max_events=200)`: live events with a topic filter.
+- `Dashboard()`: dataset/strategy pickers, parameter sliders and a live `BacktestReport` (Voilà).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from qlm_kernel.widgets.dashboard import Dashboard
 from qlm_kernel.widgets.eventlog import EventLog
 from qlm_kernel.widgets.healing import HealingTrace
 from qlm_kernel.widgets.progress import OptimizationProgress
 from qlm_kernel.widgets.report import BacktestReport, BacktestSummary
 
-__all__ = ["BacktestReport", "BacktestSummary", "EventLog", "HealingTrace", "OptimizationProgress", "show"]
+__all__ = [
+    "BacktestReport",
+    "BacktestSummary",
+    "Dashboard",
+    "EventLog",
+    "HealingTrace",
+    "OptimizationProgress",
+    "show",
+]
 
 
 def show(obj: Any) -> Any:
