@@ -16,3 +16,6 @@ if [[ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]]; then
   .venv/bin/python -c "import qlm_kernel, vectorbt, backtesting" # fail loudly if the install did not work
   echo "$want" > "$stamp"
 fi
+
+# --- JupyterLab extension (extensions/qlm-jupyterlab): build with jlpm when its sources changed, pip install -e ---
+bash extensions/qlm-jupyterlab/install.sh
