@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
@@ -24,7 +24,6 @@ from qlm_kernel.errors import ConfigError, QLMError, QLMSystemError, SecurityErr
 from qlm_kernel.events.topics import validate_pattern
 from qlm_kernel.jsonsafe import json_safe
 
-H = TypeVar("H", bound="QLMHandler")
 ID = r"([A-Za-z0-9_-]{1,64})"
 INT = r"([0-9]{1,12})"
 NAME = r"([A-Za-z0-9_.-]{1,128})"

@@ -78,7 +78,8 @@ export class QLMPanel extends Widget {
   private async _start(): Promise<void> {
     try {
       const status = await requestAPI<IStatus>('status');
-      this._home.textContent = status.qlm_home;
+      const home = status.qlm_home;
+      this._home.textContent = home.length > 30 ? '…' + home.slice(-29) : home;
       this._home.title = `QLM_HOME ${status.qlm_home}${status.db_exists ? '' : ' (no database yet)'}`;
     } catch (error) {
       this._home.textContent = `server extension unavailable: ${(error as Error).message}`;

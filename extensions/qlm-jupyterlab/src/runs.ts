@@ -1,7 +1,7 @@
 /** Recent backtest runs with key stats; a click opens the run's report. */
 
 import { requestAPI } from './api';
-import { h, num, pct, section, stamp } from './dom';
+import { compact, h, num, pct, section, stamp } from './dom';
 import { IRun } from './types';
 
 export class RunsSection {
@@ -33,23 +33,24 @@ export class RunsSection {
     const head = h(
       'tr',
       {},
-      ...['#', 'strategy', 'sharpe', 'return', 'max DD', 'trades', 'when'].map(t => h('th', {}, t))
+      ...['#', 'strategy', 'sharpe', 'return'].map(t => h('th', {}, t))
     );
     const rows = this._runs.map(run => {
       const row = h(
         'tr',
-        { class: `qlm-run qlm-clickable qlm-run-${run.status}`, 'data-run-id': run.id, title: 'Open the report' },
+        { class: `qlm-run qlm-clickable qlm-run-${run.status}`, 'data-run-id': run.id },
         h('td', {}, String(run.id)),
         h('td', { class: 'qlm-strong' }, run.strategy, run.has_report ? h('span', { class: 'qlm-tag' }, 'html') : null),
         h('td', {}, run.status === 'ok' ? num(run.stats.sharpe) : 'error'),
         h('td', {}, pct(run.stats.total_return)),
-        h('td', {}, pct(run.stats.max_drawdown)),
-        h('td', {}, run.stats.n_trades === undefined ? '–' : String(run.stats.n_trades)),
-        h('td', { class: 'qlm-dim' }, stamp(run.created_at))
       );
+      row.title =
+        `Run ${run.id} · ${stamp(run.created_at)} · ${run.source ?? ''}\n` +
+        `max drawdown ${pct(run.stats.max_drawdown)} · ${run.stats.n_trades ?? '–'} trades · params ${compact(run.params, 80)}\n` +
+        'Click to open the report';
       row.addEventListener('click', () => this._open(run));
       return row;
     });
-    this._body.replaceChildren(h('table', { class: 'qlm-table' }, h('thead', {}, head), h('tbody', {}, ...rows)));
+    this._body.replaceChildren(h('table', { class: 'qlm-table qlm-runs-table' }, h('thead', {}, head), h('tbody', {}, ...rows)));
   }
 }
