@@ -40,9 +40,14 @@ class Dashboard(w.VBox):
     """Pick a dataset and a strategy, move its parameter sliders: the backtest re-runs on release and
     the report (stats, chart, or the error panel) updates in place."""
 
-    def __init__(self, datasets: Mapping[str, Loader] | None = None,
-                 strategies: Mapping[str, Any] | None = None, *, record: bool = False,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        datasets: Mapping[str, Loader] | None = None,
+        strategies: Mapping[str, Any] | None = None,
+        *,
+        record: bool = False,
+        **kwargs: Any,
+    ) -> None:
         self.datasets = dict(datasets or default_datasets())
         self.strategies = dict(strategies or default_strategies())
         self.record = record
@@ -50,21 +55,31 @@ class Dashboard(w.VBox):
         self.runs = 0
         style = {"description_width": "110px"}
         layout = w.Layout(width="460px")
-        self.dataset = w.Dropdown(options=list(self.datasets), description="dataset", style=style,
-                                  layout=layout)
+        self.dataset = w.Dropdown(
+            options=list(self.datasets), description="dataset", style=style, layout=layout
+        )
         first = "sma_cross" if "sma_cross" in self.strategies else next(iter(self.strategies), None)
-        self.strategy = w.Dropdown(options=list(self.strategies), value=first, description="strategy",
-                                   style=style, layout=layout)
+        self.strategy = w.Dropdown(
+            options=list(self.strategies), value=first, description="strategy", style=style, layout=layout
+        )
         self.fill = w.ToggleButtons(options=["close", "next_open"], description="fill", style=style)
-        self.fees = w.FloatSlider(value=0.0, min=0.0, max=50.0, step=1.0, description="fees (bps)",
-                                  continuous_update=False, style=style, layout=layout)
+        self.fees = w.FloatSlider(
+            value=0.0,
+            min=0.0,
+            max=50.0,
+            step=1.0,
+            description="fees (bps)",
+            continuous_update=False,
+            style=style,
+            layout=layout,
+        )
         self.sliders = w.VBox()
         self.status = w.HTML()
         self.report = BacktestReport()
         controls = w.VBox([self.dataset, self.strategy, self.fill, self.fees, self.sliders, self.status])
-        controls.add_class("qlm-dashboard-controls")
+        controls.add_class("qlmw-dashboard-controls")
         super().__init__(children=[controls, self.report], **kwargs)
-        self.add_class("qlm-dashboard")
+        self.add_class("qlmw-dashboard")
         self._build_sliders()
         self.dataset.observe(self._on_change, "value")
         self.strategy.observe(self._on_strategy, "value")
@@ -82,14 +97,20 @@ class Dashboard(w.VBox):
 
         try:
             frame = self._frame(self.dataset.value)
-            outcome: Any = backtest(self.strategies[self.strategy.value], frame, record=self.record,
-                                    fill=self.fill.value, fees=self.fees.value / 10_000, **self.params())
+            outcome: Any = backtest(
+                self.strategies[self.strategy.value],
+                frame,
+                record=self.record,
+                fill=self.fill.value,
+                fees=self.fees.value / 10_000,
+                **self.params(),
+            )
         except QLMError as err:
             outcome = err
         self.report.update(outcome)
         self.runs += 1
         label = "failed" if isinstance(outcome, QLMError) else f"{outcome.stats['n_trades']} trades"
-        self.status.value = f"<span class='qlm-dashboard-status'>run {self.runs}: {label}</span>"
+        self.status.value = f"<span class='qlmw-dashboard-status'>run {self.runs}: {label}</span>"
         return outcome
 
     # -- internals --------------------------------------------------------------------------------
@@ -124,8 +145,12 @@ class Dashboard(w.VBox):
 
 def _slider(name: str, spec: dict[str, Any]) -> Any:
     """A slider (or dropdown / checkbox) for one parameter spec; None when it cannot be shown."""
-    common = {"description": name, "continuous_update": False, "style": {"description_width": "110px"},
-              "layout": w.Layout(width="460px")}
+    common = {
+        "description": name,
+        "continuous_update": False,
+        "style": {"description_width": "110px"},
+        "layout": w.Layout(width="460px"),
+    }
     kind, default = spec.get("kind"), spec.get("default")
     if kind == "categorical":
         return w.Dropdown(options=list(spec.get("choices") or []), value=default, description=name)
@@ -134,8 +159,9 @@ def _slider(name: str, spec: dict[str, Any]) -> Any:
     lo = spec.get("min") if spec.get("min") is not None else (0 if default is None else default / 4)
     hi = spec.get("max") if spec.get("max") is not None else (default * 4 if default else 100)
     if kind == "int":
-        return w.IntSlider(value=int(default), min=int(lo), max=int(hi), step=int(spec.get("step") or 1),
-                           **common)
+        return w.IntSlider(
+            value=int(default), min=int(lo), max=int(hi), step=int(spec.get("step") or 1), **common
+        )
     if kind == "float":
         step = spec.get("step") or (float(hi) - float(lo)) / 100
         return w.FloatSlider(value=float(default), min=float(lo), max=float(hi), step=float(step), **common)

@@ -35,8 +35,9 @@ class EventLog(LiveWidget):
     def __init__(self, pattern: str = "*", max_events: int = 200, *, filter: str = "", **kwargs: Any) -> None:
         validate_pattern(pattern)
         if isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 1:
-            raise ConfigError(f"max_events must be a positive int, got {max_events!r}",
-                              hint="e.g. max_events=200")
+            raise ConfigError(
+                f"max_events must be a positive int, got {max_events!r}", hint="e.g. max_events=200"
+            )
         super().__init__(pattern=pattern, max_events=max_events, filter=filter, **kwargs)
         self._rows: deque[dict[str, Any]] = deque(maxlen=max_events)
         self._received = 0
@@ -67,11 +68,16 @@ class EventLog(LiveWidget):
 
     def _on_event(self, event: Event) -> bool:
         payload = compact(event.payload, max_chars=300, max_items=20, depth=3)
-        self._rows.append({
-            "seq": event.seq, "time": event.time, "topic": event.topic, "source": event.source,
-            "summary": one_line(event.payload),
-            "payload": json.dumps(payload, indent=1, default=str)[:1500],
-        })
+        self._rows.append(
+            {
+                "seq": event.seq,
+                "time": event.time,
+                "topic": event.topic,
+                "source": event.source,
+                "summary": one_line(event.payload),
+                "payload": json.dumps(payload, indent=1, default=str)[:1500],
+            }
+        )
         self._received += 1
         return True
 

@@ -60,36 +60,62 @@ class HealingTrace(LiveWidget):
             if s["session_id"] and session_id != s["session_id"]:
                 return False
             self._state = s = _blank(session_id)
-            s.update(status="running", strategy=str(payload.get("strategy") or ""),
-                     max_attempts=int(payload.get("max_attempts") or 0),
-                     model_name=str(payload.get("model") or ""),
-                     original_version=_int(payload.get("version")))
+            s.update(
+                status="running",
+                strategy=str(payload.get("strategy") or ""),
+                max_attempts=int(payload.get("max_attempts") or 0),
+                model_name=str(payload.get("model") or ""),
+                original_version=_int(payload.get("version")),
+            )
             return "now"
         if not session_id or session_id != s["session_id"]:
             return False
         if event.topic == "heal.step":
-            s["steps"].append(_step(payload.get("index"), payload.get("attempt"), payload.get("kind")
-                                    or payload.get("step"), payload.get("ok"), payload.get("duration_s"),
-                                    payload.get("data")))
+            s["steps"].append(
+                _step(
+                    payload.get("index"),
+                    payload.get("attempt"),
+                    payload.get("kind") or payload.get("step"),
+                    payload.get("ok"),
+                    payload.get("duration_s"),
+                    payload.get("data"),
+                )
+            )
             s["attempts"] = max(s["attempts"], int(payload.get("attempt") or 0))
             return True
         if event.topic == "heal.finished":
-            s.update(status=str(payload.get("status") or "finished"), healed=bool(payload.get("healed")),
-                     attempts=int(payload.get("attempts") or s["attempts"]),
-                     final_version=_int(payload.get("final_version")))
+            s.update(
+                status=str(payload.get("status") or "finished"),
+                healed=bool(payload.get("healed")),
+                attempts=int(payload.get("attempts") or s["attempts"]),
+                final_version=_int(payload.get("final_version")),
+            )
             return "now"
         return False
 
     def _load_report(self, report: Any) -> None:
         rep = report.to_dict() if hasattr(report, "to_dict") else dict(report)
         self._state.update(
-            session_id=str(rep.get("session_id") or ""), strategy=str(rep.get("strategy") or ""),
-            status=str(rep.get("status") or ""), healed=bool(rep.get("healed")),
-            attempts=int(rep.get("attempts") or 0), max_attempts=int(rep.get("max_attempts") or 0),
-            model_name=str(rep.get("model") or ""), original_version=_int(rep.get("original_version")),
+            session_id=str(rep.get("session_id") or ""),
+            strategy=str(rep.get("strategy") or ""),
+            status=str(rep.get("status") or ""),
+            healed=bool(rep.get("healed")),
+            attempts=int(rep.get("attempts") or 0),
+            max_attempts=int(rep.get("max_attempts") or 0),
+            model_name=str(rep.get("model") or ""),
+            original_version=_int(rep.get("original_version")),
             final_version=_int(rep.get("final_version")),
-            steps=[_step(s.get("index"), s.get("attempt"), s.get("kind"), s.get("ok"), s.get("duration_s"),
-                         s.get("data")) for s in rep.get("steps") or []],
+            steps=[
+                _step(
+                    s.get("index"),
+                    s.get("attempt"),
+                    s.get("kind"),
+                    s.get("ok"),
+                    s.get("duration_s"),
+                    s.get("data"),
+                )
+                for s in rep.get("steps") or []
+            ],
         )
 
     def _load_stored(self, session_id: str) -> None:
@@ -103,11 +129,23 @@ class HealingTrace(LiveWidget):
         if not rec:
             return
         self._state.update(
-            strategy=str(rec.get("strategy") or ""), status=str(rec.get("status") or "running"),
-            healed=bool(rec.get("healed")), attempts=int(rec.get("attempts") or 0),
-            max_attempts=int(rec.get("max_attempts") or 0), model_name=str(rec.get("model") or ""),
-            steps=[_step(s.get("index"), s.get("attempt"), s.get("kind"), s.get("ok"), s.get("duration_s"),
-                         s.get("data")) for s in rec.get("steps") or []],
+            strategy=str(rec.get("strategy") or ""),
+            status=str(rec.get("status") or "running"),
+            healed=bool(rec.get("healed")),
+            attempts=int(rec.get("attempts") or 0),
+            max_attempts=int(rec.get("max_attempts") or 0),
+            model_name=str(rec.get("model") or ""),
+            steps=[
+                _step(
+                    s.get("index"),
+                    s.get("attempt"),
+                    s.get("kind"),
+                    s.get("ok"),
+                    s.get("duration_s"),
+                    s.get("data"),
+                )
+                for s in rec.get("steps") or []
+            ],
         )
 
 
@@ -119,11 +157,26 @@ def _int(value: Any) -> int | None:
 
 
 def _step(index: Any, attempt: Any, kind: Any, ok: Any, duration_s: Any, data: Any) -> dict[str, Any]:
-    return {"index": _int(index), "attempt": _int(attempt) or 0, "kind": str(kind or ""),
-            "ok": None if ok is None else bool(ok), "duration_s": compact(duration_s),
-            "data": compact(data or {}, max_chars=6000)}
+    return {
+        "index": _int(index),
+        "attempt": _int(attempt) or 0,
+        "kind": str(kind or ""),
+        "ok": None if ok is None else bool(ok),
+        "duration_s": compact(duration_s),
+        "data": compact(data or {}, max_chars=6000),
+    }
 
 
 def _blank(session_id: str) -> dict[str, Any]:
-    return {"session_id": session_id, "strategy": "", "status": "waiting", "healed": False, "attempts": 0,
-            "max_attempts": 0, "model_name": "", "original_version": None, "final_version": None, "steps": []}
+    return {
+        "session_id": session_id,
+        "strategy": "",
+        "status": "waiting",
+        "healed": False,
+        "attempts": 0,
+        "max_attempts": 0,
+        "model_name": "",
+        "original_version": None,
+        "final_version": None,
+        "steps": [],
+    }

@@ -42,8 +42,10 @@ class OptimizationProgress(LiveWidget):
 
     def __init__(self, job_id: str | None = None, *, follow: str = "next", **kwargs: Any) -> None:
         if follow not in ("next", "all"):
-            raise ConfigError(f"follow must be 'next' or 'all', got {follow!r}",
-                              hint="'next' sticks to the first job seen; 'all' switches to every new job")
+            raise ConfigError(
+                f"follow must be 'next' or 'all', got {follow!r}",
+                hint="'next' sticks to the first job seen; 'all' switches to every new job",
+            )
         super().__init__(**kwargs)
         self.follow = follow
         self.future: Future[Any] | None = None
@@ -113,10 +115,13 @@ class OptimizationProgress(LiveWidget):
                 if s["job_id"] and self.follow == "next":
                     return False  # bound to another job
                 self._state = s = _blank(job_id)
-            s.update(status="running", kind=str(payload.get("kind") or ""),
-                     strategy=str(payload.get("strategy") or ""),
-                     objective=str(payload.get("objective") or ""),
-                     total=int(payload.get("total") or 0))
+            s.update(
+                status="running",
+                kind=str(payload.get("kind") or ""),
+                strategy=str(payload.get("strategy") or ""),
+                objective=str(payload.get("objective") or ""),
+                total=int(payload.get("total") or 0),
+            )
             return "now"
         if not job_id or job_id != s["job_id"]:
             return False
@@ -166,8 +171,10 @@ class OptimizationProgress(LiveWidget):
         self._state.update(
             status={"pending": "waiting"}.get(status, status) or "waiting",
             kind=str((row.get("config") or {}).get("method") or row.get("kind") or ""),
-            total=int(row.get("total") or 0), done=int(row.get("done") or 0),
-            best_value=finite(best.get("value")), best_params=compact(best.get("params")),
+            total=int(row.get("total") or 0),
+            done=int(row.get("done") or 0),
+            best_value=finite(best.get("value")),
+            best_params=compact(best.get("params")),
             objective=str((row.get("config") or {}).get("objective") or ""),
             strategy=str((row.get("config") or {}).get("strategy") or ""),
         )
@@ -180,6 +187,19 @@ class OptimizationProgress(LiveWidget):
 
 
 def _blank(job_id: str) -> dict[str, Any]:
-    return {"job_id": job_id, "status": "waiting", "kind": "", "strategy": "", "objective": "", "done": 0,
-            "total": 0, "rate": None, "eta_s": None, "elapsed_s": None, "best_value": None,
-            "best_params": None, "history": [], "error": None}
+    return {
+        "job_id": job_id,
+        "status": "waiting",
+        "kind": "",
+        "strategy": "",
+        "objective": "",
+        "done": 0,
+        "total": 0,
+        "rate": None,
+        "eta_s": None,
+        "elapsed_s": None,
+        "best_value": None,
+        "best_params": None,
+        "history": [],
+        "error": None,
+    }

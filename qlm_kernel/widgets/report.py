@@ -30,15 +30,16 @@ class BacktestReport(ipywidgets.VBox):
     """``BacktestReport(res)`` for a `BacktestResult`, or ``BacktestReport(err)`` for a failed run;
     `update` swaps in a new result in place (the chart's traces are updated, not re-created)."""
 
-    def __init__(self, result_or_error: Any = None, *, chart: bool = True, max_points: int = 2_000,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, result_or_error: Any = None, *, chart: bool = True, max_points: int = 2_000, **kwargs: Any
+    ) -> None:
         self.summary = BacktestSummary()
         self.chart: Any = None
         self.show_chart = chart
         self.max_points = max_points
         self.result: Any = None
         super().__init__(children=[self.summary], **kwargs)
-        self.add_class("qlm-backtest-report")
+        self.add_class("qlmw-backtest-report")
         if result_or_error is not None:
             self.update(result_or_error)
 
@@ -92,6 +93,7 @@ class BacktestReport(ipywidgets.VBox):
     def _draw(self, fig: Any) -> None:
         import plotly.graph_objects as go
 
+        _naive_utc_times(fig)
         if self.chart is None:
             self.chart = go.FigureWidget(fig)
         else:
@@ -106,3 +108,15 @@ class BacktestReport(ipywidgets.VBox):
                     chart.add_traces(list(fig.data))
                 chart.layout = fig.layout
         self.children = [self.summary, self.chart]
+
+
+def _naive_utc_times(fig: Any) -> None:
+    """Write tz-aware time axes as naive UTC text: the widget serializer sends them with a "Z" suffix
+    that plotly.js does not parse as a date (points vanish); the static renderer is unaffected."""
+    import pandas as pd
+
+    for trace in fig.data:
+        x = getattr(trace, "x", None)
+        if x is None or len(x) == 0 or not isinstance(x[0], pd.Timestamp) or x[0].tz is None:
+            continue
+        trace.x = pd.DatetimeIndex(x).tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S").to_numpy()

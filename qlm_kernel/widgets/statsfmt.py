@@ -6,10 +6,34 @@ from typing import Any
 
 from qlm_kernel.widgets.compact import finite
 
-PERCENT = {"total_return", "benchmark_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure",
-           "avg_trade_return", "best_trade", "worst_trade"}
-ORDER = ["total_return", "benchmark_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown",
-         "volatility", "n_trades", "win_rate", "profit_factor", "exposure", "final_value", "fees_paid"]
+PERCENT = {
+    "total_return",
+    "benchmark_return",
+    "cagr",
+    "volatility",
+    "max_drawdown",
+    "win_rate",
+    "exposure",
+    "avg_trade_return",
+    "best_trade",
+    "worst_trade",
+}
+ORDER = [
+    "total_return",
+    "benchmark_return",
+    "cagr",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown",
+    "volatility",
+    "n_trades",
+    "win_rate",
+    "profit_factor",
+    "exposure",
+    "final_value",
+    "fees_paid",
+]
 SKIP = {"start", "end"}
 
 

@@ -30,19 +30,19 @@ function clock(seconds) {
 }
 
 function render({ model, el: root }) {
-  const box = el("div", "qlm-widget qlm-eventlog");
-  const head = el("div", "qlm-head");
-  const title = el("span", "qlm-title");
-  const input = el("input", "qlm-eventlog-filter");
+  const box = el("div", "qlmw-widget qlmw-eventlog");
+  const head = el("div", "qlmw-head");
+  const title = el("span", "qlmw-title");
+  const input = el("input", "qlmw-eventlog-filter");
   input.type = "text";
   input.placeholder = "filter topics: job.*  heal  mcp.tool.*";
-  const clear = el("button", "qlm-button", "Clear");
+  const clear = el("button", "qlmw-button", "Clear");
   clear.addEventListener("click", () => model.send({ type: "clear" }));
   head.append(title, input, clear);
-  const table = el("table", "qlm-eventlog-table");
+  const table = el("table", "qlmw-eventlog-table");
   const tbody = el("tbody");
   table.append(tbody);
-  const scroller = el("div", "qlm-eventlog-scroll");
+  const scroller = el("div", "qlmw-eventlog-scroll");
   scroller.append(table);
   box.append(head, scroller);
   root.appendChild(box);
@@ -63,18 +63,18 @@ function render({ model, el: root }) {
     tbody.replaceChildren();
     for (let i = shown.length - 1; i >= 0; i--) {
       const e = shown[i];
-      const row = el("tr", "qlm-eventlog-row");
+      const row = el("tr", "qlmw-eventlog-row");
       row.dataset.topic = e.topic;
-      row.append(el("td", "qlm-eventlog-time", clock(e.time)), el("td", "qlm-eventlog-topic", e.topic),
-        el("td", "qlm-eventlog-summary", e.summary));
+      row.append(el("td", "qlmw-eventlog-time", clock(e.time)), el("td", "qlmw-eventlog-topic", e.topic),
+        el("td", "qlmw-eventlog-summary", e.summary));
       row.title = e.payload;
       row.addEventListener("click", () => {
         const next = row.nextSibling;
-        if (next && next.classList.contains("qlm-eventlog-detail")) { next.remove(); return; }
-        const detail = el("tr", "qlm-eventlog-detail");
+        if (next && next.classList.contains("qlmw-eventlog-detail")) { next.remove(); return; }
+        const detail = el("tr", "qlmw-eventlog-detail");
         const cell = el("td");
         cell.colSpan = 3;
-        cell.append(el("pre", "qlm-code", e.payload));
+        cell.append(el("pre", "qlmw-code", e.payload));
         detail.append(cell);
         row.after(detail);
       });

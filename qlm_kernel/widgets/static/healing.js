@@ -12,27 +12,27 @@ function num(v, digits = 4) {
 }
 
 function errorPanel(err) {
-  const box = el("div", "qlm-heal-error");
+  const box = el("div", "qlmw-heal-error");
   if (!err || typeof err !== "object") return box;
-  box.append(el("div", "qlm-heal-error-head", `${err.code || err.type || "error"}: ${err.message || ""}`));
+  box.append(el("div", "qlmw-heal-error-head", `${err.code || err.type || "error"}: ${err.message || ""}`));
   const ctx = err.context || {};
   if (ctx.file) {
     const where = String(ctx.file).split("/").pop();
-    box.append(el("div", "qlm-heal-where", `${where}${ctx.line ? ", line " + ctx.line : ""}${ctx.function ? " in " + ctx.function : ""}`));
+    box.append(el("div", "qlmw-heal-where", `${where}${ctx.line ? ", line " + ctx.line : ""}${ctx.function ? " in " + ctx.function : ""}`));
   }
-  if (ctx.excerpt) box.append(el("pre", "qlm-code qlm-heal-excerpt", ctx.excerpt));
-  if (err.hint) box.append(el("div", "qlm-heal-hint", `hint: ${err.hint}`));
+  if (ctx.excerpt) box.append(el("pre", "qlmw-code qlmw-heal-excerpt", ctx.excerpt));
+  if (err.hint) box.append(el("div", "qlmw-heal-hint", `hint: ${err.hint}`));
   return box;
 }
 
 function diffView(diff) {
-  const pre = el("pre", "qlm-code qlm-diff");
+  const pre = el("pre", "qlmw-code qlmw-diff");
   for (const line of String(diff || "").split("\n")) {
-    let cls = "qlm-diff-ctx";
-    if (line.startsWith("+++") || line.startsWith("---")) cls = "qlm-diff-file";
-    else if (line.startsWith("@@")) cls = "qlm-diff-hunk";
-    else if (line.startsWith("+")) cls = "qlm-diff-add";
-    else if (line.startsWith("-")) cls = "qlm-diff-del";
+    let cls = "qlmw-diff-ctx";
+    if (line.startsWith("+++") || line.startsWith("---")) cls = "qlmw-diff-file";
+    else if (line.startsWith("@@")) cls = "qlmw-diff-hunk";
+    else if (line.startsWith("+")) cls = "qlmw-diff-add";
+    else if (line.startsWith("-")) cls = "qlmw-diff-del";
     pre.append(el("span", cls, line || " "));
   }
   return pre;
@@ -41,23 +41,24 @@ function diffView(diff) {
 function statsLine(stats) {
   if (!stats) return null;
   const keys = ["n_trades", "total_return", "sharpe", "max_drawdown", "final_value"];
-  return el("div", "qlm-heal-stats", keys.filter((k) => k in stats).map((k) => `${k} ${num(stats[k])}`).join(" · "));
+  const show = (v) => (Number.isInteger(v) ? String(v) : num(v));
+  return el("div", "qlmw-heal-stats", keys.filter((k) => k in stats).map((k) => `${k} ${show(stats[k])}`).join(" · "));
 }
 
 function collapsible(label, text) {
-  const d = el("details", "qlm-heal-more");
-  d.append(el("summary", null, label), el("pre", "qlm-code", text));
+  const d = el("details", "qlmw-heal-more");
+  d.append(el("summary", null, label), el("pre", "qlmw-code", text));
   return d;
 }
 
 function stepBody(step) {
   const data = step.data || {};
-  const body = el("div", "qlm-heal-body");
+  const body = el("div", "qlmw-heal-body");
   switch (step.kind) {
     case "run":
     case "verify":
       if (data.error) body.append(errorPanel(data.error));
-      else body.append(el("div", "qlm-heal-ok", `passed (version ${data.version ?? "?"})`));
+      else body.append(el("div", "qlmw-heal-ok", `passed (version ${data.version ?? "?"})`));
       if (data.stats) body.append(statsLine(data.stats));
       break;
     case "diagnose":
@@ -70,36 +71,36 @@ function stepBody(step) {
       body.append(collapsible("model reply", data.text || data.reply || ""));
       break;
     case "thinking":
-      body.append(el("div", "qlm-heal-thinking", data.text || ""));
+      body.append(el("div", "qlmw-heal-thinking", data.text || ""));
       break;
     case "refused":
-      body.append(el("div", "qlm-heal-refused", data.reason || JSON.stringify(data)));
+      body.append(el("div", "qlmw-heal-refused", data.reason || JSON.stringify(data)));
       break;
     case "patch":
-      body.append(el("div", "qlm-heal-version", `saved as version ${data.version ?? "?"}`), diffView(data.diff));
+      body.append(el("div", "qlmw-heal-version", `saved as version ${data.version ?? "?"}`), diffView(data.diff));
       break;
     case "rollback":
-      body.append(el("div", "qlm-heal-version",
+      body.append(el("div", "qlmw-heal-version",
         `restored the code of version ${data.restored_from ?? "?"} as version ${data.version ?? "?"}`));
       break;
     case "finished":
-      body.append(el("div", "qlm-heal-outcome", `${data.status || ""}${data.healed ? " ✔" : ""} after ${data.attempts ?? 0} attempt(s)`));
+      body.append(el("div", "qlmw-heal-outcome", `${data.status || ""}${data.healed ? " ✔" : ""} after ${data.attempts ?? 0} attempt(s)`));
       if (data.stats) body.append(statsLine(data.stats));
       break;
     default:
-      body.append(el("pre", "qlm-code", JSON.stringify(data, null, 1)));
+      body.append(el("pre", "qlmw-code", JSON.stringify(data, null, 1)));
   }
   return body;
 }
 
 function render({ model, el: root }) {
-  const box = el("div", "qlm-widget qlm-heal");
-  const head = el("div", "qlm-head");
-  const title = el("span", "qlm-title");
-  const badge = el("span", "qlm-badge");
+  const box = el("div", "qlmw-widget qlmw-heal");
+  const head = el("div", "qlmw-head");
+  const title = el("span", "qlmw-title");
+  const badge = el("span", "qlmw-badge");
   head.append(title, badge);
-  const summary = el("div", "qlm-heal-summary");
-  const list = el("ol", "qlm-heal-steps");
+  const summary = el("div", "qlmw-heal-summary");
+  const list = el("ol", "qlmw-heal-steps");
   box.append(head, summary, list);
   root.appendChild(box);
 
@@ -118,13 +119,13 @@ function render({ model, el: root }) {
     const steps = model.get("steps") || [];
     list.replaceChildren();
     for (const step of steps) {
-      const item = el("li", "qlm-heal-step");
+      const item = el("li", "qlmw-heal-step");
       item.dataset.kind = step.kind;
       const ok = step.ok === null || step.ok === undefined ? "" : step.ok ? "ok" : "failed";
       item.dataset.ok = ok;
-      const line = el("div", "qlm-heal-step-head");
-      line.append(el("span", "qlm-heal-kind", step.kind), el("span", "qlm-heal-attempt", `attempt ${step.attempt}`),
-        el("span", `qlm-heal-result ${ok}`, ok), el("span", "qlm-heal-time", `${num(step.duration_s, 2)} s`));
+      const line = el("div", "qlmw-heal-step-head");
+      line.append(el("span", "qlmw-heal-kind", step.kind), el("span", "qlmw-heal-attempt", `attempt ${step.attempt}`),
+        el("span", `qlmw-heal-result ${ok}`, ok), el("span", "qlmw-heal-time", `${num(step.duration_s, 2)} s`));
       item.append(line, stepBody(step));
       list.append(item);
     }

@@ -34,7 +34,7 @@ function drawChart(svg, history, total) {
   if (!history || history.length === 0) {
     const t = document.createElementNS(SVG, "text");
     t.setAttribute("x", W / 2); t.setAttribute("y", H / 2); t.setAttribute("text-anchor", "middle");
-    t.setAttribute("class", "qlm-chart-empty"); t.textContent = "best objective appears here";
+    t.setAttribute("class", "qlmw-chart-empty"); t.textContent = "best objective appears here";
     svg.appendChild(t);
     return;
   }
@@ -47,47 +47,47 @@ function drawChart(svg, history, total) {
   let d = `M ${sx(xs[0])} ${sy(ys[0])}`;
   for (let i = 1; i < xs.length; i++) d += ` H ${sx(xs[i])} V ${sy(ys[i])}`;
   const path = document.createElementNS(SVG, "path");
-  path.setAttribute("d", d); path.setAttribute("class", "qlm-chart-line");
+  path.setAttribute("d", d); path.setAttribute("class", "qlmw-chart-line");
   svg.appendChild(path);
   const axis = document.createElementNS(SVG, "path");
-  axis.setAttribute("d", `M ${P} 6 V ${H - 16} H ${W - 8}`); axis.setAttribute("class", "qlm-chart-axis");
+  axis.setAttribute("d", `M ${P} 6 V ${H - 16} H ${W - 8}`); axis.setAttribute("class", "qlmw-chart-axis");
   svg.appendChild(axis);
   const labels = [[P - 3, sy(ymax) + 4, fmtNumber(ymax, 3), "end"], [P - 3, sy(ymin) + 4, fmtNumber(ymin, 3), "end"],
                   [W - 8, H - 3, `${xmax} trials`, "end"], [P, H - 3, "0", "start"]];
   for (const [x, y, text, anchor] of labels) {
     const t = document.createElementNS(SVG, "text");
     t.setAttribute("x", x); t.setAttribute("y", y); t.setAttribute("text-anchor", anchor);
-    t.setAttribute("class", "qlm-chart-label"); t.textContent = text;
+    t.setAttribute("class", "qlmw-chart-label"); t.textContent = text;
     svg.appendChild(t);
   }
   const last = history[history.length - 1];
   const dot = document.createElementNS(SVG, "circle");
   dot.setAttribute("cx", sx(last[0])); dot.setAttribute("cy", sy(last[1])); dot.setAttribute("r", 3);
-  dot.setAttribute("class", "qlm-chart-dot");
+  dot.setAttribute("class", "qlmw-chart-dot");
   svg.appendChild(dot);
 }
 
 function render({ model, el: root }) {
-  const box = el("div", "qlm-widget qlm-progress");
-  const head = el("div", "qlm-head");
-  const title = el("span", "qlm-title");
-  const badge = el("span", "qlm-badge");
+  const box = el("div", "qlmw-widget qlmw-progress");
+  const head = el("div", "qlmw-head");
+  const title = el("span", "qlmw-title");
+  const badge = el("span", "qlmw-badge");
   head.append(title, badge);
-  const barOuter = el("div", "qlm-bar");
-  const barInner = el("div", "qlm-bar-fill");
-  const pct = el("span", "qlm-progress-percent");
+  const barOuter = el("div", "qlmw-bar");
+  const barInner = el("div", "qlmw-bar-fill");
+  const pct = el("span", "qlmw-progress-percent");
   barOuter.append(barInner, pct);
-  const counts = el("div", "qlm-progress-counts");
-  const best = el("div", "qlm-progress-best");
+  const counts = el("div", "qlmw-progress-counts");
+  const best = el("div", "qlmw-progress-best");
   const svg = document.createElementNS(SVG, "svg");
-  svg.setAttribute("class", "qlm-chart");
-  const error = el("pre", "qlm-error-text");
-  const cancel = el("button", "qlm-button qlm-cancel", "Cancel");
+  svg.setAttribute("class", "qlmw-chart");
+  const error = el("pre", "qlmw-error-text");
+  const cancel = el("button", "qlmw-button qlmw-cancel", "Cancel");
   cancel.addEventListener("click", () => {
     cancel.disabled = true;
     model.send({ type: "cancel" });
   });
-  const foot = el("div", "qlm-foot");
+  const foot = el("div", "qlmw-foot");
   foot.append(cancel);
   box.append(head, barOuter, counts, best, svg, error, foot);
   root.appendChild(box);
@@ -105,7 +105,7 @@ function render({ model, el: root }) {
     badge.dataset.status = status;
     box.dataset.status = status;
     barInner.style.width = `${Math.min(100, percent).toFixed(1)}%`;
-    pct.textContent = `${Math.floor(percent)}%`;
+    pct.textContent = percent > 0 && percent < 10 ? `${percent.toFixed(1)}%` : `${Math.floor(percent)}%`;
     const rate = model.get("rate");
     counts.textContent = `trials ${done} / ${total || "?"} · ${rate ? rate.toFixed(1) + " /s" : "– /s"}` +
       ` · ETA ${status === "running" ? fmtSeconds(model.get("eta_s")) : "–"}` +

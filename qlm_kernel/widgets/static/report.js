@@ -8,39 +8,39 @@ function el(tag, cls, text) {
 }
 
 function errorPanel(err) {
-  const box = el("div", "qlm-report-error");
-  box.append(el("div", "qlm-report-error-head", `${err.type || "Error"} · ${err.code || ""}`));
-  box.append(el("div", "qlm-report-error-message", err.message || ""));
+  const box = el("div", "qlmw-report-error");
+  box.append(el("div", "qlmw-report-error-head", `${err.type || "Error"} · ${err.code || ""}`));
+  box.append(el("div", "qlmw-report-error-message", err.message || ""));
   const ctx = err.context || {};
   if (ctx.file && ctx.file !== "<string>") {
-    box.append(el("div", "qlm-report-where", `${ctx.file}${ctx.line ? ", line " + ctx.line : ""}${ctx.function ? " in " + ctx.function : ""}`));
+    box.append(el("div", "qlmw-report-where", `${ctx.file}${ctx.line ? ", line " + ctx.line : ""}${ctx.function ? " in " + ctx.function : ""}`));
   }
-  if (ctx.excerpt) box.append(el("pre", "qlm-code", ctx.excerpt));
-  if (err.hint) box.append(el("div", "qlm-report-hint", `hint: ${err.hint}`));
+  if (ctx.excerpt) box.append(el("pre", "qlmw-code", ctx.excerpt));
+  if (err.hint) box.append(el("div", "qlmw-report-hint", `hint: ${err.hint}`));
   const rest = Object.fromEntries(Object.entries(ctx).filter(([k]) => !["excerpt", "traceback"].includes(k)));
   if (Object.keys(rest).length) {
-    const d = el("details", "qlm-report-more");
-    d.append(el("summary", null, "context"), el("pre", "qlm-code", JSON.stringify(rest, null, 1)));
+    const d = el("details", "qlmw-report-more");
+    d.append(el("summary", null, "context"), el("pre", "qlmw-code", JSON.stringify(rest, null, 1)));
     box.append(d);
   }
   if (err.traceback) {
-    const d = el("details", "qlm-report-more");
-    d.append(el("summary", null, "traceback"), el("pre", "qlm-code", err.traceback));
+    const d = el("details", "qlmw-report-more");
+    d.append(el("summary", null, "traceback"), el("pre", "qlmw-code", err.traceback));
     box.append(d);
   }
   return box;
 }
 
 function render({ model, el: root }) {
-  const box = el("div", "qlm-widget qlm-report");
+  const box = el("div", "qlmw-widget qlmw-report");
   root.appendChild(box);
 
   function update() {
     box.replaceChildren();
-    const head = el("div", "qlm-head");
-    head.append(el("span", "qlm-title", model.get("title") || "Backtest"));
+    const head = el("div", "qlmw-head");
+    head.append(el("span", "qlmw-title", model.get("title") || "Backtest"));
     const err = model.get("error");
-    const badge = el("span", "qlm-badge", err ? "failed" : "done");
+    const badge = el("span", "qlmw-badge", err ? "failed" : "done");
     badge.dataset.status = err ? "failed" : "done";
     head.append(badge);
     box.append(head);
@@ -51,8 +51,8 @@ function render({ model, el: root }) {
     }
     const params = model.get("params") || {};
     const names = Object.keys(params);
-    if (names.length) box.append(el("div", "qlm-report-params", names.map((k) => `${k}=${params[k]}`).join(", ")));
-    const table = el("table", "qlm-report-stats");
+    if (names.length) box.append(el("div", "qlmw-report-params", names.map((k) => `${k}=${params[k]}`).join(", ")));
+    const table = el("table", "qlmw-report-stats");
     const rows = model.get("stats") || [];
     const half = Math.ceil(rows.length / 2);
     for (let i = 0; i < half; i++) {
