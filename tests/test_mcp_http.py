@@ -346,6 +346,39 @@ def test_sse_transport(server):
     assert "sse" in {c["transport"] for c in status["mcp"]["clients"]}
 
 
+def test_cancel_job_stops_a_running_optimization(server):
+    async def go():
+        async with http_client(server) as client, http_client(server) as other:
+            opt = asyncio.ensure_future(
+                client.call_tool(
+                    "optimize_parameters",
+                    {
+                        "strategy": "sma_cross",
+                        "space": {"fast": list(range(2, 60)), "slow": [80, 120, 160, 200]},
+                        "sample": {"kind": "synthetic", "n": 200_000, "seed": 3},
+                    },
+                )
+            )
+            job_id = None
+            for _ in range(400):
+                await asyncio.sleep(0.05)
+                running = structured(await other.call_tool("list_jobs", {"status": "running"}))["jobs"]
+                if running:
+                    job_id = running[0]["id"]
+                    break
+            cancelled = structured(await other.call_tool("cancel_job", {"job_id": job_id}))
+            result = structured(await opt)
+            unknown = await other.call_tool("cancel_job", {"job_id": "no-such-job"})
+            return job_id, cancelled, result, unknown
+
+    job_id, cancelled, result, unknown = run(go())
+    assert job_id is not None and cancelled == {"job_id": job_id, "cancel_requested": True}
+    assert result["job_id"] == job_id and result["status"] == "cancelled"
+    assert result["n_trials"] < 58 * 4
+    assert default_store().get_job(job_id)["status"] == "cancelled"
+    assert error_record(unknown)["code"] == "NOT_FOUND"
+
+
 # --- security ---------------------------------------------------------------------------------------
 
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
