@@ -84,8 +84,10 @@ class LiveWidget(anywidget.AnyWidget):
     def close(self) -> None:
         """Unsubscribe from the bus and close the widget."""
         self._closed = True
-        subs, self._subs = self._subs, []
+        subs, self._subs = getattr(self, "_subs", []), []  # also safe when __init__ raised early
         for sub in subs:
             sub.unsubscribe(timeout=1.0)
-        self._throttled.close()
+        throttled = getattr(self, "_throttled", None)
+        if throttled is not None:
+            throttled.close()
         super().close()
