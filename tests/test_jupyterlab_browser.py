@@ -138,7 +138,7 @@ def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{base}/api/status?token={token}", 60)
-        yield {"base": base, "token": token, "env": env, "qlm_home": qlm_home, "log": tmp_path / "lab.log"}
+        yield {"base": base, "token": token, "env": env, "qlm_home": qlm_home, "root": root}
     finally:
         proc.terminate()
         try:
@@ -258,5 +258,17 @@ def test_job_started_elsewhere_progresses_live_in_the_sidebar(lab: dict[str, Any
         assert timeline.locator(".qlm-step").count() == 7
         assert "self.fast)" in timeline.locator(".qlm-diff-add").first.inner_text()
         page.screenshot(path=str(shots / "jupyterlab-heal-timeline-dark.png"))
+
+        # the palette command writes a strategy from the template into the file browser's folder
+        page.evaluate("() => { window.jupyterapp.commands.execute('qlm:new-strategy'); }")
+        page.locator(".jp-Dialog input").fill("trend_follow")
+        page.locator(".jp-Dialog .jp-mod-accept").click()
+        page.locator('.lm-TabBar-tab:has-text("trend_follow.py")').wait_for(timeout=10_000)
+        strategy = lab["root"] / "trend_follow.py"
+        assert "class TrendFollow(Strategy):" in strategy.read_text()
+    import qlm_kernel as qlm
+
+    res = qlm.backtest(str(strategy), qlm.sample_data("synthetic", n=5000, seed=0), record=False)
+    assert res.stats["n_trades"] > 0  # the template is a working strategy
     print(f"job appeared after {appeared:.1f} s; progress seen: {seen}; event delays (s): "
           f"median {median:.3f}, max {delays[-1]:.3f}")
