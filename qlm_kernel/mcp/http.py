@@ -163,7 +163,10 @@ def start(
     import uvicorn
 
     from qlm_kernel.mcp.clients import ClientTracker
+    from qlm_kernel.session import ensure_event_recorder, recording_enabled
 
+    if recording_enabled(None):
+        ensure_event_recorder()  # what assistants do reaches the store's event log (JupyterLab sidebar)
     token = resolve_token(token)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

@@ -92,7 +92,7 @@ def optimize(
         space = space if space is not None else stored_cfg.get("space")
         method = stored_cfg.get("method", method) if method == "auto" else method
         n_trials = n_trials if n_trials is not None else stored_cfg.get("n_trials")
-    from qlm_kernel.session import frame_fingerprint, resolve_data
+    from qlm_kernel.session import ensure_event_recorder, frame_fingerprint, recording_enabled, resolve_data
 
     frame, dataset_name = resolve_data(data, dataset=dataset, sample=sample)
     cls, fixed = _strategy_class(strategy)
@@ -126,6 +126,8 @@ def optimize(
     if stored_cfg is not None:
         _check_same(stored_cfg, config, resume)  # type: ignore[arg-type]
     evaluator = Evaluator(cls, frame, settings_obj.to_dict(), fixed)
+    if record and recording_enabled(None):
+        ensure_event_recorder()  # the job's events reach the store (other processes, the JupyterLab sidebar)
     tracker = JobTracker(record=record, config=config, total=total, resume=resume, progress=progress)
     known: dict[str, dict[str, Any]] = {}
     if resume is not None and tracker.store is not None:
