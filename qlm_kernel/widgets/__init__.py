@@ -6,6 +6,7 @@ cell, a background thread, an MCP assistant — shows up in a widget that is alr
 - `HealingTrace(session_id=None)` / `HealingTrace.from_report(rep)`: the heal timeline.
 - `BacktestReport(res_or_error)`: stats table and plotly chart, or the structured error panel.
 - `EventLog(pattern="*", max_events=200)`: live events with a topic filter.
+- `PaperPnL(session_id=None)`: live equity curve, P&L, position, orders and fills of a paper session.
 - `Dashboard()`: dataset/strategy pickers, parameter sliders and a live `BacktestReport` (Voilà).
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 from qlm_kernel.widgets.dashboard import Dashboard
 from qlm_kernel.widgets.eventlog import EventLog
 from qlm_kernel.widgets.healing import HealingTrace
+from qlm_kernel.widgets.paper import PaperPnL
 from qlm_kernel.widgets.progress import OptimizationProgress
 from qlm_kernel.widgets.report import BacktestReport, BacktestSummary
 
@@ -26,6 +28,7 @@ __all__ = [
     "EventLog",
     "HealingTrace",
     "OptimizationProgress",
+    "PaperPnL",
     "show",
 ]
 
