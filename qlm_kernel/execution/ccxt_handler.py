@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 
 from qlm_kernel.errors import ConfigError, ExecutionError
-from qlm_kernel.execution.base import ExecutionHandler
+from qlm_kernel.execution.base import ExecutionHandler, unknown_order
 from qlm_kernel.execution.feeds import Bar
 from qlm_kernel.execution.types import Fill, Order, Position
 
@@ -392,12 +392,7 @@ class CCXTExecutionHandler(ExecutionHandler):
         with self._lock:
             order = self._orders.get(client_order_id)
             if order is None:
-                raise ExecutionError(
-                    f"no order with client id {client_order_id!r}",
-                    hint="see open_orders()",
-                    code="ORDER_NOT_FOUND",
-                    client_order_id=client_order_id,
-                )
+                raise unknown_order(client_order_id)
             if not order.is_open:
                 return order
             try:

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from qlm_kernel.errors import ConfigError, ExecutionError
-from qlm_kernel.execution.base import ExecutionHandler
+from qlm_kernel.execution.base import ExecutionHandler, unknown_order
 from qlm_kernel.execution.clock import Clock, SimulatedClock
 from qlm_kernel.execution.types import Fill, Order, Position
 
@@ -117,12 +117,7 @@ class PaperExecutionHandler(ExecutionHandler):
         """Cancel a working order at once (the simulated exchange has no cancel latency)."""
         order = self._orders.get(client_order_id)
         if order is None:
-            raise ExecutionError(
-                f"no order with client id {client_order_id!r}",
-                hint="see open_orders()",
-                code="ORDER_NOT_FOUND",
-                client_order_id=client_order_id,
-            )
+            raise unknown_order(client_order_id)
         if order.is_open:
             order.status = "cancelled"
             self._working.remove(client_order_id)

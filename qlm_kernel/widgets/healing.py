@@ -71,16 +71,7 @@ class HealingTrace(LiveWidget):
         if not session_id or session_id != s["session_id"]:
             return False
         if event.topic == "heal.step":
-            s["steps"].append(
-                _step(
-                    payload.get("index"),
-                    payload.get("attempt"),
-                    payload.get("kind") or payload.get("step"),
-                    payload.get("ok"),
-                    payload.get("duration_s"),
-                    payload.get("data"),
-                )
-            )
+            s["steps"].append(_step({**payload, "kind": payload.get("kind") or payload.get("step")}))
             s["attempts"] = max(s["attempts"], int(payload.get("attempt") or 0))
             return True
         if event.topic == "heal.finished":
@@ -97,25 +88,9 @@ class HealingTrace(LiveWidget):
         rep = report.to_dict() if hasattr(report, "to_dict") else dict(report)
         self._state.update(
             session_id=str(rep.get("session_id") or ""),
-            strategy=str(rep.get("strategy") or ""),
-            status=str(rep.get("status") or ""),
-            healed=bool(rep.get("healed")),
-            attempts=int(rep.get("attempts") or 0),
-            max_attempts=int(rep.get("max_attempts") or 0),
-            model_name=str(rep.get("model") or ""),
             original_version=_int(rep.get("original_version")),
             final_version=_int(rep.get("final_version")),
-            steps=[
-                _step(
-                    s.get("index"),
-                    s.get("attempt"),
-                    s.get("kind"),
-                    s.get("ok"),
-                    s.get("duration_s"),
-                    s.get("data"),
-                )
-                for s in rep.get("steps") or []
-            ],
+            **_session_fields(rep, default_status=""),
         )
 
     def _load_stored(self, session_id: str) -> None:
@@ -126,27 +101,23 @@ class HealingTrace(LiveWidget):
             rec = default_store().get_heal_session(session_id)
         except Exception:
             return
-        if not rec:
-            return
-        self._state.update(
-            strategy=str(rec.get("strategy") or ""),
-            status=str(rec.get("status") or "running"),
-            healed=bool(rec.get("healed")),
-            attempts=int(rec.get("attempts") or 0),
-            max_attempts=int(rec.get("max_attempts") or 0),
-            model_name=str(rec.get("model") or ""),
-            steps=[
-                _step(
-                    s.get("index"),
-                    s.get("attempt"),
-                    s.get("kind"),
-                    s.get("ok"),
-                    s.get("duration_s"),
-                    s.get("data"),
-                )
-                for s in rec.get("steps") or []
-            ],
-        )
+        if rec:
+            self._state.update(**_session_fields(rec, default_status="running"))
+
+
+def _session_fields(record: dict[str, Any], *, default_status: str) -> dict[str, Any]:
+    """The widget state shared by a `HealReport.to_dict()` and a stored heal session with steps."""
+    return {
+        "strategy": str(record.get("strategy") or ""),
+        "status": str(record.get("status") or default_status),
+        "healed": bool(record.get("healed")),
+        "attempts": int(record.get("attempts") or 0),
+        "max_attempts": int(record.get("max_attempts") or 0),
+        "model_name": str(record.get("model") or ""),
+        "steps": [
+            _step(step) for step in record.get("steps") or []
+        ],
+    }
 
 
 def _int(value: Any) -> int | None:
@@ -156,14 +127,16 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _step(index: Any, attempt: Any, kind: Any, ok: Any, duration_s: Any, data: Any) -> dict[str, Any]:
+def _step(step: dict[str, Any]) -> dict[str, Any]:
+    """One heal step (a bus payload, a report step or a stored step) as the front end shows it."""
+    ok = step.get("ok")
     return {
-        "index": _int(index),
-        "attempt": _int(attempt) or 0,
-        "kind": str(kind or ""),
+        "index": _int(step.get("index")),
+        "attempt": _int(step.get("attempt")) or 0,
+        "kind": str(step.get("kind") or ""),
         "ok": None if ok is None else bool(ok),
-        "duration_s": compact(duration_s),
-        "data": compact(data or {}, max_chars=6000),
+        "duration_s": compact(step.get("duration_s")),
+        "data": compact(step.get("data") or {}, max_chars=6000),
     }
 
 
