@@ -18,14 +18,7 @@ from heal_cases import CASES, Case
 import qlm_kernel as qlm
 from qlm_kernel.heal.diffs import make_diff
 from qlm_kernel.session.strategies import strategy_history, write_strategy
-from qlm_kernel.store import close_default_store, default_store
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("QLM_HOME", str(tmp_path / "home"))
-    yield tmp_path / "home"
-    close_default_store()
+from qlm_kernel.store import default_store
 
 
 @pytest.fixture(scope="module")

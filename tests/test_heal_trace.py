@@ -10,18 +10,9 @@ from heal_cases import ENDLESS_LOOP, NAN_INDICATOR, SHAPE, SYNTAX
 
 import qlm_kernel as qlm
 from qlm_kernel.errors import ConfigError, StrategyError
-from qlm_kernel.session import stop_event_recorder
-from qlm_kernel.store import close_default_store, default_store
+from qlm_kernel.store import default_store
 from qlm_kernel.strategy import compute_signals, diagnose_no_trades, load_strategy, time_limit_scope
 from qlm_kernel.strategy.timelimit import run_limited
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("QLM_HOME", str(tmp_path / "home"))
-    yield tmp_path / "home"
-    stop_event_recorder()
-    close_default_store()
 
 
 @pytest.fixture(scope="module")

@@ -15,14 +15,6 @@ from qlm_kernel.data import fingerprint_frame
 from qlm_kernel.errors import ConfigError, DataError, SecurityError
 from qlm_kernel.mcp import tools
 from qlm_kernel.session import data_manager, frame_fingerprint, resolve_data
-from qlm_kernel.store import close_default_store
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("QLM_HOME", str(tmp_path / "home"))
-    yield tmp_path / "home"
-    close_default_store()
 
 
 def frame_from_returns(returns: np.ndarray) -> pd.DataFrame:

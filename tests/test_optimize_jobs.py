@@ -19,7 +19,7 @@ from qlm_kernel.data import sample_data
 from qlm_kernel.errors import OptimizationError
 from qlm_kernel.events import subscribe
 from qlm_kernel.optimize import cancel, optimize
-from qlm_kernel.store import close_default_store, default_store
+from qlm_kernel.store import default_store
 
 SLOW = """
 import time
@@ -43,13 +43,6 @@ GRID_SPACE = {"fast": list(range(2, 14)), "slow": [20, 30, 40, 50, 60]}  # 60 tr
 GA_SPACE = {"fast": list(range(2, 40)), "slow": list(range(20, 80))}  # 2280 combos
 GA_KW = {"method": "genetic", "n_trials": 70, "seed": 3, "patience": 20}
 
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("QLM_HOME", str(tmp_path / "home"))
-    close_default_store()
-    yield tmp_path / "home"
-    close_default_store()
 
 
 @pytest.fixture

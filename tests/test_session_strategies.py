@@ -15,13 +15,6 @@ from qlm_kernel.store import close_default_store, default_store
 GOOD = (Path(__file__).resolve().parents[1] / "strategies" / "sma_cross.py").read_text()
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    root = tmp_path / "home"
-    monkeypatch.setenv("QLM_HOME", str(root))
-    yield root
-    close_default_store()
-
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()
