@@ -175,6 +175,23 @@ def test_without_sampling_the_tool_diagnoses_only(server):
     assert strategy_file_path(NAME_ERROR.name).read_text() == NAME_ERROR.broken
 
 
+def test_an_endless_loop_in_run_backtest_is_a_timeout_not_a_lost_thread(server):
+    write_strategy(ENDLESS_LOOP.name, ENDLESS_LOOP.broken, author="user")
+
+    async def go():
+        async with http_client(server) as client:
+            started = time.perf_counter()
+            result = await client.call_tool(
+                "run_backtest", {"strategy": ENDLESS_LOOP.name, "sample": SAMPLE, "time_limit": 0.5}
+            )
+            return result, time.perf_counter() - started
+
+    result, seconds = asyncio.run(go())
+    err = error_record(result)
+    assert err["code"] == "TIMEOUT" and err["context"]["line"] in ENDLESS_LOOP.lines
+    assert seconds < 10
+
+
 def test_heal_refuses_paths(server):
     async def go():
         async with http_client(server) as client:

@@ -243,11 +243,13 @@ def run_backtest(
     report: Annotated[
         bool, Field(description="also save an HTML report (resource qlm://reports/...)")
     ] = False,
+    time_limit: Annotated[float, Field(gt=0, le=600, description="seconds the strategy may run")] = 60.0,
 ) -> dict[str, Any]:
     """Backtest a strategy: stats (total_return, sharpe, max_drawdown, ...), a trades summary and the
     stored run id. A broken strategy returns a StrategyError with file, line, excerpt and traceback."""
     return tools.run_backtest(
-        strategy, dataset=dataset, sample=sample, params=params, settings=settings, report=report
+        strategy, dataset=dataset, sample=sample, params=params, settings=settings, report=report,
+        time_limit=time_limit,
     )
 
 

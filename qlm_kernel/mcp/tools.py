@@ -175,6 +175,11 @@ def strategy_history(name: str) -> dict[str, Any]:
 # --- research -------------------------------------------------------------------------------------
 
 
+DEFAULT_TIME_LIMIT = 60.0
+"""Seconds a strategy's own code (loading, ``signals()``) may run in one MCP backtest: an assistant's
+endless loop becomes a TIMEOUT StrategyError instead of a worker thread lost for good."""
+
+
 def run_backtest(
     strategy: str,
     dataset: str | None = None,
@@ -183,10 +188,12 @@ def run_backtest(
     settings: dict[str, Any] | None = None,
     report: bool = False,
     source: str = "mcp",
+    time_limit: float | None = DEFAULT_TIME_LIMIT,
 ) -> dict[str, Any]:
     """Backtest a strategy file; stats, a trades summary and the stored run id (StrategyError on failure)."""
     from qlm_kernel.engine.settings import SETTING_NAMES
     from qlm_kernel.session import backtest
+    from qlm_kernel.strategy import time_limit_scope
 
     params, settings = _check_mapping(params, "params"), _check_mapping(settings, "settings")
     unknown = sorted(set(settings) - set(SETTING_NAMES))
@@ -199,7 +206,8 @@ def run_backtest(
     file = _strategy_file(strategy)
     frame, dataset_name = _data(dataset, sample)
     started = time.perf_counter()
-    res = backtest(file, frame, dataset=dataset_name, source=source, **params, **settings)
+    with time_limit_scope(time_limit):
+        res = backtest(file, frame, dataset=dataset_name, source=source, **params, **settings)
     seconds = time.perf_counter() - started
     out: dict[str, Any] = {
         "strategy": res.strategy_name,
