@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "qlm_kernel.cli.runs",
     "qlm_kernel.cli.jobs",
     "qlm_kernel.cli.events",
+    "qlm_kernel.cli.heal",
     "qlm_kernel.cli.mcp",
 )
 
