@@ -189,8 +189,15 @@ def build_server(
         add(fn)
     for fn in (list_paper_sessions, paper_session_status):
         add(fn)
-    for fn in (write_strategy, run_backtest, optimize_parameters, cancel_job, heal_strategy,
-               start_paper_session, stop_paper_session):
+    for fn in (
+        write_strategy,
+        run_backtest,
+        optimize_parameters,
+        cancel_job,
+        heal_strategy,
+        start_paper_session,
+        stop_paper_session,
+    ):
         add(fn, WRITES)
 
     def get_system_status() -> dict[str, Any]:
@@ -248,7 +255,12 @@ def run_backtest(
     """Backtest a strategy: stats (total_return, sharpe, max_drawdown, ...), a trades summary and the
     stored run id. A broken strategy returns a StrategyError with file, line, excerpt and traceback."""
     return tools.run_backtest(
-        strategy, dataset=dataset, sample=sample, params=params, settings=settings, report=report,
+        strategy,
+        dataset=dataset,
+        sample=sample,
+        params=params,
+        settings=settings,
+        report=report,
         time_limit=time_limit,
     )
 
@@ -411,22 +423,39 @@ def _can_sample(ctx: Context) -> bool:
     return caps is not None and caps.sampling is not None
 
 
-def _plan(strategy: str, dataset: Any, sample: Any, params: Any, settings: Any, max_attempts: int,
-          time_limit: float, replies: list[Any]) -> Sample | None:
+def _plan(
+    strategy: str,
+    dataset: Any,
+    sample: Any,
+    params: Any,
+    settings: Any,
+    max_attempts: int,
+    time_limit: float,
+    replies: list[Any],
+) -> Sample | None:
     from qlm_kernel.heal import HEAL_SYSTEM_PROMPT
 
     if len(replies) >= max_attempts:
         return None
-    prompt = tools.heal_next_prompt(strategy, replies, dataset, sample, params, settings, max_attempts,
-                                    time_limit)
+    prompt = tools.heal_next_prompt(
+        strategy, replies, dataset, sample, params, settings, max_attempts, time_limit
+    )
     if prompt is None:
         return None
     message = SamplingMessage(role="user", content=TextContent(type="text", text=prompt))
     return Sample([message], max_tokens=HEAL_MAX_TOKENS, system_prompt=HEAL_SYSTEM_PROMPT, temperature=0.0)
 
 
-def _reply_1(strategy: str, dataset: Any, sample: Any, params: Any, settings: Any, max_attempts: int,
-             time_limit: float, ctx: Context) -> Sample | None:
+def _reply_1(
+    strategy: str,
+    dataset: Any,
+    sample: Any,
+    params: Any,
+    settings: Any,
+    max_attempts: int,
+    time_limit: float,
+    ctx: Context,
+) -> Sample | None:
     """The first repair prompt (None if the strategy passes, or the client cannot sample)."""
     if not _can_sample(ctx):
         return None
@@ -436,17 +465,33 @@ def _reply_1(strategy: str, dataset: Any, sample: Any, params: Any, settings: An
 Reply1 = Annotated[CreateMessageResult | None, Resolve(_reply_1)]
 
 
-def _reply_2(strategy: str, dataset: Any, sample: Any, params: Any, settings: Any, max_attempts: int,
-             time_limit: float, r1: Reply1) -> Sample | None:
+def _reply_2(
+    strategy: str,
+    dataset: Any,
+    sample: Any,
+    params: Any,
+    settings: Any,
+    max_attempts: int,
+    time_limit: float,
+    r1: Reply1,
+) -> Sample | None:
     """The second prompt, if the first reply did not heal the strategy."""
     if r1 is None:
         return None
     return _plan(strategy, dataset, sample, params, settings, max_attempts, time_limit, [r1])
 
 
-def _reply_3(strategy: str, dataset: Any, sample: Any, params: Any, settings: Any, max_attempts: int,
-             time_limit: float, r1: Annotated[CreateMessageResult | None, Resolve(_reply_1)],
-             r2: Annotated[CreateMessageResult | None, Resolve(_reply_2)]) -> Sample | None:
+def _reply_3(
+    strategy: str,
+    dataset: Any,
+    sample: Any,
+    params: Any,
+    settings: Any,
+    max_attempts: int,
+    time_limit: float,
+    r1: Annotated[CreateMessageResult | None, Resolve(_reply_1)],
+    r2: Annotated[CreateMessageResult | None, Resolve(_reply_2)],
+) -> Sample | None:
     """The third prompt, if the second reply did not heal it either."""
     if r1 is None or r2 is None:
         return None
@@ -472,8 +517,9 @@ def heal_strategy(
     the heal report (steps, diffs, outcome); every step is also on the bus and in the store."""
     replies = [r for r in (reply_1, reply_2, reply_3) if r is not None]
     model_replies = replies if _can_sample(ctx) else None
-    return tools.heal_strategy(strategy, model_replies, dataset, sample, params, settings, max_attempts,
-                               time_limit)
+    return tools.heal_strategy(
+        strategy, model_replies, dataset, sample, params, settings, max_attempts, time_limit
+    )
 
 
 # --- paper trading ----------------------------------------------------------------------------------
@@ -484,26 +530,33 @@ def start_paper_session(
     dataset: DatasetName = None,
     sample: SampleSpec = None,
     params: Params = None,
-    settings: Annotated[dict[str, Any] | None, Field(
-        description="backtest settings plus latency (s), slippage, fees, fixed_fees, max_participation"
-    )] = None,
+    settings: Annotated[
+        dict[str, Any] | None,
+        Field(
+            description="backtest settings plus latency (s), slippage, fees, fixed_fees, max_participation"
+        ),
+    ] = None,
     speed: Annotated[float, Field(ge=0, description="bars per second (0 = as fast as possible)")] = 20.0,
-    risk: Annotated[dict[str, Any] | None, Field(
-        description="risk limits: max_position, max_daily_loss, max_orders_per_minute")] = None,
+    risk: Annotated[
+        dict[str, Any] | None,
+        Field(description="risk limits: max_position, max_daily_loss, max_orders_per_minute"),
+    ] = None,
 ) -> dict[str, Any]:
     """Paper-trade a strategy on replayed bars (simulated broker with latency and slippage) in the
     background; returns the session id. Orders, fills and P&L go to the store and the bus."""
     return tools.start_paper_session(strategy, dataset, sample, params, settings, speed, risk)
 
 
-def paper_session_status(session_id: Annotated[str, Field(description="from start_paper_session")]
-                         ) -> dict[str, Any]:
+def paper_session_status(
+    session_id: Annotated[str, Field(description="from start_paper_session")],
+) -> dict[str, Any]:
     """A paper session's status, bars processed, position, cash, equity, P&L, orders and fills."""
     return tools.paper_session_status(session_id)
 
 
-def stop_paper_session(session_id: Annotated[str, Field(description="from start_paper_session")]
-                       ) -> dict[str, Any]:
+def stop_paper_session(
+    session_id: Annotated[str, Field(description="from start_paper_session")],
+) -> dict[str, Any]:
     """Stop a paper session after its current bar; returns its final status."""
     return tools.stop_paper_session(session_id)
 
@@ -555,7 +608,26 @@ def _add_resources(server: MCPServer) -> None:
         path = workspace_dir("reports") / name
         if path.is_symlink() or not path.is_file():
             raise ConfigError(f"no report named {name}", code="NOT_FOUND")
-        return path.read_text(encoding="utf-8")
+        return report_for_clients(path.read_text(encoding="utf-8"), path)
+
+
+_PLOTLY_BUNDLE = re.compile(r"<script[^>]*>\s*/\*\*\s*\n\*\s*plotly\.js v([\d.]+).*?</script>", re.S)
+MAX_RESOURCE_CHARS = 900_000
+
+
+def report_for_clients(text: str, path: Any) -> str:
+    """A saved report as an MCP resource: the inlined plotly.js bundle (~4.7 MB) is swapped for a
+    script tag loading the same version from plotly's CDN; a report still over MAX_RESOURCE_CHARS
+    (a very long chart) is replaced by a note naming the file (the SSE transport caps events at 1 MiB)."""
+    lite = _PLOTLY_BUNDLE.sub(
+        lambda m: f'<script src="https://cdn.plot.ly/plotly-{m.group(1)}.min.js"></script>', text, count=1
+    )
+    if len(lite) <= MAX_RESOURCE_CHARS:
+        return lite
+    return (
+        f"<!doctype html><html><body><p>The report is {len(lite):,} characters, too large to send "
+        f"over MCP; open {path} in a browser.</p></body></html>"
+    )
 
 
 def _add_prompts(server: MCPServer) -> None:

@@ -1,0 +1,110 @@
+"""Every MCP tool, resource and the prompt, called once over each transport: streamable HTTP, SSE, stdio."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from mcp import Client
+
+import qlm_kernel.mcp as qmcp
+from qlm_kernel.session import stop_event_recorder
+from qlm_kernel.store import close_default_store
+from tests.mcp_helpers import http_client, sse_session, stdio_params, structured
+
+SMALL = {"kind": "synthetic", "n": 3000, "seed": 1}
+
+
+async def call_every_tool(client: Client) -> dict[str, Any]:
+    """One successful call of each tool (and a read of each resource kind); their structured results."""
+    tools = {t.name for t in (await client.list_tools()).tools}
+    out: dict[str, Any] = {}
+
+    async def call(name: str, args: dict[str, Any]) -> dict[str, Any]:
+        out[name] = structured(await client.call_tool(name, args))
+        return out[name]
+
+    await call("list_strategies", {})
+    code = (await call("read_strategy", {"name": "sma_cross"}))["code"]
+    await call("write_strategy", {"name": "every_tool.py", "code": code, "message": "copy"})
+    await call("strategy_history", {"name": "every_tool"})
+    run = await call("run_backtest", {"strategy": "every_tool", "sample": SMALL, "report": True})
+    job = await call(
+        "optimize_parameters",
+        {"strategy": "every_tool", "space": {"fast": [5, 10], "slow": [30, 60]}, "sample": SMALL},
+    )
+    await call("get_job", {"job_id": job["job_id"]})
+    await call("cancel_job", {"job_id": job["job_id"]})  # finished already: the flag is simply set
+    await call("list_jobs", {})
+    await call("list_runs", {"limit": 3})
+    await call("sanity_check", {"strategy": "every_tool", "check": "lookahead", "sample": SMALL})
+    await call("list_datasets", {})
+    await call("analyze_market_structure", {"sample": SMALL})
+    await call("get_system_status", {})
+    await call("heal_strategy", {"strategy": "every_tool", "sample": SMALL})  # passes: nothing to heal
+    paper = await call(
+        "start_paper_session",
+        {"strategy": "every_tool", "sample": {"kind": "synthetic", "n": 300}, "speed": 0},
+    )
+    await call("paper_session_status", {"session_id": paper["session_id"]})
+    await call("stop_paper_session", {"session_id": paper["session_id"]})
+    await call("list_paper_sessions", {})
+    assert set(out) == tools, sorted(
+        tools ^ set(out)
+    )  # nothing listed went uncalled, nothing unlisted called
+    out["resources"] = [
+        (await client.read_resource("qlm://strategies/every_tool.py")).contents[0].text,
+        (await client.read_resource(f"qlm://runs/{run['run_id']}")).contents[0].text,
+        (await client.read_resource(run["report"]["uri"])).contents[0].text,
+    ]
+    out["prompt"] = (
+        (await client.get_prompt("fix_strategy", {"strategy": "every_tool"})).messages[0].content.text
+    )
+    return out
+
+
+def check(out: dict[str, Any]) -> None:
+    assert out["write_strategy"]["version"] >= 1 and out["run_backtest"]["stats"]["n_trades"] > 0
+    assert out["optimize_parameters"]["status"] == "done" and out["sanity_check"]["passed"] is True
+    assert out["heal_strategy"]["status"] == "passed"
+    assert out["stop_paper_session"]["status"] in {"finished", "stopped"}
+    assert "class SmaCross" in out["resources"][0] and "<html" in out["resources"][2].lower()
+    assert "every_tool.py" in out["prompt"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("QLM_HOME", str(tmp_path_factory.mktemp("every_tool_home")))
+    mp.setenv("QLM_RECORD_RUNS", "1")
+    handle = qmcp.start()
+    yield handle
+    handle.stop()
+    stop_event_recorder()
+    close_default_store()
+    mp.undo()
+
+
+def test_every_tool_over_streamable_http(server):
+    async def go():
+        async with http_client(server) as client:
+            return await call_every_tool(client)
+
+    check(asyncio.run(go()))
+
+
+def test_every_tool_over_sse(server):
+    async def go():
+        async with sse_session(server) as client:
+            return await call_every_tool(client)
+
+    check(asyncio.run(go()))
+
+
+def test_every_tool_over_stdio(tmp_path):
+    async def go():
+        async with Client(stdio_params(str(tmp_path / "home"))) as client:
+            return await call_every_tool(client)
+
+    check(asyncio.run(go()))
