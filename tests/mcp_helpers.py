@@ -6,7 +6,8 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -31,6 +32,29 @@ class Typo(Strategy):
         s = ta.sma(data["close"], self.slow)
         return Signals(entry_long=ta.crossed_above(f, s), exit_long=ta.crossed_below(f, slwo))
 '''
+
+
+@contextlib.contextmanager
+def serving(root: Path) -> Iterator[Any]:
+    """The in-kernel MCP server (a daemon thread of this process) on a workspace at ``root``, with
+    recording on; afterwards the server, the event writer and the shared store are closed."""
+    import pytest
+
+    import qlm_kernel.mcp as qmcp
+    from qlm_kernel.session import stop_event_recorder
+    from qlm_kernel.store import close_default_store
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("QLM_HOME", str(root))
+    mp.setenv("QLM_RECORD_RUNS", "1")
+    handle = qmcp.start()
+    try:
+        yield handle
+    finally:
+        handle.stop()
+        stop_event_recorder()
+        close_default_store()
+        mp.undo()
 
 
 @contextlib.asynccontextmanager

@@ -8,10 +8,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-import qlm_kernel.mcp as qmcp
-from qlm_kernel.session import stop_event_recorder
-from qlm_kernel.store import close_default_store
-from tests.mcp_helpers import http_client, sse_session, stdio_params, structured
+from tests.mcp_helpers import http_client, serving, sse_session, stdio_params, structured
 
 SMALL = {"kind": "synthetic", "n": 3000, "seed": 1}
 
@@ -75,15 +72,8 @@ def check(out: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("QLM_HOME", str(tmp_path_factory.mktemp("every_tool_home")))
-    mp.setenv("QLM_RECORD_RUNS", "1")
-    handle = qmcp.start()
-    yield handle
-    handle.stop()
-    stop_event_recorder()
-    close_default_store()
-    mp.undo()
+    with serving(tmp_path_factory.mktemp("every_tool_home")) as handle:
+        yield handle
 
 
 def test_every_tool_over_streamable_http(server):

@@ -15,27 +15,18 @@ import pytest
 from heal_cases import CASES, ENDLESS_LOOP, NAME_ERROR, Case
 from mcp_types import CreateMessageResult, TextContent
 
-import qlm_kernel.mcp as qmcp
 from qlm_kernel.events import subscribe
-from qlm_kernel.session import stop_event_recorder
 from qlm_kernel.session.strategies import strategy_file_path, strategy_history, write_strategy
-from qlm_kernel.store import close_default_store, default_store
-from tests.mcp_helpers import error_record, http_client, sse_session, structured
+from qlm_kernel.store import default_store
+from tests.mcp_helpers import error_record, http_client, serving, sse_session, structured
 
 SAMPLE = {"kind": "synthetic", "n": 2000, "seed": 0}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("QLM_HOME", str(tmp_path_factory.mktemp("mcp_heal_home")))
-    mp.setenv("QLM_RECORD_RUNS", "1")
-    handle = qmcp.start()
-    yield handle
-    handle.stop()
-    stop_event_recorder()
-    close_default_store()
-    mp.undo()
+    with serving(tmp_path_factory.mktemp("mcp_heal_home")) as handle:
+        yield handle
 
 
 def scripted_model(replies, prompts, *, checks: Case | None = None):

@@ -17,13 +17,13 @@ import pytest
 
 import qlm_kernel.mcp as qmcp
 from qlm_kernel.events import subscribe
-from qlm_kernel.session import stop_event_recorder
-from qlm_kernel.store import close_default_store, default_store
+from qlm_kernel.store import default_store
 from tests.mcp_helpers import (
     BROKEN_NAME_ERROR,
     SMALL_SAMPLE,
     error_record,
     http_client,
+    serving,
     sse_session,
     structured,
 )
@@ -53,21 +53,13 @@ EXPECTED_TOOLS = {
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mcp_home")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("QLM_HOME", str(root))
-    mp.setenv("QLM_RECORD_RUNS", "1")
-    yield root
-    stop_event_recorder()
-    close_default_store()
-    mp.undo()
+    return tmp_path_factory.mktemp("mcp_home")
 
 
 @pytest.fixture(scope="module")
 def server(home):
-    handle = qmcp.start()
-    yield handle
-    handle.stop()
+    with serving(home) as handle:
+        yield handle
 
 
 def run(coro):
