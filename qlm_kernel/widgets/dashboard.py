@@ -15,17 +15,34 @@ Loader = Callable[[], Any]
 
 
 def default_datasets(n: int = 5_000) -> dict[str, Loader]:
-    """Small built-in datasets: two synthetic paths, and real GOOG / EURUSD data when available."""
+    """The workspace's imported datasets (``qlm data import``) first, then small built-in samples: two
+    synthetic paths, and real GOOG / EURUSD data when backtesting.py is installed."""
     from qlm_kernel.data import sample_data
 
-    sets: dict[str, Loader] = {
-        f"synthetic hourly, {n:,} bars (seed 0)": lambda: sample_data("synthetic", n=n, seed=0),
-        f"synthetic hourly, {n:,} bars (seed 1)": lambda: sample_data("synthetic", n=n, seed=1),
-    }
+    sets = workspace_datasets()
+    sets[f"synthetic hourly, {n:,} bars (seed 0)"] = lambda: sample_data("synthetic", n=n, seed=0)
+    sets[f"synthetic hourly, {n:,} bars (seed 1)"] = lambda: sample_data("synthetic", n=n, seed=1)
     if importlib.util.find_spec("backtesting") is None:  # the optional package that ships real samples
         return sets
     sets["GOOG daily 2004-2013"] = lambda: sample_data("goog", n=n)
     sets[f"EURUSD hourly, {n:,} bars"] = lambda: sample_data("eurusd", n=n)
+    return sets
+
+
+def workspace_datasets() -> dict[str, Loader]:
+    """``"dataset NAME (ROWS bars)"`` -> loader for every dataset in ``$QLM_HOME/data`` (none on error)."""
+    from qlm_kernel.session import data_manager, resolve_data
+
+    try:
+        listed = data_manager().list()
+    except QLMError:
+        return {}
+    sets: dict[str, Loader] = {}
+    for meta in listed:
+        name = str(meta["name"])
+        sets[f"dataset {name} ({int(meta.get('rows') or 0):,} bars)"] = lambda name=name: resolve_data(
+            None, dataset=name
+        )[0]
     return sets
 
 
