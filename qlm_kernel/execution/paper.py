@@ -30,10 +30,16 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
+from qlm_kernel.engine.kernels import N_PS, PS_REF, PS_SL, PS_TP, PS_TRAIL, PS_TSL, stop_level
+from qlm_kernel.engine.layout import EXIT_REASONS
 from qlm_kernel.errors import ConfigError, ExecutionError
 from qlm_kernel.execution.base import ExecutionHandler, unknown_order
 from qlm_kernel.execution.clock import Clock, SimulatedClock
 from qlm_kernel.execution.types import Fill, Order, Position
+
+_PS_SLOTS = ((PS_REF, "ref"), (PS_TRAIL, "trail"), (PS_SL, "sl"), (PS_TP, "tp"), (PS_TSL, "tsl"))
 
 DEFAULT_LATENCY = 0.1  # seconds
 DEFAULT_SLIPPAGE = 0.0005  # 5 bps
@@ -431,47 +437,14 @@ class PaperExecutionHandler(ExecutionHandler):
         }
 
     def _protective(self, symbol: str, pos: float, oi: float, hi: float, li: float, bar: int) -> Fill | None:
-        """The engine's intrabar stop check (see `qlm_kernel.engine.kernels.stop_level`)."""
+        """The engine's own intrabar stop check (`qlm_kernel.engine.kernels.stop_level`) on this bar."""
         ps = self._protect[symbol]
-        ref, trail, sl, tp, tsl = ps["ref"], ps["trail"], ps["sl"], ps["tp"], ps["tsl"]
-        level = math.nan
-        reason = ""
-        if pos > 0.0:
-            stop = ref * (1.0 - sl) if sl == sl else -1.0
-            tstop = trail * (1.0 - tsl) if tsl == tsl else -1.0
-            prot = max(stop, tstop)
-            if prot > 0.0:
-                if oi <= prot:
-                    level = oi
-                elif li <= prot:
-                    level = prot
-                reason = "stop_loss" if stop >= tstop else "trailing_stop"
-            if level != level and tp == tp:
-                take = ref * (1.0 + tp)
-                if oi >= take:
-                    level = oi
-                elif hi >= take:
-                    level = take
-                reason = "take_profit"
-            ps["trail"] = max(trail, hi)
-        else:
-            stop = ref * (1.0 + sl) if sl == sl else math.inf
-            tstop = trail * (1.0 + tsl) if tsl == tsl else math.inf
-            prot = min(stop, tstop)
-            if prot < math.inf:
-                if oi >= prot:
-                    level = oi
-                elif hi >= prot:
-                    level = prot
-                reason = "stop_loss" if stop <= tstop else "trailing_stop"
-            if level != level and tp == tp:
-                take = ref * (1.0 - tp)
-                if oi <= take:
-                    level = oi
-                elif li <= take:
-                    level = take
-                reason = "take_profit"
-            ps["trail"] = min(trail, li)
+        state = np.full(N_PS, np.nan)
+        for slot, key in _PS_SLOTS:
+            state[slot] = ps[key]
+        level, code = stop_level(state, pos, oi, hi, li)
+        ps["trail"] = float(state[PS_TRAIL])  # the trailing reference moves after the check, as in the engine
+        reason = EXIT_REASONS[code] if code >= 0 else ""
         if level != level:
             return None
         child = Order(
