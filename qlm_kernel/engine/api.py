@@ -30,19 +30,13 @@ def backtest(strategy: Any, data: Any, **kwargs: Any) -> BacktestResult:
     every other keyword is a strategy parameter. Raises `StrategyError`, `DataError` or
     `ConfigError` with the details needed to fix the input.
     """
-    from qlm_kernel.strategy import compute_signals, resolve_strategy
+    from qlm_kernel.strategy import resolve_strategy
 
     started = time.perf_counter()
     settings, params = split_settings(kwargs)
     frame = as_ohlcv_frame(data)
     strat = resolve_strategy(strategy, **params)
-    signals = compute_signals(strat, frame)
-    n = len(frame)
-    el, xl, es, xs = signals.to_arrays(n, frame.index)
-    sl_a, tp_a, tsl_a = signals.stop_arrays(n, frame.index)
-    sl_a = sl_a if signals.sl_stop is not None else _scalar_stop(settings.sl_stop)
-    tp_a = tp_a if signals.tp_stop is not None else _scalar_stop(settings.tp_stop)
-    tsl_a = tsl_a if signals.tsl_stop is not None else _scalar_stop(settings.tsl_stop)
+    el, xl, es, xs, sl_a, tp_a, tsl_a = signal_arrays(strat, frame, settings)
     equity, trades, acc = simulate(frame, el, xl, es, xs, sl_a, tp_a, tsl_a, settings)
     return BacktestResult(
         data=frame,
@@ -153,6 +147,21 @@ def price_arrays(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarra
         cols = frame.columns
         return tuple(values[:, cols.get_loc(col)] for col in PRICE_COLUMNS)  # type: ignore[return-value]
     return tuple(frame[col].to_numpy(dtype=np.float64) for col in PRICE_COLUMNS)  # type: ignore[return-value]
+
+
+def signal_arrays(strat: Any, frame: pd.DataFrame, settings: BacktestSettings) -> tuple[np.ndarray, ...]:
+    """(entry_long, exit_long, entry_short, exit_short, sl, tp, tsl) arrays of ``strat`` on ``frame``:
+    per-bar stops from the Signals where given, else the settings' stop as a length-1 array."""
+    from qlm_kernel.strategy import compute_signals
+
+    signals = compute_signals(strat, frame)
+    n = len(frame)
+    el, xl, es, xs = signals.to_arrays(n, frame.index)
+    sl_a, tp_a, tsl_a = signals.stop_arrays(n, frame.index)
+    sl_a = sl_a if signals.sl_stop is not None else _scalar_stop(settings.sl_stop)
+    tp_a = tp_a if signals.tp_stop is not None else _scalar_stop(settings.tp_stop)
+    tsl_a = tsl_a if signals.tsl_stop is not None else _scalar_stop(settings.tsl_stop)
+    return el, xl, es, xs, sl_a, tp_a, tsl_a
 
 
 def _scalar_stop(value: float | None) -> np.ndarray:

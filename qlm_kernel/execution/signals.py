@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from qlm_kernel.engine.api import signal_arrays
 from qlm_kernel.engine.settings import BacktestSettings
-from qlm_kernel.strategy import compute_signals
 
 COLUMNS = ("open", "high", "low", "close", "volume")
 
@@ -34,22 +34,6 @@ class BarSignals(NamedTuple):
 
 def _stop_value(a: np.ndarray, i: int) -> float:
     return float(a[0] if a.shape[0] == 1 else a[i])
-
-
-def _scalar(value: float | None) -> np.ndarray:
-    return np.array([np.nan if value is None else float(value)])
-
-
-def signal_arrays(strat: Any, frame: pd.DataFrame, settings: BacktestSettings) -> tuple[np.ndarray, ...]:
-    """(el, xl, es, xs, sl, tp, tsl) for ``frame``, stops resolved as the engine does."""
-    sig = compute_signals(strat, frame)
-    n = len(frame)
-    el, xl, es, xs = sig.to_arrays(n, frame.index)
-    sl, tp, tsl = sig.stop_arrays(n, frame.index)
-    sl = sl if sig.sl_stop is not None else _scalar(settings.sl_stop)
-    tp = tp if sig.tp_stop is not None else _scalar(settings.tp_stop)
-    tsl = tsl if sig.tsl_stop is not None else _scalar(settings.tsl_stop)
-    return el, xl, es, xs, sl, tp, tsl
 
 
 class FullSignals:
