@@ -3,14 +3,18 @@ buttons that start an MCP assistant's job and a long background job (live update
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import nbformat
+
+from tests.widget_helpers import BROKEN, scripted_model
 
 SETUP = """
 import asyncio
 import re
 import threading
+from typing import Any
 
 import httpx2
 import ipywidgets as w
@@ -34,28 +38,10 @@ qlm.optimize("sma_cross", df, {"fast": [5, 10, 15, 20, 25], "slow": [40, 60, 80,
 fg.wait_idle();
 """
 
-HEAL = '''
-BROKEN = """from qlm_kernel import Strategy, Param, Signals, indicators as ta
-
-
-class SmaCross(Strategy):
-    fast = Param(10, min=2, max=200)
-    slow = Param(50, min=5, max=500)
-
-    def signals(self, data):
-        close = data["close"]
-        f, s = ta.sma(close, self.fast), ta.sma(clsoe, self.slow)
-        return Signals(entry_long=ta.crossed_above(f, s), exit_long=ta.crossed_below(f, s))
-"""
-
-
-def scripted_model(prompt):
-    wrong, right = re.search(r"name '(\\w+)' is not defined\\. Did you mean: '(\\w+)'", prompt).groups()
-    pattern = r"## Current file: \\S+ \\(full source\\)\\n```python\\n(.*?)```"
-    source = re.search(pattern, prompt, re.S).group(1)
-    return {"text": "```python\\n" + source.replace(wrong, right) + "```",
-            "thinking": f"{wrong!r} is a typo of {right!r}"}
-
+HEAL = (
+    f"BROKEN = {BROKEN!r}\n\n\n"
+    + inspect.getsource(scripted_model)  # the widget tests' scripted model, shipped into the notebook
+    + """
 
 trace = HealingTrace()
 trace.add_class("qlmw-test-heal")
@@ -63,7 +49,8 @@ display(trace)
 write_strategy("broken_sma", BROKEN)
 qlm.heal("broken_sma", df, model=scripted_model)
 trace.wait_idle();
-'''
+"""
+)
 
 LIVE = """
 server = qlm_kernel.mcp.start()

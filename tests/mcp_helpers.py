@@ -16,22 +16,11 @@ from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from tests.heal_cases import NAME_ERROR
+
 SMALL_SAMPLE = {"kind": "synthetic", "n": 3000, "seed": 0}
 
-BROKEN_NAME_ERROR = '''"""A strategy with a typo: NameError at run time."""
-from qlm_kernel import Param, Signals, Strategy
-from qlm_kernel import indicators as ta
-
-
-class Typo(Strategy):
-    fast = Param(10, min=2, max=100)
-    slow = Param(30, min=5, max=300)
-
-    def signals(self, data):
-        f = ta.sma(data["close"], self.fast)
-        s = ta.sma(data["close"], self.slow)
-        return Signals(entry_long=ta.crossed_above(f, s), exit_long=ta.crossed_below(f, slwo))
-'''
+BROKEN_NAME_ERROR = NAME_ERROR.broken  # the heal tests' NameError case: 'clsoe' on line 10
 
 
 @contextlib.contextmanager

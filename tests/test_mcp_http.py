@@ -153,10 +153,10 @@ def test_a_broken_strategy_returns_file_line_and_excerpt(server, home):
     err = error_record(result)
     assert err["type"] == "StrategyError"
     assert Path(err["context"]["file"]).name == "typo.py"
-    assert err["context"]["line"] == 13
-    assert "slwo" in err["context"]["excerpt"] and "NameError" in err["message"] + err["traceback"]
+    assert err["context"]["line"] == 10
+    assert "clsoe" in err["context"]["excerpt"] and "NameError" in err["message"] + err["traceback"]
     text = prompt.messages[0].content.text
-    assert "slwo" in text and "write_strategy" in text and "NameError" in text
+    assert "clsoe" in text and "write_strategy" in text and "NameError" in text
     assert status["mcp"]["url"] == server.url  # the server is alive after the failure
 
 
@@ -333,7 +333,7 @@ def test_sse_transport(server):
     tools, bt, broken, status = run(go())
     assert {t.name for t in tools} >= EXPECTED_TOOLS
     assert bt["stats"]["n_trades"] > 0
-    assert error_record(broken)["context"]["line"] == 13
+    assert error_record(broken)["context"]["line"] == 10
     assert status["mcp"]["open_sse_streams"] == 1
     assert "sse" in {c["transport"] for c in status["mcp"]["clients"]}
 

@@ -62,7 +62,7 @@ def test_stdio_server_lists_edits_runs_and_records(home):
     assert written["version"] == 1 and (home / "strategies" / "chatty.py").exists()
     assert chatty["stats"]["n_trades"] > 0  # the strategy's print went to stderr, the protocol survived
     err = error_record(broken)
-    assert err["type"] == "StrategyError" and err["context"]["line"] == 13
+    assert err["type"] == "StrategyError" and err["context"]["line"] == 10
     assert error_record(refused)["code"] == "PATH_TRAVERSAL"
     assert opt["n_trials"] == 4 and progress and progress[-1] == 4.0
     assert status["mcp"]["transport"] == "stdio" and status["mcp"]["connected"] == 1

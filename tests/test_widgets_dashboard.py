@@ -1,4 +1,4 @@
-"""Dashboard: the workspace's own datasets are offered first and backtested like `qlm.backtest` does."""
+"""Dashboard: the home's own datasets are offered first and backtested like `qlm.backtest` does."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from qlm_kernel.widgets.dashboard import default_datasets
 
 
 def test_workspace_datasets_come_first_and_run(home) -> None:
-    assert all(not name.startswith("dataset ") for name in default_datasets())  # empty workspace
+    assert all(not name.startswith("dataset ") for name in default_datasets())  # empty home
     frame = qlm.sample_data("synthetic", n=3000, seed=9)
     data_manager().register_frame(frame, "mine")
     names = list(default_datasets())

@@ -12,7 +12,7 @@ from qlm_kernel.events import publish
 from qlm_kernel.session.strategies import write_strategy
 from qlm_kernel.widgets import EventLog, HealingTrace
 from qlm_kernel.widgets.filters import topic_filter
-from tests.widget_helpers import BROKEN, count_sends, scripted_model, workspace  # noqa: F401
+from tests.widget_helpers import BROKEN, count_sends, scripted_model
 
 HEALED_KINDS = ["run", "diagnose", "prompt", "reply", "thinking", "patch", "verify", "finished"]
 
@@ -22,7 +22,7 @@ def df():
     return qlm.sample_data("synthetic", n=2_000, seed=0)
 
 
-def test_healing_trace_follows_the_next_session(workspace, df) -> None:  # noqa: F811
+def test_healing_trace_follows_the_next_session(home, df) -> None:
     trace = HealingTrace()
     write_strategy("broken_sma", BROKEN)
     rep = qlm.heal("broken_sma", df, model=scripted_model)

@@ -7,10 +7,9 @@ import pytest
 import qlm_kernel as qlm
 from qlm_kernel.execution.feeds import DataFrameFeed
 from qlm_kernel.widgets import PaperPnL
-from tests.widget_helpers import workspace  # noqa: F401
 
 
-def test_follows_a_paper_session_to_its_end(workspace) -> None:  # noqa: F811
+def test_follows_a_paper_session_to_its_end(home) -> None:
     df = qlm.sample_data("synthetic", n=600, seed=2)
     widget, other = PaperPnL(), PaperPnL(session_id="someone-else")
     assert widget.status == "waiting" and widget.session_id == ""

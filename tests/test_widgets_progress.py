@@ -11,7 +11,7 @@ import qlm_kernel as qlm
 from qlm_kernel.errors import ConfigError
 from qlm_kernel.events import publish
 from qlm_kernel.widgets import OptimizationProgress
-from tests.widget_helpers import BIG_SPACE, BROKEN, SMALL_SPACE, count_sends, workspace  # noqa: F401
+from tests.widget_helpers import BIG_SPACE, BROKEN, SMALL_SPACE, count_sends
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def df():
     return qlm.sample_data("synthetic", n=2_000, seed=0)
 
 
-def test_follows_the_next_job_to_100_percent(workspace, df) -> None:  # noqa: F811
+def test_follows_the_next_job_to_100_percent(home, df) -> None:
     widget = OptimizationProgress()
     assert widget.status == "waiting" and widget.job_id == ""
     res = qlm.optimize("sma_cross", df, SMALL_SPACE, method="grid")
@@ -47,7 +47,7 @@ def test_sticks_to_its_job_unless_following_all(df) -> None:
     first.close(), every.close()
 
 
-def test_a_stored_job_is_shown_from_the_store(workspace, df) -> None:  # noqa: F811
+def test_a_stored_job_is_shown_from_the_store(home, df) -> None:
     res = qlm.optimize("sma_cross", df, SMALL_SPACE, method="grid")
     widget = OptimizationProgress(res.job_id)
     assert (widget.status, widget.done, widget.total, widget.kind) == ("done", 12, 12, "grid")
@@ -55,7 +55,7 @@ def test_a_stored_job_is_shown_from_the_store(workspace, df) -> None:  # noqa: F
     widget.close()
 
 
-def test_cancel_message_from_the_front_end_stops_a_background_job(workspace, df) -> None:  # noqa: F811
+def test_cancel_message_from_the_front_end_stops_a_background_job(home, df) -> None:
     widget = OptimizationProgress.start("sma_cross", df, BIG_SPACE, method="grid")
     deadline = time.monotonic() + 30
     while widget.done == 0 and time.monotonic() < deadline:

@@ -15,7 +15,7 @@ from qlm_kernel.errors import ConfigError
 from qlm_kernel.widgets import BacktestReport, Dashboard, EventLog, OptimizationProgress, show
 from qlm_kernel.widgets.live import STATIC
 from tests.mcp_helpers import SMALL_SAMPLE, http_client, structured
-from tests.widget_helpers import BROKEN, workspace  # noqa: F401
+from tests.widget_helpers import BROKEN
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_static_files_ship_inside_the_package() -> None:
     assert STATIC.parent == Path(qlm.widgets.__file__).parent  # inside qlm_kernel/: in the wheel
 
 
-def test_a_job_started_by_an_mcp_assistant_shows_up_in_an_open_widget(workspace) -> None:  # noqa: F811
+def test_a_job_started_by_an_mcp_assistant_shows_up_in_an_open_widget(home) -> None:
     progress = OptimizationProgress()  # open before the assistant does anything
     log = EventLog("mcp.tool.*")
     server = qlm_kernel.mcp.start()
