@@ -67,8 +67,7 @@ def main() -> None:
     import qlm_kernel as qlm
     import qlm_kernel.mcp as qmcp
     from qlm_kernel.mcp import tools
-    from qlm_kernel.mcp.status import system_status
-    from qlm_kernel.session import data_manager
+    from qlm_kernel.session import data_manager, system_status
 
     data_manager().register_frame(qlm.sample_data("synthetic", n=args.bars, seed=0), "bench")
     backtest_args = {"strategy": "sma_cross", "dataset": "bench", "params": {"fast": 10, "slow": 50}}

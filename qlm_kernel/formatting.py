@@ -1,4 +1,5 @@
-"""How statistics read for people: one table of labels and kinds, used by the CLI and the reports.
+"""How statistics read for people: one table of labels and kinds, and one headline list, used by the
+CLI, the widgets and dashboard, the JupyterLab sidebar, the MCP summaries and the HTML reports.
 
 Standard library only, so the CLI's ``--help`` stays instant.
 """
@@ -40,6 +41,45 @@ STAT_FORMATS: dict[str, tuple[str, str]] = {
     "rejected_orders": ("Rejected orders", "int"),
     "bars_per_year": ("Bars per year", "num"),
 }
+
+HEADLINE_STATS = ("final_value", "total_return", "sharpe", "max_drawdown", "n_trades")
+"""The few numbers that summarize a run everywhere (events, heal steps, job trials, run lists)."""
+
+DISPLAY_ORDER = (
+    "total_return",
+    "benchmark_return",
+    "cagr",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown",
+    "volatility",
+    "n_trades",
+    "win_rate",
+    "profit_factor",
+    "exposure",
+    "final_value",
+    "fees_paid",
+)
+"""Stats tables list these first, in this order, then every other stat (``start``/``end`` aside)."""
+
+
+def stat_label(key: str) -> str:
+    """The human label of a stats key (``benchmark_return`` -> ``Buy & hold return``)."""
+    return STAT_FORMATS[key][0] if key in STAT_FORMATS else key.replace("_", " ").capitalize()
+
+
+def stat_rows(stats: Any, *, skip: tuple[str, ...] = ("start", "end")) -> list[list[str]]:
+    """``[[label, text], ...]`` of a stats mapping: `DISPLAY_ORDER` first, then the rest."""
+    items = {str(k): v for k, v in (stats.items() if hasattr(stats, "items") else [])}
+    keys = [k for k in DISPLAY_ORDER if k in items]
+    keys += [k for k in items if k not in DISPLAY_ORDER and k not in skip]
+    return [[stat_label(k), stat_text(k, _plain(items[k]))] for k in keys]
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python numbers (without importing numpy)."""
+    return value.item() if hasattr(value, "item") else value
 
 
 def fmt_number(value: Any, digits: int = 4) -> str:

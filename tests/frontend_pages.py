@@ -24,7 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 import qlm_kernel as qlm
 import qlm_kernel.mcp
-from qlm_kernel.session.strategies import write_strategy
+from qlm_kernel.workspace.strategies import write_strategy
 from qlm_kernel.widgets import EventLog, HealingTrace, OptimizationProgress
 
 df = qlm.sample_data("synthetic", n=3_000, seed=0)

@@ -16,9 +16,9 @@ import pytest
 from heal_cases import CASES, Case
 
 import qlm_kernel as qlm
-from qlm_kernel.heal.diffs import make_diff
-from qlm_kernel.session.strategies import strategy_history, write_strategy
+from qlm_kernel.healing.diffs import make_diff
 from qlm_kernel.store import default_store
+from qlm_kernel.workspace.strategies import strategy_history, write_strategy
 
 
 @pytest.fixture(scope="module")

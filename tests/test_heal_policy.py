@@ -8,8 +8,8 @@ import pytest
 from heal_cases import NAME_ERROR
 
 from qlm_kernel.errors import QLMError, SecurityError, StrategyError
-from qlm_kernel.heal import check_candidate, extract_proposal, normalize_reply
-from qlm_kernel.heal.diffs import apply_unified_diff, make_diff
+from qlm_kernel.healing import check_candidate, extract_proposal, normalize_reply
+from qlm_kernel.healing.diffs import apply_unified_diff, make_diff
 
 GOOD = NAME_ERROR.fixed
 

@@ -7,9 +7,9 @@ from heal_cases import NAME_ERROR, WRONG_COLUMN
 
 import qlm_kernel as qlm
 from qlm_kernel.errors import ConfigError, SecurityError
-from qlm_kernel.heal.diffs import make_diff
-from qlm_kernel.session.strategies import strategy_history, write_strategy
+from qlm_kernel.healing.diffs import make_diff
 from qlm_kernel.store import default_store
+from qlm_kernel.workspace.strategies import strategy_history, write_strategy
 
 
 @pytest.fixture(scope="module")

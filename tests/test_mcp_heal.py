@@ -16,8 +16,8 @@ from heal_cases import CASES, ENDLESS_LOOP, NAME_ERROR, Case
 from mcp_types import CreateMessageResult, TextContent
 
 from qlm_kernel.events import subscribe
-from qlm_kernel.session.strategies import strategy_file_path, strategy_history, write_strategy
 from qlm_kernel.store import default_store
+from qlm_kernel.workspace.strategies import strategy_file_path, strategy_history, write_strategy
 from tests.mcp_helpers import error_record, http_client, serving, sse_session, structured
 
 SAMPLE = {"kind": "synthetic", "n": 2000, "seed": 0}

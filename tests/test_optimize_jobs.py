@@ -18,7 +18,8 @@ import pytest
 from qlm_kernel.data import sample_data
 from qlm_kernel.errors import OptimizationError
 from qlm_kernel.events import subscribe
-from qlm_kernel.optimize import cancel, optimize
+from qlm_kernel.optimization import optimize
+from qlm_kernel.session import cancel_job as cancel
 from qlm_kernel.store import default_store
 
 SLOW = """
@@ -120,7 +121,7 @@ def test_cancel_from_another_thread(home, slow_file):
 def _start_and_kill(home, slow_file: str, space: dict, kwargs: dict, min_trials: int) -> str:
     """Run optimize in a real subprocess; SIGKILL it once ``min_trials`` are stored; return the job id."""
     code = textwrap.dedent(f"""
-        from qlm_kernel.optimize import optimize
+        from qlm_kernel.optimization import optimize
         optimize({slow_file!r}, sample={SAMPLE!r}, space={space!r}, n_jobs=1, batch_size=4, **{kwargs!r})
     """)
     env = {**os.environ, "QLM_HOME": str(home)}

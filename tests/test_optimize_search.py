@@ -1,4 +1,4 @@
-"""qlm_kernel.optimize searches in-process: grid equals individual backtests, random/genetic are
+"""qlm_kernel.optimization searches in-process: grid equals individual backtests, random/genetic are
 seeded and reproducible, constraints and minimizing work, threads agree, PBO accepts the result."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 
 from qlm_kernel.data import sample_data
-from qlm_kernel.engine import backtest as engine_backtest
 from qlm_kernel.errors import ConfigError, OptimizationError
-from qlm_kernel.optimize import OptimizationResult, optimize
+from qlm_kernel.optimization import OptimizationResult, optimize
 from qlm_kernel.sanity.pbo import pbo
 from qlm_kernel.store import trial_key
 from qlm_kernel.strategy import load_strategy
+from qlm_kernel.strategy.run import backtest as engine_backtest
 
 PEAK = '''
 import numpy as np

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from qlm_kernel.errors import QLMError, SecurityError
-from qlm_kernel.session import strategies as ws
 from qlm_kernel.store import close_default_store, default_store
+from qlm_kernel.workspace import strategies as ws
 
 GOOD = (Path(__file__).resolve().parents[1] / "strategies" / "sma_cross.py").read_text()
 

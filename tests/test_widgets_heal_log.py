@@ -9,9 +9,9 @@ import pytest
 import qlm_kernel as qlm
 from qlm_kernel.errors import ConfigError
 from qlm_kernel.events import publish
-from qlm_kernel.session.strategies import write_strategy
 from qlm_kernel.widgets import EventLog, HealingTrace
 from qlm_kernel.widgets.filters import topic_filter
+from qlm_kernel.workspace.strategies import write_strategy
 from tests.widget_helpers import BROKEN, count_sends, scripted_model
 
 HEALED_KINDS = ["run", "diagnose", "prompt", "reply", "thinking", "patch", "verify", "finished"]

@@ -14,7 +14,7 @@ from typing import Any
 from qlm_kernel.cli import output
 from qlm_kernel.cli.progress import Stages, progress_wanted
 from qlm_kernel.errors import QLMSystemError
-from qlm_kernel.formatting import STAT_FORMATS, format_stat
+from qlm_kernel.formatting import stat_rows
 
 # Kept here (not imported from the engine) so `qlm --help` does not load numba; a test checks they
 # match qlm_kernel.engine.layout and qlm_kernel.data.SAMPLE_KINDS.
@@ -128,13 +128,11 @@ def check_source_options(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate settings, load strategy and data, run the backtest, write the report, print."""
-    from qlm_kernel.engine import BacktestSettings
-    from qlm_kernel.session import backtest
+    from qlm_kernel import session
     from qlm_kernel.strategy import resolve_strategy
 
     check_source_options(args)
-    settings = settings_from_args(args)
-    BacktestSettings(**settings)  # fail fast (ConfigError) before any loading
+    settings = session.check_settings(settings_from_args(args))  # fail fast before any loading
     show = progress_wanted(args)
     names = [STAGE_STRATEGY, STAGE_DATA, *([STAGE_KERNELS] if show else []), STAGE_RUN]
     names += [STAGE_REPORT] if args.report else []
@@ -143,12 +141,12 @@ def run(args: argparse.Namespace) -> int:
         with stages.stage(STAGE_STRATEGY), output.user_code_stdout():
             strategy = resolve_strategy(args.strategy, **dict(args.param))
         with stages.stage(STAGE_DATA):
-            frame, source = load_data(args)
+            frame, dataset, source = load_data(args)
         if show:
             with stages.stage(STAGE_KERNELS):
                 warm_kernels(frame)
         with stages.stage(STAGE_RUN), output.user_code_stdout():
-            result = backtest(strategy, frame, dataset=args.dataset, source="cli", **settings)
+            result = session.backtest(strategy, frame, dataset=dataset, source="cli", **settings)
         if args.report:
             with stages.stage(STAGE_REPORT):
                 report = write_report(result, args.report)
@@ -159,27 +157,27 @@ def run(args: argparse.Namespace) -> int:
     return output.EXIT_OK
 
 
-def load_data(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    """The OHLCV frame from --data, --dataset or --sample, and a JSON-safe note of where it came from."""
-    if args.data is not None:
-        from qlm_kernel.data import load_ohlcv
+def data_source(args: argparse.Namespace) -> Any:
+    """The `DataSource` named by --data, --dataset or --sample (with --n/--seed)."""
+    from qlm_kernel.session import DataSource
 
-        frame = load_ohlcv(args.data, repair=args.repair)
-        source: dict[str, Any] = {"kind": "file", "path": str(Path(args.data).expanduser().resolve())}
-    elif args.dataset is not None:
-        from qlm_kernel.session import data_manager
-
-        frame = data_manager().load(args.dataset)
-        source = {"kind": "dataset", "name": args.dataset, "fingerprint": frame.attrs.get("fingerprint")}
-    else:
-        from qlm_kernel.data import sample_data
-
+    if args.sample is not None:
         options = {k: v for k, v in (("n", args.n), ("seed", args.seed)) if v is not None}
-        frame = sample_data(args.sample, **options)
-        source = {"kind": "sample", "sample": args.sample, "seed": frame.attrs.get("seed")}
+        return DataSource.of(sample={"kind": args.sample, **options})
+    return DataSource.of(args.data, dataset=args.dataset, repair=args.repair)
+
+
+def load_data(args: argparse.Namespace) -> tuple[Any, str | None, dict[str, Any]]:
+    """(frame, dataset name, JSON-safe note of where the bars came from) through the session's data
+    resolution."""
+    source = data_source(args)
+    frame, dataset = source.resolve()
+    note = source.describe()
+    if dataset is not None:
+        note["fingerprint"] = frame.attrs.get("fingerprint")
     index = frame.index
-    source.update(rows=len(frame), start=index[0].isoformat(), end=index[-1].isoformat())
-    return frame, source
+    note.update(rows=len(frame), start=index[0].isoformat(), end=index[-1].isoformat())
+    return frame, dataset, note
 
 
 def warm_kernels(frame: Any) -> None:
@@ -187,8 +185,8 @@ def warm_kernels(frame: Any) -> None:
     its own visible stage instead of an unexplained pause inside the backtest."""
     import numpy as np
 
-    from qlm_kernel.engine import backtest
     from qlm_kernel.strategy import Signals
+    from qlm_kernel.strategy.run import backtest
 
     tiny = frame.iloc[:2]
     backtest(Signals(entry_long=np.zeros(len(tiny), dtype=bool)), tiny)
@@ -214,12 +212,10 @@ def write_report(result: Any, target: str) -> str:
 
 
 def stats_table(stats: Any) -> str:
-    """The stats Series as an aligned label/value table (value column right-aligned)."""
-    rows = []
-    for key, value in stats.items():
-        label, kind = STAT_FORMATS.get(str(key), (str(key).replace("_", " ").capitalize(), "auto"))
-        item = value.item() if hasattr(value, "item") else value
-        rows.append((label, format_stat(kind, item)))
+    """The stats as an aligned label/value table (`qlm_kernel.formatting.stat_rows`, values right-aligned)."""
+    rows = stat_rows(stats, skip=())
+    if not rows:
+        return "  (none)"
     width = max(len(label) for label, _ in rows)
     values = max(len(text) for _, text in rows)
     return "\n".join(f"  {label.ljust(width)}  {text.rjust(values)}" for label, text in rows)
@@ -230,9 +226,10 @@ def describe_source(source: dict[str, Any]) -> str:
     if source["kind"] == "file":
         return f"file {source['path']}"
     if source["kind"] == "dataset":
-        return f"dataset {source['name']}"
-    seed = f" (seed {source['seed']})" if source.get("seed") is not None else ""
-    return f"sample {source['sample']}{seed}"
+        return f"dataset {source['dataset']}"
+    spec = source["sample"]
+    seed = f" (seed {spec['seed']})" if spec.get("seed") is not None else ""
+    return f"sample {spec['kind']}{seed}"
 
 
 def human_summary(result: Any, source: dict[str, Any], settings: dict[str, Any], report: str | None) -> str:

@@ -38,9 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
 
 def run_import(args: argparse.Namespace) -> int:
     """Import FILE as a dataset and print its metadata."""
-    from qlm_kernel.session import data_manager
+    from qlm_kernel.session import import_dataset
 
-    meta = data_manager().import_file(args.file, args.name, repair=args.repair, overwrite=args.overwrite)
+    meta = import_dataset(args.file, args.name, repair=args.repair, overwrite=args.overwrite)
     if args.json:
         output.emit_json(meta)
         return output.EXIT_OK
@@ -81,15 +81,15 @@ def dataset_rows(metas: list[dict[str, Any]]) -> list[tuple[str, ...]]:
 
 def run_list(args: argparse.Namespace) -> int:
     """Print the workspace's datasets (table or JSON)."""
-    from qlm_kernel.session import data_manager
+    from qlm_kernel.session import list_datasets
 
-    manager = data_manager()
-    metas = manager.list()
+    listing = list_datasets()
+    metas, root = listing["datasets"], listing["root"]
     if args.json:
-        output.emit_json({"root": str(manager.root), "datasets": metas})
+        output.emit_json({"root": root, "datasets": metas})
     elif metas:
         headers = ("name", "rows", "start", "end", "source")
         output.emit_text(output.table(dataset_rows(metas), headers=headers))
     else:
-        output.emit_text(f"no datasets in {manager.root}; add one with: qlm data import FILE")
+        output.emit_text(f"no datasets in {root}; add one with: qlm data import FILE")
     return output.EXIT_OK

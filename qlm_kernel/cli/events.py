@@ -52,58 +52,13 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
 # --- reading ----------------------------------------------------------------------------------------
 
 
-def collect(store: Any, after: int, upto: int, topics: list[str] | None) -> list[dict[str, Any]]:
-    """Every event with ``after < id <= upto`` (matching `topics`), fetched page by page."""
-    found: list[dict[str, Any]] = []
-    while True:
-        batch = store.tail_events(after_id=after, limit=PAGE, topics=topics)
-        found += [e for e in batch if e["id"] <= upto]
-        if len(batch) < PAGE or batch[-1]["id"] >= upto:
-            return found
-        after = batch[-1]["id"]
-
-
-def last_events(store: Any, limit: int, topics: list[str] | None) -> tuple[list[dict[str, Any]], int]:
-    """The newest `limit` matching events (oldest first) and the log's last id when they were read.
-
-    Ids only grow, so the last N events lie in a window below the last id; with topic filters the
-    window widens (x4) until it holds N matches or reaches the start of the log.
-    """
-    head = store.last_event_id()
-    span = max(limit, 1)
-    while limit > 0:
-        start = max(0, head - span)
-        found = collect(store, start, head, topics)
-        if len(found) >= limit or start == 0:
-            return found[-limit:], head
-        span *= 4
-    return [], head
-
-
-def poll(store: Any, after: int, topics: list[str] | None, emit: Emit) -> int:
-    """Emit every matching event with an id above `after`; returns the id to continue after.
-
-    The last id is read before the events, so every event up to it is already committed and was seen:
-    continuing from it skips non-matching events without re-reading them.
-    """
-    while True:
-        head = store.last_event_id()
-        batch = store.tail_events(after_id=after, limit=PAGE, topics=topics)
-        for event in batch:
-            emit(event)
-        if len(batch) < PAGE:
-            return max(head, batch[-1]["id"] if batch else after)
-        after = batch[-1]["id"]
-
-
 def read_once(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The events of a plain ``tail`` (no --follow): after --after, or the last --limit."""
-    with storeio.store() as store:
-        if store is None or args.limit == 0:
-            return []
-        if args.after is not None:
-            return store.tail_events(after_id=args.after, limit=args.limit, topics=args.topics)
-        return last_events(store, args.limit, args.topics)[0]
+    from qlm_kernel.session.history import tail_events
+
+    if args.limit == 0:
+        return []
+    return tail_events(args.after, args.limit, args.topics)["events"]
 
 
 # --- commands ---------------------------------------------------------------------------------------
@@ -122,7 +77,7 @@ def run_tail(args: argparse.Namespace) -> int:
         return follow(args, emit_json_line if args.json else emit_line)
     events = read_once(args)
     if args.json:
-        output.emit_json(storeio.json_safe(events))
+        output.emit_json(events)
     elif events:
         output.emit_text(output.table([event_row(e) for e in events], headers=TAIL_HEADERS))
     else:
@@ -131,47 +86,34 @@ def run_tail(args: argparse.Namespace) -> int:
 
 
 def follow(args: argparse.Namespace, emit: Emit) -> int:
-    """Print the backlog, then poll for new events until Ctrl-C or --max-seconds; exit 0 either way."""
+    """Print the backlog, then poll for new events until Ctrl-C or --max-seconds; exit 0 either way.
+    A workspace without a database yet is waited for (each poll reads it afresh, read-only)."""
+    from qlm_kernel.session.history import tail_events
+
     deadline = None if args.max_seconds is None else time.monotonic() + args.max_seconds
     interval = args.interval or DEFAULT_INTERVAL
+    if not storeio.db_path().is_file():
+        output.note(f"waiting for {storeio.db_path()} to be created...")
     try:
-        store = wait_for_store(deadline, interval)
-        if store is None:
-            return output.EXIT_OK
-        with store:
-            if args.after is not None:
-                last = poll(store, args.after, args.topics, emit)
-            else:
-                backlog, head = last_events(store, args.limit, args.topics)
-                for event in backlog:
-                    emit(event)
-                last = max([head] + [e["id"] for e in backlog])
-            while not pause(deadline, interval):
-                last = poll(store, last, args.topics, emit)
+        if args.after is not None:
+            last = args.after
+        elif args.limit == 0:
+            last = tail_events(-1, 1, args.topics)["last_id"]
+        else:
+            backlog = tail_events(None, args.limit, args.topics)
+            for event in backlog["events"]:
+                emit(event)
+            last = backlog["last_id"]
+        while True:
+            page = tail_events(last, PAGE, args.topics)
+            for event in page["events"]:
+                emit(event)
+            last = page["last_id"]
+            if len(page["events"]) < PAGE and pause(deadline, interval):
+                break
     except KeyboardInterrupt:  # the normal way to stop following
         pass
     return output.EXIT_OK
-
-
-def wait_for_store(deadline: float | None, interval: float) -> Any:
-    """A read-only Store once the database exists and is fully created; None if the deadline passes."""
-    from qlm_kernel.errors import QLMSystemError
-    from qlm_kernel.store import Store
-
-    waiting = False
-    while True:
-        path = storeio.db_path()
-        if path.is_file():
-            try:
-                return Store(path, readonly=True)
-            except QLMSystemError as err:  # created but not yet migrated by its writer: retry
-                if err.code != "DB_READONLY" or err.context.get("operation") != "migrate":
-                    raise
-        if not waiting:
-            output.note(f"waiting for {path} to be created...")
-            waiting = True
-        if pause(deadline, interval):
-            return None
 
 
 def pause(deadline: float | None, interval: float) -> bool:

@@ -58,7 +58,7 @@ class CommandModel:
 
     def __call__(self, prompt: str) -> str:
         from qlm_kernel.errors import StrategyError
-        from qlm_kernel.heal import HEAL_SYSTEM_PROMPT
+        from qlm_kernel.healing import HEAL_SYSTEM_PROMPT
 
         env = {**os.environ, "QLM_HEAL_SYSTEM_PROMPT": HEAL_SYSTEM_PROMPT}
         try:
@@ -76,7 +76,7 @@ class CommandModel:
 
 def run(args: argparse.Namespace) -> int:
     """Diagnose or heal; print the report (table or JSON)."""
-    from qlm_kernel.heal import heal
+    from qlm_kernel.healing import heal
 
     check_source_options(args)
     settings = settings_from_args(args)

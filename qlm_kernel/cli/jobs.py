@@ -9,11 +9,9 @@ best trials of ``show`` are ranked by objective, highest first, unless the job's
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
 from qlm_kernel.cli import output, storeio
-from qlm_kernel.errors import ConfigError
 
 JOB_STATUSES = ("pending", "running", "done", "failed", "cancelled")  # = qlm_kernel.store.JOB_STATUSES
 LIST_HEADERS = ("id", "kind", "status", "progress", "best", "created (utc)", "updated (utc)", "cancel")
@@ -40,73 +38,16 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
     cancel.set_defaults(run=run_cancel)
 
 
-# --- reading ----------------------------------------------------------------------------------------
-
-
-def progress(job: dict[str, Any]) -> dict[str, Any]:
-    """``{"done", "total", "fraction"}`` (fraction None while the total is unknown)."""
-    done, total = job.get("done") or 0, job.get("total")
-    fraction = min(1.0, done / total) if total else None
-    return {"done": done, "total": total, "fraction": fraction}
-
-
-def minimizing(job: dict[str, Any]) -> bool:
-    """True when the job's config asks for the lowest objective (``direction``/``maximize`` keys)."""
-    config = job.get("config")
-    if not isinstance(config, dict):
-        return False
-    direction = str(config.get("direction", "")).lower()
-    return direction in MINIMIZE or config.get("maximize") is False
-
-
-def best_trials(trials: list[dict[str, Any]], n: int, *, minimize: bool) -> list[dict[str, Any]]:
-    """The `n` best trials by objective (trials without an objective never rank)."""
-    scored = [t for t in trials if isinstance(t.get("objective"), (int, float))]
-    scored.sort(key=lambda t: t["objective"], reverse=not minimize)
-    return scored[:n]
-
-
-def job_view(store: Any, job: dict[str, Any], n: int) -> dict[str, Any]:
-    """What ``jobs show`` prints: the job, its progress, heartbeat age and first/best `n` trials."""
-    trials = store.list_trials(job["id"]) if n > 0 else []
-    beat = job.get("heartbeat")
-    minimize = minimizing(job)
-    return {
-        "job": job,
-        "progress": progress(job),
-        "heartbeat_age_s": None if beat is None else max(0.0, time.time() - beat),
-        "trials": {
-            "count": len(trials) if n > 0 else None,
-            "order": "minimize" if minimize else "maximize",
-            "first": trials[:n],
-            "best": best_trials(trials, n, minimize=minimize),
-        },
-    }
-
-
-def load_job(job_id: str, n: int) -> dict[str, Any]:
-    """`job_view` of one job; NOT_FOUND (exit 5) for an unknown id or an empty workspace."""
-    with storeio.store() as store:
-        job = None if store is None else store.get_job(job_id)
-        if job is None:
-            raise unknown_job(job_id)
-        return job_view(store, job, n)
-
-
-def unknown_job(job_id: str) -> ConfigError:
-    """The NOT_FOUND error of a job id."""
-    return storeio.not_found("job with id", job_id, "list the jobs with 'qlm jobs list'", job_id=job_id)
-
-
 # --- commands ---------------------------------------------------------------------------------------
 
 
 def run_list(args: argparse.Namespace) -> int:
-    """Print the newest jobs (table or ``{"jobs": [...]}``, each with its ``progress``)."""
-    with storeio.store() as store:
-        jobs = [] if store is None else store.list_jobs(status=args.status, limit=args.limit)
+    """Print the newest jobs (table or ``{"jobs": [...]}``, each as `qlm_kernel.session.job_view`)."""
+    from qlm_kernel.session import list_jobs
+
+    jobs = list_jobs(args.status, args.limit)
     if args.json:
-        output.emit_json({"jobs": storeio.json_safe([{**j, "progress": progress(j)} for j in jobs])})
+        output.emit_json({"jobs": jobs})
     elif jobs:
         output.emit_text(output.table([list_row(j) for j in jobs], headers=LIST_HEADERS))
     else:
@@ -116,29 +57,25 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     """Print one job with its progress, best result and the first/best trials."""
-    view = load_job(args.id, args.trials)
+    from qlm_kernel.session import get_job
+
+    view = get_job(args.id, args.trials)
     if args.json:
-        output.emit_json(storeio.json_safe(view))
+        output.emit_json(view)
     else:
         output.emit_text(describe_job(view))
     return output.EXIT_OK
 
 
 def run_cancel(args: argparse.Namespace) -> int:
-    """Flag the job for cancellation; a finished or unknown job is an error (exit 5)."""
-    with storeio.store(readonly=False) as store:
-        if store is None:
-            raise unknown_job(args.id)
-        flagged = store.request_cancel(args.id)  # NOT_FOUND for an unknown id
-        job = store.get_job(args.id) or {"status": "unknown"}
-    if not flagged:
-        raise ConfigError(f"job {args.id!r} already finished (status {job['status']}); nothing to cancel",
-                          hint="only pending or running jobs can be cancelled; see 'qlm jobs list'",
-                          code="JOB_FINISHED", job_id=args.id, status=job["status"])
+    """Ask the job to stop (`qlm_kernel.session.cancel_job`); unknown or finished jobs are errors."""
+    from qlm_kernel.session import cancel_job
+
+    reply = cancel_job(args.id)
     if args.json:
-        output.emit_json({"id": args.id, "status": job["status"], "cancel_requested": True})
+        output.emit_json(reply)
     else:
-        output.emit_text(f"cancel requested for job {args.id} (status {job['status']}); "
+        output.emit_text(f"cancel requested for job {reply['job_id']} (status {reply['status']}); "
                          "the worker stops at its next check")
     return output.EXIT_OK
 
@@ -148,20 +85,27 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 def progress_text(job: dict[str, Any]) -> str:
     """``120/400 (30%)``, or ``120/?`` while the total is unknown."""
-    p = progress(job)
-    if p["total"] is None:
-        return f"{p['done']:,}/?"
-    percent = f" ({p['fraction'] * 100:.0f}%)" if p["fraction"] is not None else ""
-    return f"{p['done']:,}/{p['total']:,}{percent}"
+    if job.get("total") is None:
+        return f"{job['done']:,}/?"
+    return f"{job['done']:,}/{job['total']:,} ({job['progress'] * 100:.0f}%)"
 
 
-def best_text(best: Any, width: int = 40) -> str:
-    """The job's best result in one short line: its objective when there is one, else compact JSON."""
-    if best is None:
-        return storeio.NONE
-    if isinstance(best, dict) and isinstance(best.get("objective"), (int, float)):
-        return output.fmt_number(best["objective"])
-    return storeio.compact(best, width)
+def best_text(best: Any) -> str:
+    """The job's best objective value (``best = {"params", "value"}`` in the job view), or '-'."""
+    if isinstance(best, dict) and isinstance(best.get("value"), (int, float)):
+        return output.fmt_number(best["value"])
+    return storeio.NONE
+
+
+def data_text(job: dict[str, Any]) -> str:
+    """Where a job's bars came from: ``dataset NAME``, ``sample {...}`` or ``file PATH``."""
+    if job.get("dataset"):
+        return f"dataset {job['dataset']}"
+    if job.get("sample"):
+        return f"sample {storeio.compact(job['sample'])}"
+    if job.get("data_file"):
+        return f"file {job['data_file']}"
+    return "data given in memory"
 
 
 def list_row(job: dict[str, Any]) -> list[str]:
@@ -179,8 +123,9 @@ def trial_rows(trials: list[dict[str, Any]]) -> list[list[str]]:
 
 def describe_job(view: dict[str, Any]) -> str:
     """Job header, state, progress, heartbeat, config, best, error, and the trials tables."""
-    job, trials = view["job"], view["trials"]
+    job, trials = view, view["trials"]
     age = view["heartbeat_age_s"]
+    best = view.get("best") or {}
     lines = [
         f"job {job['id']} ({job['kind']}): {job['status']}"
         + (", cancel requested" if job.get("cancel_requested") else ""),
@@ -189,8 +134,13 @@ def describe_job(view: dict[str, Any]) -> str:
         f"{storeio.fmt_time(job.get('updated_at'))} UTC, finished {storeio.fmt_time(job.get('finished_at'))}",
         f"worker pid {job.get('pid') or storeio.NONE}, last heartbeat "
         + (f"{age:.0f}s ago" if age is not None else storeio.NONE),
-        f"config: {storeio.compact(job.get('config'))}",
-        f"best: {storeio.compact(job.get('best'))}",
+        f"search: {job.get('method') or storeio.NONE} over {storeio.compact(job.get('space'))}, "
+        f"objective {job.get('objective') or storeio.NONE} "
+        f"({'maximize' if job.get('maximize', True) else 'minimize'})",
+        f"strategy {job.get('strategy') or storeio.NONE} on {data_text(job)}; settings "
+        f"{storeio.compact(job.get('settings'))}",
+        f"best: {best_text(best)}"
+        + (f" at {storeio.compact(best.get('params'))}" if best.get("params") else ""),
     ]
     if job.get("error"):
         error = job["error"]

@@ -1,6 +1,6 @@
 """``qlm optimize STRATEGY (--data | --dataset | --sample) --space name=start:stop:step ... [options]``.
 
-A thin skin over `qlm_kernel.optimize.optimize`: every optimization is a job in the store, so
+A thin skin over `qlm_kernel.optimization.optimize`: every optimization is a job in the store, so
 ``--resume JOB`` (the same command again, plus the job id) skips the trials already stored.
 Ranges follow Python: ``5:50:5`` is ``range(5, 50, 5)`` (the stop is excluded); ``a,b,c`` lists
 values (numbers or words); a single value fixes a parameter.
@@ -14,15 +14,14 @@ from typing import Any
 
 from qlm_kernel.cli import output
 from qlm_kernel.cli.backtest import (
-    STAT_FORMATS,
     add_data_options,
     add_setting_options,
     check_source_options,
-    format_stat,
-    load_data,
+    data_source,
     settings_from_args,
 )
 from qlm_kernel.cli.progress import progress_wanted, terminal_size
+from qlm_kernel.formatting import stat_text
 
 METHOD_CHOICES = ("auto", "grid", "random", "genetic")
 OPERATORS = (">=", "<=", ">", "<", "==")
@@ -126,19 +125,17 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
 
 def run(args: argparse.Namespace) -> int:
     """Load data, run the search with a live progress bar, print the best trials."""
-    from qlm_kernel.engine import BacktestSettings
-    from qlm_kernel.optimize import optimize
+    from qlm_kernel import session
 
     check_source_options(args)
-    settings = settings_from_args(args)
-    BacktestSettings(**settings)
-    frame, source = load_data(args)
+    settings = session.check_settings(settings_from_args(args))
+    data = data_source(args)
     bar = _ProgressBar(enabled=progress_wanted(args))
     try:
         with output.user_code_stdout():
-            result = optimize(
+            result = session.optimize(
                 args.strategy,
-                frame,
+                data.resolve()[0] if data.repair else data.data,  # a repaired file is not re-read on resume
                 space=dict(args.space) or None,
                 method=args.method,
                 objective=args.objective,
@@ -148,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
                 seed=args.search_seed,
                 n_jobs=args.jobs,
                 resume=args.resume,
-                dataset=args.dataset,
+                dataset=data.dataset,
+                sample=data.sample,
                 progress=bar.update,
                 **settings,
             )
@@ -156,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     if args.json:
         doc = result.to_dict()
-        doc["data"] = source
+        doc["data"] = data.describe()
         output.emit_json(doc)
     else:
         output.emit_text(human_summary(result, args.top))
@@ -169,7 +167,7 @@ def human_summary(result: Any, top: int) -> str:
         f"job {result.job_id or '(not recorded)'}: {result.method} search, {len(result.trials)} trials, "
         f"status {result.status}",
         f"best {result.objective} = "
-        f"{format_stat(STAT_FORMATS.get(result.objective, ('', 'ratio'))[1], result.best_value)} at "
+        f"{stat_text(result.objective, result.best_value)} at "
         + ", ".join(f"{k}={v}" for k, v in (result.best_params or {}).items()),
         "",
     ]

@@ -11,13 +11,13 @@ import argparse
 from typing import Any
 
 from qlm_kernel.cli import output, storeio
-from qlm_kernel.cli.backtest import STAT_FORMATS, format_stat
+from qlm_kernel.cli.backtest import stats_table
+from qlm_kernel.formatting import HEADLINE_STATS, stat_text
 
 RUN_STATUSES = ("ok", "error")  # = qlm_kernel.store.runs.RUN_STATUSES (not imported: keeps --help fast)
-KEY_STATS = ("total_return", "sharpe", "max_drawdown", "n_trades")
+KEY_STATS = tuple(k for k in HEADLINE_STATS if k != "final_value")  # the list table's stat columns
 LIST_HEADERS = ("id", "time (utc)", "strategy", "ver", "dataset", "fp", "return", "sharpe", "max dd",
                 "trades", "status", "duration")
-VERSION_FIELDS = ("id", "strategy", "version", "sha256", "author", "message", "created_at")
 
 
 def add_parser(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -35,63 +35,16 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
     show.set_defaults(run=run_show)
 
 
-# --- reading ----------------------------------------------------------------------------------------
-
-
-def version_summary(record: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The identity of a strategy version (no code): id, strategy, version, sha256, author, ..."""
-    return None if record is None else {k: record.get(k) for k in VERSION_FIELDS}
-
-
-def versions_of(store: Any, runs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """Version summaries by version id for `runs`: one history read per strategy, not one per run."""
-    found: dict[int, dict[str, Any]] = {}
-    for name in {r["strategy"] for r in runs if r.get("strategy_version_id") is not None}:
-        for record in store.strategy_history(name):
-            found[record["id"]] = version_summary(record)  # type: ignore[assignment]
-    for run in runs:  # a run linked to a version saved under another name
-        vid = run.get("strategy_version_id")
-        if vid is not None and vid not in found:
-            summary = version_summary(store.get_strategy_version(vid))
-            if summary is not None:
-                found[vid] = summary
-    return found
-
-
-def with_version(run: dict[str, Any], versions: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    """The run record plus ``strategy_version`` (the linked version's summary, or None)."""
-    return {**run, "strategy_version": versions.get(run.get("strategy_version_id"))}  # type: ignore[arg-type]
-
-
-def load_runs(limit: int, strategy: str | None, status: str | None) -> list[dict[str, Any]]:
-    """The newest runs (with version summaries); [] when nothing was recorded yet."""
-    with storeio.store() as store:
-        if store is None:
-            return []
-        runs = store.list_runs(limit=limit, strategy=strategy, status=status)
-        versions = versions_of(store, runs)
-    return [with_version(r, versions) for r in runs]
-
-
-def load_run(run_id: int) -> dict[str, Any]:
-    """One run with its version summary; NOT_FOUND (exit 5) for an unknown id."""
-    with storeio.store() as store:
-        run = None if store is None else store.get_run(run_id)
-        if run is None:
-            raise storeio.not_found("run with id", run_id, "list the recorded runs with 'qlm runs list'",
-                                    run_id=run_id)
-        versions = versions_of(store, [run])
-    return with_version(run, versions)
-
-
 # --- commands ---------------------------------------------------------------------------------------
 
 
 def run_list(args: argparse.Namespace) -> int:
     """Print the newest runs (table or ``{"runs": [...]}``)."""
-    runs = load_runs(args.limit, args.strategy, args.status)
+    from qlm_kernel.session import list_runs
+
+    runs = list_runs(args.limit, args.strategy, args.status)
     if args.json:
-        output.emit_json({"runs": storeio.json_safe(runs)})
+        output.emit_json({"runs": runs})
     elif runs:
         output.emit_text(output.table([list_row(r) for r in runs], headers=LIST_HEADERS))
     else:
@@ -102,9 +55,11 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     """Print one run in full (sections or the JSON record)."""
-    run = load_run(args.id)
+    from qlm_kernel.session import get_run
+
+    run = get_run(args.id)
     if args.json:
-        output.emit_json(storeio.json_safe(run))
+        output.emit_json(run)
     else:
         output.emit_text(describe_run(run))
     return output.EXIT_OK
@@ -113,11 +68,11 @@ def run_show(args: argparse.Namespace) -> int:
 # --- human output -----------------------------------------------------------------------------------
 
 
-def stat_text(stats: Any, key: str) -> str:
+def run_stat(stats: Any, key: str) -> str:
     """One statistic formatted like ``qlm backtest`` does (``-`` when missing)."""
     if not isinstance(stats, dict) or key not in stats:
         return storeio.NONE
-    return format_stat(STAT_FORMATS.get(key, ("", "auto"))[1], stats[key])
+    return stat_text(key, stats[key])
 
 
 def version_label(run: dict[str, Any]) -> str:
@@ -134,7 +89,7 @@ def list_row(run: dict[str, Any]) -> list[str]:
     stats = run.get("stats")
     return [str(run["id"]), storeio.fmt_time(run.get("created_at")), run["strategy"], version_label(run),
             run.get("dataset") or storeio.NONE, storeio.short(run.get("data_fingerprint")),
-            *(stat_text(stats, key) for key in KEY_STATS), run["status"],
+            *(run_stat(stats, key) for key in KEY_STATS), run["status"],
             storeio.fmt_duration(run.get("duration_s"))]
 
 
@@ -145,19 +100,9 @@ def key_values(values: Any) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in values.items())
 
 
-def stat_label(key: str) -> str:
-    """``Total return`` for ``total_return`` (the labels of ``qlm backtest``)."""
-    return STAT_FORMATS.get(key, (key.replace("_", " ").capitalize(), ""))[0]
-
-
 def stats_lines(stats: Any) -> list[str]:
-    """The stats as an aligned label/value block (labels as in ``qlm backtest``)."""
-    if not isinstance(stats, dict) or not stats:
-        return ["  (none)"]
-    rows = [(stat_label(k), stat_text(stats, k)) for k in stats]
-    width = max(len(label) for label, _ in rows)
-    values = max(len(text) for _, text in rows)
-    return [f"  {label.ljust(width)}  {text.rjust(values)}" for label, text in rows]
+    """The stats as an aligned label/value block (the same table as ``qlm backtest``)."""
+    return stats_table(stats if isinstance(stats, dict) else {}).splitlines()
 
 
 def strategy_line(run: dict[str, Any]) -> str:

@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import json
 import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,10 @@ NONE = "-"  # what an absent value looks like in a human table
 
 def db_path() -> Path:
     """``<QLM_HOME>/qlm.db`` (`qlm_kernel.store.default_path`), without creating a missing workspace."""
-    from qlm_kernel.store import DB_FILENAME, default_path
+    from qlm_kernel.home import home_path
+    from qlm_kernel.store import DB_FILENAME
 
-    home = Path(os.environ.get("QLM_HOME", ".qlm")).expanduser()  # workspace.qlm_home's rule, minus mkdir
-    return default_path() if home.is_dir() else home.resolve() / DB_FILENAME
+    return home_path() / DB_FILENAME
 
 
 @contextlib.contextmanager

@@ -39,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
 
 def strategy_entries() -> list[dict[str, Any]]:
     """One JSON-safe entry per strategy name (`describe_strategy_files`); user prints kept off stdout."""
-    from qlm_kernel.session.strategies import describe_strategy_files
+    from qlm_kernel.workspace.strategies import describe_strategy_files
 
     with output.user_code_stdout():
         return describe_strategy_files()

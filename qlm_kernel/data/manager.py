@@ -30,7 +30,7 @@ from qlm_kernel.data.loader import load_ohlcv, validate_ohlcv
 from qlm_kernel.data.memory import check_memory, estimate_rows_bytes
 from qlm_kernel.data.schema import OHLCV_COLUMNS, build_frame, new_block
 from qlm_kernel.errors import DataError, QLMError, SecurityError
-from qlm_kernel.workspace import workspace_dir
+from qlm_kernel.home import workspace_dir
 
 NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 FORMAT_VERSION = 1

@@ -1,9 +1,7 @@
-"""`backtest()`: resolve the strategy, compute its signals, run the kernel, wrap the result."""
+"""The engine's Python edge: check a frame, hand its price arrays and signal arrays to the kernel."""
 
 from __future__ import annotations
 
-import os
-import time
 from typing import Any
 
 import numpy as np
@@ -11,48 +9,10 @@ import pandas as pd
 
 from qlm_kernel.engine import layout as L
 from qlm_kernel.engine.kernels import run_column_lazy
-from qlm_kernel.engine.result import BacktestResult
-from qlm_kernel.engine.settings import BacktestSettings, split_settings
+from qlm_kernel.engine.settings import BacktestSettings
 from qlm_kernel.errors import DataError
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
-_NAN1 = np.array([np.nan])
-_NAN1.setflags(write=False)
-
-
-def backtest(strategy: Any, data: Any, **kwargs: Any) -> BacktestResult:
-    """Backtest ``strategy`` on ``data``; keyword arguments are settings or strategy parameters.
-
-    ``strategy``: a Strategy subclass or instance, a path or name of a strategy file, or
-    ``Signals``. ``data``: an OHLCV DataFrame (as from ``load_ohlcv``/``sample_data``) or a path
-    to a CSV/Parquet file. Settings (see `BacktestSettings`): fill, fees, fixed_fees, slippage,
-    init_cash, size, size_type, integer, direction, sl_stop, tp_stop, tsl_stop, close_at_end;
-    every other keyword is a strategy parameter. Raises `StrategyError`, `DataError` or
-    `ConfigError` with the details needed to fix the input.
-    """
-    from qlm_kernel.strategy import resolve_strategy
-
-    started = time.perf_counter()
-    settings, params = split_settings(kwargs)
-    frame = as_ohlcv_frame(data)
-    strat = resolve_strategy(strategy, **params)
-    el, xl, es, xs, sl_a, tp_a, tsl_a = signal_arrays(strat, frame, settings)
-    equity, trades, acc = simulate(frame, el, xl, es, xs, sl_a, tp_a, tsl_a, settings)
-    return BacktestResult(
-        data=frame,
-        settings=settings,
-        params=strat.params,
-        strategy_name=type(strat).name if hasattr(type(strat), "name") else type(strat).__name__,
-        equity=equity,
-        trade_records=trades,
-        accumulators=acc,
-        meta={
-            "duration_s": time.perf_counter() - started,
-            "source_file": getattr(type(strat), "source_file", None),
-            "source_hash": getattr(type(strat), "source_hash", None),
-            "synthetic": bool(frame.attrs.get("synthetic", False)),
-        },
-    )
 
 
 def simulate(
@@ -90,14 +50,10 @@ def simulate(
 
 
 def as_ohlcv_frame(data: Any) -> pd.DataFrame:
-    """The OHLCV DataFrame to run on: a frame is checked cheaply; a path is loaded and validated."""
-    if isinstance(data, (str, os.PathLike)):
-        from qlm_kernel.data import load_ohlcv
-
-        return load_ohlcv(data)
+    """The OHLCV DataFrame to run on, checked cheaply (loading files is the data layer's job)."""
     if not isinstance(data, pd.DataFrame):
         raise DataError(
-            f"data must be an OHLCV DataFrame or a file path, got {type(data).__name__}",
+            f"data must be an OHLCV DataFrame, got {type(data).__name__}",
             hint="use qlm.load_ohlcv('prices.csv') or qlm.sample_data('synthetic')",
             code="DATA_BAD_INPUT",
         )
@@ -147,22 +103,3 @@ def price_arrays(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarra
         cols = frame.columns
         return tuple(values[:, cols.get_loc(col)] for col in PRICE_COLUMNS)  # type: ignore[return-value]
     return tuple(frame[col].to_numpy(dtype=np.float64) for col in PRICE_COLUMNS)  # type: ignore[return-value]
-
-
-def signal_arrays(strat: Any, frame: pd.DataFrame, settings: BacktestSettings) -> tuple[np.ndarray, ...]:
-    """(entry_long, exit_long, entry_short, exit_short, sl, tp, tsl) arrays of ``strat`` on ``frame``:
-    per-bar stops from the Signals where given, else the settings' stop as a length-1 array."""
-    from qlm_kernel.strategy import compute_signals
-
-    signals = compute_signals(strat, frame)
-    n = len(frame)
-    el, xl, es, xs = signals.to_arrays(n, frame.index)
-    sl_a, tp_a, tsl_a = signals.stop_arrays(n, frame.index)
-    sl_a = sl_a if signals.sl_stop is not None else _scalar_stop(settings.sl_stop)
-    tp_a = tp_a if signals.tp_stop is not None else _scalar_stop(settings.tp_stop)
-    tsl_a = tsl_a if signals.tsl_stop is not None else _scalar_stop(settings.tsl_stop)
-    return el, xl, es, xs, sl_a, tp_a, tsl_a
-
-
-def _scalar_stop(value: float | None) -> np.ndarray:
-    return _NAN1 if value is None else np.array([float(value)])

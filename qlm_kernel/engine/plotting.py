@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from qlm_kernel.formatting import stat_text
+from qlm_kernel.formatting import stat_rows
 
 if TYPE_CHECKING:
     from qlm_kernel.engine.result import BacktestResult
@@ -105,8 +105,8 @@ def report_html(result: BacktestResult) -> str:
     fig = backtest_figure(result)
     chart = fig.to_html(full_html=False, include_plotlyjs=True)
     stats_rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(stat_text(str(k), v))}</td></tr>"
-        for k, v in result.stats.items()
+        f"<tr><th>{html.escape(label)}</th><td>{html.escape(text)}</td></tr>"
+        for label, text in stat_rows(result.stats)
     )
     trades = result.trades.tail(50)
     trade_table = trades.to_html(index=False, float_format=lambda v: f"{v:.6g}", border=0)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from qlm_kernel.engine.api import as_ohlcv_frame
+from qlm_kernel.strategy.run import ohlcv_frame as as_ohlcv_frame
 
 
 class Bar(NamedTuple):

@@ -6,9 +6,10 @@ sizing, fee and stop rules, one bar at a time. With the defaults (100 ms, 5 bps)
 execution costs; ``result.divergence(backtest)`` lists the per-trade differences.
 
 Signals: ``signals="full"`` (default) computes the strategy's signals once on the whole frame and
-first proves with `qlm.sanity.lookahead` that no signal changes when later bars are removed (a
-strategy that peeks is refused with a StrategyError); ``signals="incremental"`` recomputes them at
-every bar on the bars seen so far (no lookahead by construction, O(n^2)).
+first proves by truncation (`qlm_kernel.strategy.lookahead`, as `qlm.sanity.lookahead`) that no
+signal changes when later bars are removed (a strategy that peeks is refused with a StrategyError);
+``signals="incremental"`` recomputes them at every bar on the bars seen so far (no lookahead by
+construction, O(n^2)).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def paper_replay(
     parameters. ``max_participation`` caps each bar's fills at that fraction of its volume.
     ``risk`` is a `RiskLimits` or a dict of its fields. ``publish=True`` sends paper.* events.
     """
-    from qlm_kernel.engine.api import as_ohlcv_frame
+    from qlm_kernel.strategy.run import ohlcv_frame as as_ohlcv_frame
 
     started = time.perf_counter()
     settings, params = paper_settings(dict(kwargs), fees=fees, fixed_fees=fixed_fees, slippage=slippage)
@@ -156,14 +157,20 @@ def paper_replay(
 
 def _require_no_lookahead(strat: Any, frame: Any) -> None:
     """Refuse to replay precomputed signals of a strategy whose early signals depend on later bars."""
-    from qlm_kernel.sanity import lookahead
+    from qlm_kernel.strategy.lookahead import find_lookahead
 
-    report = lookahead(strat, frame, n_cuts=3)
-    if not report.passed:
+    found = find_lookahead(strat, frame, n_cuts=3)
+    if found.first is not None:
         raise StrategyError(
-            f"cannot replay {strategy_label(strat)} on precomputed signals: {report.verdict}",
+            f"cannot replay {strategy_label(strat)} on precomputed signals: {found.verdict()}",
             hint="fix the strategy so bar t only uses bars up to t, or replay with signals='incremental' "
             "(recomputes on the bars seen so far)",
             code="LOOKAHEAD",
-            **report.numbers,
+            n_cuts=len(found.cuts),
+            n_bars=found.n_bars,
+            n_differences=found.n_differences,
+            n_findings=len(found.findings),
+            first_bar=found.first["bar"],
+            first_field=found.first["field"],
+            first_cut=found.first["cut"],
         )

@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from qlm_kernel.engine.api import signal_arrays
 from qlm_kernel.engine.settings import BacktestSettings
+from qlm_kernel.strategy.run import signal_arrays
 
 COLUMNS = ("open", "high", "low", "close", "volume")
 

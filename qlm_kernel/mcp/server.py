@@ -202,7 +202,7 @@ def build_server(
 
     def get_system_status() -> dict[str, Any]:
         """Memory, CPU, running jobs, Numba cache state, database path and size, MCP clients, bus stats."""
-        from qlm_kernel.mcp.status import system_status
+        from qlm_kernel.session import system_status
 
         return system_status({**(info() if info else {}), **tracker.snapshot()})
 
@@ -433,7 +433,7 @@ def _plan(
     time_limit: float,
     replies: list[Any],
 ) -> Sample | None:
-    from qlm_kernel.heal import HEAL_SYSTEM_PROMPT
+    from qlm_kernel.healing import HEAL_SYSTEM_PROMPT
 
     if len(replies) >= max_attempts:
         return None
@@ -601,7 +601,7 @@ def _add_resources(server: MCPServer) -> None:
         description="an HTML backtest report saved by run_backtest(report=true)",
     )
     def report_file(name: str) -> str:
-        from qlm_kernel.workspace import workspace_dir
+        from qlm_kernel.home import workspace_dir
 
         if not _REPORT_NAME.fullmatch(name):
             raise SecurityError(f"not a report name: {name!r}", code="BAD_NAME", hint="e.g. run-12.html")

@@ -1,8 +1,10 @@
 """What each MCP tool does, as plain functions over the session API (no MCP imports here).
 
 `qlm_kernel.mcp.server` registers these as tools; they are also usable directly (tests, notebooks).
-Each returns a JSON-safe dict and raises only `QLMError`s. Strategy names go through
-`check_strategy_name` (no paths), data through ``dataset=`` (a workspace dataset) or ``sample=``
+Each returns a JSON-safe dict and raises only `QLMError`s. Everything goes through
+`qlm_kernel.session` with the MCP front end's limits (`qlm_kernel.session.limits.MCP`: sample size,
+grid size, series, splits; internal knobs are not settable). Strategy names go through
+`strategy_file` (no paths), data through ``dataset=`` (a workspace dataset) or ``sample=``
 (generated) — never a file path — so a client cannot make the server read arbitrary files.
 """
 
@@ -14,94 +16,21 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from qlm_kernel.errors import ConfigError, DataError, OptimizationError, StrategyError
+from qlm_kernel import session
+from qlm_kernel.errors import OptimizationError, StrategyError
 from qlm_kernel.jsonsafe import json_safe
+from qlm_kernel.session.limits import MCP
+from qlm_kernel.session.spec import DataSource, RunSpec, check_mapping, check_settings
+from qlm_kernel.session.strategies import strategy_file
 
-SANITY_CHECKS = ("lookahead", "white_noise", "walk_forward", "pbo", "deflated_sharpe")
-MAX_SAMPLE_BARS = 5_000_000
+SANITY_CHECKS = session.CHECKS
 TRADE_PREVIEW = 5
-
-
-def _strategy_file(name: Any) -> str:
-    """The file of a strategy name (workspace first, then the bundled examples); names only, no paths."""
-    from qlm_kernel.session.strategies import check_strategy_name
-    from qlm_kernel.strategy.loader import find_strategy_file
-
-    return str(find_strategy_file(check_strategy_name(name)[:-3]))
-
-
-_frames_lock = threading.Lock()
-_frames: OrderedDict[tuple[str, str, int, int], Any] = OrderedDict()
-FRAME_CACHE_SIZE = 2
-
-
-def _dataset_frame(name: str) -> Any:
-    """A workspace dataset, kept loaded between calls (up to FRAME_CACHE_SIZE, keyed by the file's
-    mtime and size so a re-import is seen). Each call gets its own copy-on-write view: a strategy that
-    edits its data in place cannot change what the next call sees."""
-    from qlm_kernel.session import resolve_data
-    from qlm_kernel.session.data import data_manager
-    from qlm_kernel.session.fingerprints import seed_fingerprint
-
-    path = data_manager().path(name)
-    stat = path.stat() if path.exists() else None
-    key = (str(path.parent), name, stat.st_mtime_ns if stat else 0, stat.st_size if stat else 0)
-    with _frames_lock:
-        frame = _frames.get(key)
-        if frame is not None:
-            _frames.move_to_end(key)
-    if frame is None:
-        frame, _ = resolve_data(None, dataset=name)
-        with _frames_lock:
-            _frames[key] = frame
-            while len(_frames) > FRAME_CACHE_SIZE:
-                _frames.popitem(last=False)
-    view = frame.copy(deep=False)
-    if frame.attrs.get("fingerprint"):
-        seed_fingerprint(view, frame.attrs["fingerprint"])
-    return view
+PAPER_DEFAULT_SAMPLE = {"kind": "synthetic", "n": 2_000, "seed": 0}
 
 
 def _data(dataset: str | None, sample: dict[str, Any] | None) -> tuple[Any, str | None]:
-    """(frame, dataset name) from a workspace dataset or a sample spec (default: synthetic 10,000)."""
-    from qlm_kernel.session import resolve_data
-
-    if dataset is not None and sample is None:
-        return _dataset_frame(dataset), dataset
-
-    if dataset is None and sample is None:
-        sample = {"kind": "synthetic", "n": 10_000, "seed": 0}
-    if sample is not None:
-        if not isinstance(sample, dict):
-            raise DataError(
-                'sample must be an object like {"kind": "synthetic", "n": 10000, "seed": 0}',
-                code="DATA_BAD_INPUT",
-                hint="kinds: synthetic, goog, eurusd, btcusd",
-            )
-        unknown = sorted(set(sample) - {"kind", "n", "seed", "start", "freq"})
-        if unknown:
-            raise DataError(
-                f"unknown sample field(s) {unknown}",
-                code="DATA_BAD_INPUT",
-                hint="sample fields: kind, n, seed, start, freq",
-            )
-        n = sample.get("n")
-        if n is not None and (not isinstance(n, int) or n > MAX_SAMPLE_BARS or n < 2):
-            raise DataError(
-                f"sample n must be an integer between 2 and {MAX_SAMPLE_BARS:,}",
-                code="DATA_BAD_INPUT",
-                hint="use a smaller sample",
-                value=n,
-            )
-    return resolve_data(None, dataset=dataset, sample=sample)
-
-
-def _check_mapping(value: Any, what: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{what} must be an object mapping names to values", hint=f"e.g. {what}={{}}")
-    return dict(value)
+    """(frame, dataset name): a workspace dataset or a sample spec (default: the MCP default sample)."""
+    return DataSource.of(dataset=dataset, sample=sample, limits=MCP).resolve(MCP)
 
 
 def trades_summary(trades: Any, preview: int = TRADE_PREVIEW) -> dict[str, Any]:
@@ -191,31 +120,22 @@ def run_backtest(
     time_limit: float | None = DEFAULT_TIME_LIMIT,
 ) -> dict[str, Any]:
     """Backtest a strategy file; stats, a trades summary and the stored run id (StrategyError on failure)."""
-    from qlm_kernel.engine.settings import SETTING_NAMES
-    from qlm_kernel.session import backtest
     from qlm_kernel.strategy import time_limit_scope
 
-    params, settings = _check_mapping(params, "params"), _check_mapping(settings, "settings")
-    unknown = sorted(set(settings) - set(SETTING_NAMES))
-    if unknown:
-        raise ConfigError(
-            f"unknown setting(s) {unknown}",
-            code="BAD_ARGUMENT",
-            hint=f"settings are {', '.join(SETTING_NAMES)}; strategy parameters go in params",
-        )
-    file = _strategy_file(strategy)
-    frame, dataset_name = _data(dataset, sample)
+    spec = RunSpec.build(strategy_file(strategy), params=params, settings=settings, dataset=dataset,
+                         sample=sample, source=source, limits=MCP)
     started = time.perf_counter()
     with time_limit_scope(time_limit):
-        res = backtest(file, frame, dataset=dataset_name, source=source, **params, **settings)
+        res = session.run_backtest(spec, MCP)
     seconds = time.perf_counter() - started
+    frame = res.data
     out: dict[str, Any] = {
         "strategy": res.strategy_name,
-        "file": file,
+        "file": spec.strategy,
         "params": json_safe(res.params),
         "settings": res.settings.to_dict(),
-        "dataset": dataset_name,
-        "sample": sample,
+        "dataset": res.meta.get("dataset"),
+        "sample": spec.data.sample,
         "bars": len(frame),
         "start": str(frame.index[0]),
         "end": str(frame.index[-1]),
@@ -230,7 +150,7 @@ def run_backtest(
 
 
 def _save_report(res: Any, run_id: int | None) -> dict[str, str]:
-    from qlm_kernel.workspace import workspace_dir
+    from qlm_kernel.home import workspace_dir
 
     name = f"run-{run_id}.html" if run_id is not None else f"run-{int(time.time() * 1000)}.html"
     path = workspace_dir("reports") / name
@@ -241,7 +161,7 @@ def _save_report(res: Any, run_id: int | None) -> dict[str, str]:
 def optimize_parameters(
     strategy: str,
     space: dict[str, list[Any]],
-    method: str = "grid",
+    method: str = "auto",
     objective: str = "sharpe",
     dataset: str | None = None,
     sample: dict[str, Any] | None = None,
@@ -252,9 +172,7 @@ def optimize_parameters(
     progress: Callable[[dict[str, Any]], Any] | None = None,
 ) -> dict[str, Any]:
     """Run a recorded optimization job to the end; job id, best params/value/stats and the top trials."""
-    from qlm_kernel.optimize import optimize
-
-    space = _check_mapping(space, "space")
+    space = check_mapping(space, "space")
     if not space:
         raise OptimizationError(
             "space is empty",
@@ -269,21 +187,19 @@ def optimize_parameters(
                 hint='e.g. {"fast": [5, 10, 20]}',
                 param=key,
             )
-    settings = _check_mapping(settings, "settings")
-    file = _strategy_file(strategy)
-    frame, dataset_name = _data(dataset, sample)
-    res = optimize(
-        file,
-        frame,
-        space,
+    res = session.optimize(
+        strategy_file(strategy),
+        dataset=dataset,
+        sample=sample,
+        space=space,
         method=method,
         objective=objective,
         maximize=maximize,
         n_trials=n_trials,
         seed=seed,
-        dataset=dataset_name,
         progress=progress,
-        **settings,
+        limits=MCP,
+        **check_settings(settings),
     )
     out = res.to_dict()
     trials = res.trials
@@ -294,44 +210,23 @@ def optimize_parameters(
 
 
 def get_job(job_id: str, trials: int = 5) -> dict[str, Any]:
-    """One job (optimization, check) with progress, heartbeat age and its first/best trials."""
-    from qlm_kernel.cli.jobs import job_view, unknown_job
-    from qlm_kernel.store import default_store
-
-    store = default_store()
-    job = store.get_job(str(job_id))
-    if job is None:
-        raise unknown_job(str(job_id))
-    return json_safe(job_view(store, job, max(0, min(int(trials), 100))))
+    """One job (`qlm_kernel.session.job_view`) with its first/best trials."""
+    return session.get_job(str(job_id), trials)
 
 
 def cancel_job(job_id: str) -> dict[str, Any]:
-    """Ask a running job to stop (it stops between batches); returns whether the flag was set."""
-    from qlm_kernel.cli.jobs import unknown_job
-    from qlm_kernel.store import default_store
-
-    store = default_store()
-    if store.get_job(str(job_id)) is None:
-        raise unknown_job(str(job_id))
-    return {"job_id": job_id, "cancel_requested": bool(store.request_cancel(str(job_id)))}
+    """Ask a pending or running job to stop between batches: ``{"job_id", "status", "cancel_requested"}``."""
+    return session.cancel_job(str(job_id))
 
 
 def list_jobs(status: str | None = None, limit: int = 20) -> dict[str, Any]:
     """The newest jobs with their status and progress."""
-    from qlm_kernel.cli.jobs import progress
-    from qlm_kernel.store import default_store
-
-    jobs = default_store().list_jobs(status=status, limit=max(1, min(int(limit), 500)))
-    return {"jobs": json_safe([{**j, "progress": progress(j)} for j in jobs])}
+    return {"jobs": session.list_jobs(status, limit)}
 
 
 def list_runs(limit: int = 20, strategy: str | None = None) -> dict[str, Any]:
     """The newest recorded backtest runs (stats or error)."""
-    from qlm_kernel.store import default_store
-
-    return {
-        "runs": json_safe(default_store().list_runs(limit=max(1, min(int(limit), 500)), strategy=strategy))
-    }
+    return {"runs": session.list_runs(limit, strategy)}
 
 
 def sanity_check(
@@ -341,46 +236,16 @@ def sanity_check(
     sample: dict[str, Any] | None = None,
     params: dict[str, Any] | None = None,
     space: dict[str, list[Any]] | None = None,
-    n: int = 20,
-    n_splits: int = 4,
+    n: int = session.checks.DEFAULT_NOISE_SERIES,
+    n_splits: int = session.checks.DEFAULT_SPLITS,
     objective: str = "sharpe",
     settings: dict[str, Any] | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """One overfitting/lookahead check; its report (passed, verdict, numbers).
-
-    ``lookahead`` uses ``params``; ``white_noise`` (``n`` permutations), ``walk_forward``
-    (``n_splits``), ``pbo`` and ``deflated_sharpe`` search ``space`` (pbo/deflated run one grid
-    optimization and judge it).
-    """
-    from qlm_kernel import sanity
-
-    if check not in SANITY_CHECKS:
-        raise ConfigError(
-            f"unknown check {check!r}", code="BAD_ARGUMENT", hint=f"one of {', '.join(SANITY_CHECKS)}"
-        )
-    params, settings = _check_mapping(params, "params"), _check_mapping(settings, "settings")
-    file = _strategy_file(strategy)
-    frame, _ = _data(dataset, sample)
-    if check == "lookahead":
-        return json_safe(sanity.lookahead(file, frame, **params, **settings).to_dict())
-    space = _check_mapping(space, "space")
-    if not space:
-        raise ConfigError(
-            f"the {check} check needs a parameter space",
-            code="BAD_ARGUMENT",
-            hint='e.g. space={"fast": [5, 10, 20], "slow": [50, 100]}',
-        )
-    if check == "white_noise":
-        report = sanity.white_noise(file, frame, space=space, n=int(n), objective=objective, **settings)
-    elif check == "walk_forward":
-        report = sanity.walk_forward(
-            file, frame, space=space, n_splits=int(n_splits), objective=objective, **settings
-        )
-    else:
-        from qlm_kernel.optimize import optimize
-
-        opt = optimize(file, frame, space, method="grid", objective=objective, **settings)
-        report = sanity.pbo(opt) if check == "pbo" else sanity.deflated_sharpe(opt)
+    """One overfitting/lookahead check (`qlm_kernel.session.sanity_check`); its report."""
+    report = session.sanity_check(check, strategy_file(strategy), dataset=dataset, sample=sample,
+                                  params=params, settings=settings, space=space, n=n, n_splits=n_splits,
+                                  objective=objective, seed=seed, limits=MCP)
     return json_safe(report.to_dict())
 
 
@@ -389,13 +254,7 @@ def sanity_check(
 
 def list_datasets() -> dict[str, Any]:
     """Datasets imported into the workspace, plus the built-in samples usable as ``sample``."""
-    from qlm_kernel.data.samples import SAMPLE_KINDS
-    from qlm_kernel.session import data_manager
-
-    return {
-        "datasets": json_safe(data_manager().list()),
-        "samples": {"kinds": list(SAMPLE_KINDS), "example": {"kind": "synthetic", "n": 10_000, "seed": 0}},
-    }
+    return session.list_datasets()
 
 
 def analyze_market_structure(
@@ -434,10 +293,10 @@ def heal_next_prompt(strategy: str, replies: list[Any], dataset: str | None = No
     import hashlib
     import json
 
-    from qlm_kernel.heal.preview import next_prompt
+    from qlm_kernel.healing.preview import next_prompt
     from qlm_kernel.session.strategies import check_strategy_name, strategy_file_path
 
-    kwargs = {**_check_mapping(settings, "settings"), **_check_mapping(params, "params")}
+    kwargs = {**check_settings(settings), **check_mapping(params, "params")}
     path = strategy_file_path(check_strategy_name(strategy))
     code = path.read_bytes() if path.is_file() else b""
     key = hashlib.sha256(json.dumps(
@@ -475,14 +334,13 @@ def heal_strategy(strategy: str, replies: list[Any] | None, dataset: str | None 
                   settings: dict[str, Any] | None = None, max_attempts: int = 3,
                   time_limit: float = 10.0) -> dict[str, Any]:
     """Heal a workspace strategy with sampled ``replies`` (None: no model, diagnosis only); the report."""
-    from qlm_kernel.heal import heal
     from qlm_kernel.session.strategies import check_strategy_name
 
     check_strategy_name(strategy)  # names only over MCP: no paths
-    kwargs = {**_check_mapping(settings, "settings"), **_check_mapping(params, "params")}
+    kwargs = {**check_settings(settings), **check_mapping(params, "params")}
     frame, dataset_name = _data(dataset, sample)
     model = None if replies is None else ReplayModel(replies)
-    report = heal(strategy, frame, dataset=dataset_name, model=model, max_attempts=max_attempts,
+    report = session.heal(strategy, frame, dataset=dataset_name, model=model, max_attempts=max_attempts,
                   time_limit=time_limit, model_name="mcp-sampling" if model else None, source="mcp",
                   workspace_only=True, **kwargs)
     return json_safe({**report.to_dict(), "sampled_replies": 0 if replies is None else len(replies)})
@@ -495,33 +353,25 @@ def start_paper_session(strategy: str, dataset: str | None = None, sample: dict[
                         params: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
                         speed: float = 20.0, risk: dict[str, Any] | None = None) -> dict[str, Any]:
     """Paper-trade a strategy on replayed bars in a background thread; returns the session id."""
-    from qlm_kernel.session.paper import start_paper_session as start
-
-    file = _strategy_file(strategy)
+    file = strategy_file(strategy)
     if dataset is None and sample is None:
-        sample = {"kind": "synthetic", "n": 2_000, "seed": 0}
+        sample = PAPER_DEFAULT_SAMPLE
     frame, _ = _data(dataset, sample)
-    return json_safe(start(file, data=frame, params=_check_mapping(params, "params"),
-                           settings=_check_mapping(settings, "settings"), speed=speed,
-                           risk=_check_mapping(risk, "risk") or None))
+    return json_safe(session.start_paper_session(file, data=frame, params=check_mapping(params, "params"),
+                                                 settings=check_mapping(settings, "settings"), speed=speed,
+                                                 risk=check_mapping(risk, "risk") or None))
 
 
 def paper_session_status(session_id: str) -> dict[str, Any]:
     """Status, bars processed, position, cash, equity, P&L, orders and fills of a paper session."""
-    from qlm_kernel.session.paper import paper_session_status as status
-
-    return json_safe(status(str(session_id)))
+    return json_safe(session.paper_session_status(str(session_id)))
 
 
 def stop_paper_session(session_id: str) -> dict[str, Any]:
     """Stop a paper session after its current bar; its final status."""
-    from qlm_kernel.session.paper import stop_paper_session as stop
-
-    return json_safe(stop(str(session_id)))
+    return json_safe(session.stop_paper_session(str(session_id)))
 
 
 def list_paper_sessions(limit: int = 20) -> dict[str, Any]:
     """Paper sessions, newest first."""
-    from qlm_kernel.session.paper import list_paper_sessions as listing
-
-    return {"sessions": json_safe(listing(limit=max(1, min(int(limit), 500))))}
+    return {"sessions": json_safe(session.list_paper_sessions(limit=max(1, min(int(limit), 500))))}

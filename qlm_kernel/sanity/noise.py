@@ -45,9 +45,11 @@ def permuted_ohlcv(df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
 
 def white_noise(
     strategy: Any,
-    data: Any,
+    data: Any = None,
     space: dict[str, Any] | None = None,
     *,
+    dataset: str | None = None,
+    sample: dict[str, Any] | None = None,
     n: int = 100,
     method: str = "grid",
     objective: str = "sharpe",
@@ -63,12 +65,12 @@ def white_noise(
     ``optimize_kwargs`` (e.g. ``{"n_trials": 50}`` for a random search); settings (fees, ...) are
     passed to every backtest. Cost: ``n + 1`` optimizations.
     """
-    from qlm_kernel.optimize import optimize
-    from qlm_kernel.session import resolve_data
+    from qlm_kernel.optimization import optimize
+    from qlm_kernel.workspace import resolve_data
 
     if not isinstance(n, int) or n < 1:
         raise ConfigError("white_noise: n must be a positive integer", hint="e.g. n=100", value=n)
-    frame, _ = resolve_data(data)  # frames pass through; paths and dataset names are loaded
+    frame, _ = resolve_data(data, dataset=dataset, sample=sample)  # as qlm.backtest names data
     extra = dict(optimize_kwargs or {})
 
     def best(df: pd.DataFrame) -> float:

@@ -27,9 +27,11 @@ def _sharpe(returns: np.ndarray, bars_per_year: float) -> float:
 
 def walk_forward(
     strategy: Any,
-    data: Any,
+    data: Any = None,
     space: dict[str, Any] | None = None,
     *,
+    dataset: str | None = None,
+    sample: dict[str, Any] | None = None,
     n_splits: int = 5,
     mode: str = "rolling",
     method: str = "grid",
@@ -40,14 +42,15 @@ def walk_forward(
 ) -> SanityReport:
     """Walk-forward (``mode`` "rolling" or "anchored") re-optimizing on each in-sample window."""
     from qlm_kernel.engine.stats import bars_per_year
-    from qlm_kernel.optimize import optimize
-    from qlm_kernel.session import backtest, resolve_data
+    from qlm_kernel.optimization import optimize
+    from qlm_kernel.workspace import recorded_backtest as backtest
+    from qlm_kernel.workspace import resolve_data
 
     if mode not in ("rolling", "anchored"):
         raise ConfigError(f"walk_forward: unknown mode {mode!r}", hint="mode='rolling' or mode='anchored'")
     if not isinstance(n_splits, int) or n_splits < 1:
         raise ConfigError("walk_forward: n_splits must be a positive integer", hint="e.g. n_splits=5")
-    frame, _ = resolve_data(data)  # frames pass through; paths and dataset names are loaded
+    frame, _ = resolve_data(data, dataset=dataset, sample=sample)  # as qlm.backtest names data
     edges = np.linspace(0, len(frame), n_splits + 2).astype(int)
     if np.min(np.diff(edges)) < 50:
         raise ConfigError(

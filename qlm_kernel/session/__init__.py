@@ -1,22 +1,75 @@
-"""The session API every front end calls (notebooks, CLI, MCP, widgets): one code path, many skins.
+"""The session API: the one façade every front end calls (notebooks, CLI, MCP, widgets, the JupyterLab
+server extension). Each user operation is written once here; the skins parse input, call it, format.
 
-`backtest` runs the pure engine and adds what a research session needs around it: events on the
-kernel's bus, runs and strategy versions in the workspace store, data named by dataset or sample.
+- runs: `backtest` (flat Python keywords) / `run_backtest` (a `RunSpec`), `list_runs`, `get_run`
+- optimization jobs: `optimize` (also ``optimize.cancel|status|list|resume``), `get_job`, `list_jobs`,
+  `cancel_job`, `resume_job`
+- checks: `sanity_check` (lookahead, white_noise, walk_forward, pbo, deflated_sharpe)
+- healing: `heal`; paper trading: `start_paper_session`, `paper_session_status`, `stop_paper_session`,
+  `list_paper_sessions`
+- data: `list_datasets`, `import_dataset`, `resolve_data`; strategy files: `qlm_kernel.session.strategies`
+- `system_status`; front-end caps: `qlm_kernel.session.limits`
 """
 
 from __future__ import annotations
 
-from qlm_kernel.session.backtest import backtest
-from qlm_kernel.session.data import data_manager, resolve_data
-from qlm_kernel.session.fingerprints import frame_fingerprint
-from qlm_kernel.session.recording import ensure_event_recorder, recording_enabled, stop_event_recorder
+from qlm_kernel.healing import heal
+from qlm_kernel.session.backtest import backtest, run_backtest
+from qlm_kernel.session.checks import CHECKS, sanity_check
+from qlm_kernel.session.datasets import import_dataset, list_datasets
+from qlm_kernel.session.jobs import cancel_job, get_job, job_view, list_jobs, not_found
+from qlm_kernel.session.limits import MCP, USER, Limits
+from qlm_kernel.session.optimize import optimize, resume_job
+from qlm_kernel.session.paper import (
+    list_paper_sessions,
+    paper_session_status,
+    start_paper_session,
+    stop_paper_session,
+)
+from qlm_kernel.session.runs import get_run, list_runs
+from qlm_kernel.session.spec import DataSource, RunSpec, check_settings
+from qlm_kernel.session.system import system_status
+from qlm_kernel.workspace import (
+    data_manager,
+    ensure_event_recorder,
+    frame_fingerprint,
+    recording_enabled,
+    resolve_data,
+    stop_event_recorder,
+)
 
 __all__ = [
+    "CHECKS",
+    "MCP",
+    "USER",
+    "DataSource",
+    "Limits",
+    "RunSpec",
     "backtest",
+    "cancel_job",
+    "check_settings",
     "data_manager",
     "ensure_event_recorder",
     "frame_fingerprint",
+    "get_job",
+    "get_run",
+    "heal",
+    "import_dataset",
+    "job_view",
+    "list_datasets",
+    "list_jobs",
+    "list_paper_sessions",
+    "list_runs",
+    "not_found",
+    "optimize",
+    "paper_session_status",
     "recording_enabled",
     "resolve_data",
+    "resume_job",
+    "run_backtest",
+    "sanity_check",
+    "start_paper_session",
     "stop_event_recorder",
+    "stop_paper_session",
+    "system_status",
 ]

@@ -52,7 +52,7 @@ def start_paper_session(
     """
     from qlm_kernel.execution.feeds import DataFrameFeed
     from qlm_kernel.execution.replay import resolve_paper_strategy, strategy_label
-    from qlm_kernel.session.data import resolve_data
+    from qlm_kernel.workspace.data import resolve_data
 
     if isinstance(speed, bool) or not isinstance(speed, (int, float)) or speed < 0:
         raise ConfigError(

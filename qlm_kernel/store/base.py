@@ -34,7 +34,7 @@ def _backoff(attempt: int) -> float:
 
 def default_path() -> Path:
     """``<QLM_HOME>/qlm.db`` (the workspace folder is created if missing)."""
-    from qlm_kernel.workspace import qlm_home
+    from qlm_kernel.home import qlm_home
 
     return qlm_home() / DB_FILENAME
 

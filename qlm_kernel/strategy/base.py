@@ -12,9 +12,14 @@ import inspect
 import sys
 from typing import Any, ClassVar
 
+from qlm_kernel.engine.settings import SETTING_NAMES
 from qlm_kernel.errors import ConfigError, StrategyError
 from qlm_kernel.strategy.params import Param
 from qlm_kernel.strategy.signals import Signals
+
+RUN_KEYWORDS = (*SETTING_NAMES, "data", "dataset", "sample", "record", "source", "strategy")
+"""Names a `Param` may not take: ``qlm.backtest(strategy, data, **kwargs)`` reads these keywords itself
+(backtest settings and the run's own arguments), so a parameter with such a name could never be set."""
 
 
 class Strategy:
@@ -50,6 +55,18 @@ class Strategy:
                 code="BAD_PARAM",
                 strategy=cls.__name__,
                 param=reserved[0],
+            )
+        taken = [key for key in params if key in RUN_KEYWORDS]
+        if taken:
+            kind = "a backtest setting" if taken[0] in SETTING_NAMES else "an argument of qlm.backtest"
+            raise ConfigError(
+                f"{cls.__name__}: parameter name {taken[0]!r} is {kind}, so "
+                f"qlm.backtest(..., {taken[0]}=...) could not tell them apart",
+                hint=f"rename the Param (e.g. {taken[0]}_ or my_{taken[0]}); names a strategy may not use: "
+                f"{', '.join(RUN_KEYWORDS)}",
+                code="PARAM_NAME_TAKEN",
+                strategy=cls.__name__,
+                param=taken[0],
             )
         cls._params_ = params
         if not isinstance(cls.__dict__.get("name"), str):
@@ -146,8 +163,12 @@ class Strategy:
 def _unknown_param(cls: type[Strategy], key: str) -> ConfigError:
     known = list(cls._params_)
     close = difflib.get_close_matches(key, known, n=1)
+    setting = difflib.get_close_matches(key, SETTING_NAMES, n=1)
     if close:
         hint = f"did you mean {close[0]!r}? {cls.name} takes: {', '.join(known)}"
+    elif setting:
+        hint = (f"did you mean the backtest setting {setting[0]!r}? {cls.name} takes: "
+                f"{', '.join(known) or 'no parameters'}; settings: {', '.join(SETTING_NAMES)}")
     elif known:
         hint = f"{cls.name} takes: {', '.join(known)}"
     else:

@@ -67,9 +67,13 @@ class OptimizationProgress(LiveWidget):
         job_id = self._state["job_id"]
         if not job_id or self._state["status"] not in ("running", "waiting"):
             return False
-        from qlm_kernel.optimize import cancel
+        from qlm_kernel.errors import QLMError
+        from qlm_kernel.session import cancel_job
 
-        taken = cancel(job_id)
+        try:
+            taken = bool(cancel_job(job_id)["cancel_requested"])
+        except QLMError:  # unknown or already finished: nothing to cancel
+            taken = False
         with self._state_lock:
             if taken and self._state["status"] == "running":
                 self._state["status"] = "cancelling"
@@ -80,7 +84,7 @@ class OptimizationProgress(LiveWidget):
     def start(cls, strategy: Any, data: Any = None, space: Any = None, **kwargs: Any) -> OptimizationProgress:
         """Run ``qlm.optimize(strategy, data, space, **kwargs)`` in a background thread and return a
         widget following it; the kernel stays free, so Cancel works. ``widget.result()`` waits."""
-        from qlm_kernel.optimize import optimize
+        from qlm_kernel.session import optimize
 
         widget = cls()
         future: Future[Any] = Future()
@@ -158,25 +162,26 @@ class OptimizationProgress(LiveWidget):
 
     def _load_stored(self, job_id: str) -> None:
         """Start from the store's row when the job was recorded (it may be running or finished)."""
-        try:
-            from qlm_kernel.store import default_store
+        from qlm_kernel.errors import QLMError
+        from qlm_kernel.session import get_job
 
-            row = default_store().get_job(job_id)
-        except Exception:
+        try:
+            view = get_job(job_id, trials=0)
+        except QLMError:
             return
-        if not row:
+        if not view.get("recorded"):
             return
-        best = row.get("best") or {}
-        status = str(row.get("status") or "")
+        best = view.get("best") or {}
+        status = str(view.get("status") or "")
         self._state.update(
             status={"pending": "waiting"}.get(status, status) or "waiting",
-            kind=str((row.get("config") or {}).get("method") or row.get("kind") or ""),
-            total=int(row.get("total") or 0),
-            done=int(row.get("done") or 0),
+            kind=str(view.get("method") or view.get("kind") or ""),
+            total=int(view.get("total") or 0),
+            done=int(view.get("done") or 0),
             best_value=finite(best.get("value")),
             best_params=compact(best.get("params")),
-            objective=str((row.get("config") or {}).get("objective") or ""),
-            strategy=str((row.get("config") or {}).get("strategy") or ""),
+            objective=str(view.get("objective") or ""),
+            strategy=str(view.get("strategy") or ""),
         )
         if self._state["best_value"] is not None:
             self._state["history"].append((self._state["done"], self._state["best_value"]))

@@ -9,9 +9,9 @@ import ipywidgets
 import traitlets as t
 
 from qlm_kernel.errors import ConfigError, QLMError
+from qlm_kernel.formatting import stat_rows
 from qlm_kernel.widgets.compact import compact
 from qlm_kernel.widgets.live import STATIC, stylesheet
-from qlm_kernel.widgets.statsfmt import stat_rows
 
 
 class BacktestSummary(anywidget.AnyWidget):

@@ -1,5 +1,6 @@
-"""Authenticated JSON handlers under ``<base_url>/qlm/api/``: the store's jobs, runs, strategies, heal
-sessions, events and MCP status, read through a read-only store; job cancel is the one write.
+"""Authenticated JSON handlers under ``<base_url>/qlm/api/``: jobs, runs, strategies, heal sessions,
+events and MCP status of the server's workspace, each one call to `qlm_kernel.session` (the same views
+and errors as the CLI and the MCP tools); job cancel is the one write.
 
 Every failure answers JSON ``{"error": QLMError.to_dict()}`` with a matching HTTP status. Path
 segments are matched by strict patterns (integers, short ids) and only ever used as SQL parameters or,
@@ -20,9 +21,11 @@ from jupyter_server.base.handlers import APIHandler
 
 from qlm_jupyterlab import mcpstatus, views
 from qlm_jupyterlab.workspace import Workspace
+from qlm_kernel import session
 from qlm_kernel.errors import ConfigError, QLMError, QLMSystemError, SecurityError
 from qlm_kernel.events.topics import validate_pattern
 from qlm_kernel.jsonsafe import json_safe
+from qlm_kernel.session import history
 
 ID = r"([A-Za-z0-9_-]{1,64})"
 INT = r"([0-9]{1,12})"
@@ -125,7 +128,7 @@ class JobsHandler(QLMHandler):
     async def get(self) -> None:
         limit = self.int_arg("limit", 50, minimum=1)
         status = self.get_argument("status", None)
-        self.reply({"jobs": views.jobs(self.workspace.reader(), status=status, limit=limit)})
+        self.reply({"jobs": session.list_jobs(status, limit, home=self.workspace.home)})
 
 
 class JobHandler(QLMHandler):
@@ -134,12 +137,8 @@ class JobHandler(QLMHandler):
     @tornado.web.authenticated
     @api
     async def get(self, job_id: str) -> None:
-        store = self.workspace.reader()
-        job = None if store is None else store.get_job(job_id)
-        if job is None:
-            raise ConfigError(f"no job with id {job_id!r}", code="NOT_FOUND", hint="list jobs first",
-                              job_id=job_id)
-        self.reply({"job": views.job_view(job)})
+        self.reply({"job": session.get_job(job_id, self.int_arg("trials", 0, maximum=100),
+                                           home=self.workspace.home)})
 
 
 class CancelHandler(QLMHandler):
@@ -148,13 +147,7 @@ class CancelHandler(QLMHandler):
     @tornado.web.authenticated
     @api
     async def post(self, job_id: str) -> None:
-        store = self.workspace.writer()
-        if store is None:
-            raise ConfigError(f"no job with id {job_id!r}", code="NOT_FOUND", hint="the workspace is empty",
-                              job_id=job_id)
-        with store:
-            requested = store.request_cancel(job_id)
-        self.reply({"job_id": job_id, "requested": requested})
+        self.reply(session.cancel_job(job_id, home=self.workspace.home))
 
 
 class RunsHandler(QLMHandler):
@@ -164,7 +157,8 @@ class RunsHandler(QLMHandler):
     @api
     async def get(self) -> None:
         limit = self.int_arg("limit", 30, minimum=1)
-        self.reply({"runs": views.runs(self.workspace.reader(), self.workspace, limit=limit)})
+        runs = session.list_runs(limit, home=self.workspace.home)
+        self.reply({"runs": [views.run_view(run, self.workspace) for run in runs]})
 
 
 class RunHandler(QLMHandler):
@@ -173,11 +167,7 @@ class RunHandler(QLMHandler):
     @tornado.web.authenticated
     @api
     async def get(self, run_id: str) -> None:
-        store = self.workspace.reader()
-        run = None if store is None else store.get_run(int(run_id))
-        if run is None:
-            raise ConfigError(f"no run with id {run_id}", code="NOT_FOUND", hint="list runs first",
-                              run_id=int(run_id))
+        run = session.get_run(int(run_id), home=self.workspace.home)
         self.reply({"run": views.run_view(run, self.workspace, full=True)})
 
 
@@ -201,7 +191,7 @@ class StrategiesHandler(QLMHandler):
     @tornado.web.authenticated
     @api
     async def get(self) -> None:
-        self.reply({"strategies": views.strategies(self.workspace.reader())})
+        self.reply({"strategies": history.versioned_strategies(home=self.workspace.home)})
 
 
 class VersionsHandler(QLMHandler):
@@ -210,7 +200,7 @@ class VersionsHandler(QLMHandler):
     @tornado.web.authenticated
     @api
     async def get(self, name: str) -> None:
-        self.reply({"strategy": name, "versions": views.strategy_versions(self.workspace.reader(), name)})
+        self.reply({"strategy": name, "versions": history.strategy_versions(name, home=self.workspace.home)})
 
 
 class HealListHandler(QLMHandler):
@@ -220,7 +210,7 @@ class HealListHandler(QLMHandler):
     @api
     async def get(self) -> None:
         limit = self.int_arg("limit", 30, minimum=1)
-        self.reply({"sessions": views.heal_sessions(self.workspace.reader(), limit=limit)})
+        self.reply({"sessions": history.list_heal_sessions(limit, home=self.workspace.home)})
 
 
 class HealHandler(QLMHandler):
@@ -229,11 +219,7 @@ class HealHandler(QLMHandler):
     @tornado.web.authenticated
     @api
     async def get(self, session_id: str) -> None:
-        session = views.heal_session(self.workspace.reader(), session_id)
-        if session is None:
-            raise ConfigError(f"no heal session with id {session_id!r}", code="NOT_FOUND",
-                              hint="list heal sessions first", session_id=session_id)
-        self.reply({"session": session})
+        self.reply({"session": history.get_heal_session(session_id, home=self.workspace.home)})
 
 
 class EventsHandler(QLMHandler):
@@ -242,15 +228,9 @@ class EventsHandler(QLMHandler):
     @tornado.web.authenticated
     @api
     async def get(self) -> None:
-        store = self.workspace.reader()
         after = self.int_arg("after", 0, maximum=2**62)
         limit = self.int_arg("limit", 200, minimum=1)
-        topics = self.topics_arg()
-        if store is None:
-            self.reply({"events": [], "last_id": 0})
-            return
-        events = store.tail_events(after_id=after, limit=limit, topics=topics)
-        self.reply({"events": events, "last_id": store.last_event_id()})
+        self.reply(history.tail_events(after, limit, self.topics_arg(), home=self.workspace.home))
 
 
 class MCPHandler(QLMHandler):
@@ -260,7 +240,7 @@ class MCPHandler(QLMHandler):
     @api
     async def get(self) -> None:
         status: mcpstatus.MCPStatus = self.settings["qlm_mcp_status"]
-        status.update(self.workspace.reader())
+        status.update(self.workspace.home)
         snapshot = status.snapshot(time.time())
         for server in snapshot["servers"]:
             server["reachable"] = (await mcpstatus.reachable(server.get("url"))

@@ -16,7 +16,7 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-from qlm_kernel.store import Store
+from qlm_kernel.session.history import tail_events
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 ACTIVE_SECONDS = 300.0  # a client with a tool call this recent counts as active
@@ -36,17 +36,15 @@ class MCPStatus:
         self.last_tool: dict[str, Any] | None = None
         self.sse_disconnects = 0
 
-    def update(self, store: Store | None, page: int = 2000) -> None:
-        """Read the ``mcp.*`` events written since the last call."""
-        if store is None:
-            return
+    def update(self, home: Any, page: int = 1000) -> None:
+        """Read the ``mcp.*`` events written to the workspace ``home`` since the last call."""
         with self._lock:
             while True:
-                events = store.tail_events(after_id=self.last_id, limit=page, topics="mcp.*")
-                for event in events:
+                batch = tail_events(self.last_id, page, ["mcp.*"], home=home)
+                for event in batch["events"]:
                     self._apply(event)
-                    self.last_id = event["id"]
-                if len(events) < page:
+                self.last_id = batch["last_id"]
+                if len(batch["events"]) < page:
                     return
 
     def _apply(self, event: dict[str, Any]) -> None:

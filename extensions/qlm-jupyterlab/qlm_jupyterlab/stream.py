@@ -19,10 +19,10 @@ import tornado.web
 from tornado.iostream import StreamClosedError
 
 from qlm_jupyterlab.handlers import QLMHandler, api
-from qlm_kernel.jsonsafe import json_safe
+from qlm_kernel.session.history import tail_events
 
 POLL_SECONDS = 0.25
-BATCH = 500
+BATCH = 500  # events per SSE message at most
 KEEPALIVE_SECONDS = 15.0
 
 
@@ -39,17 +39,16 @@ class EventStreamHandler(QLMHandler):
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Accel-Buffering", "no")
+        home = self.workspace.home
         if after < 0:
-            store = self.workspace.reader()
-            after = 0 if store is None else store.last_event_id()
+            after = tail_events(-1, 1, topics, home=home)["last_id"]
         await self._send(f"retry: 1000\nevent: hello\ndata: {json.dumps({'last_id': after})}\n\n")
         idle_since = time.monotonic()
         while not self.request.connection.stream.closed():  # type: ignore[union-attr]
-            store = self.workspace.reader()
-            events = [] if store is None else store.tail_events(after_id=after, limit=BATCH, topics=topics)
+            page = tail_events(after, BATCH, topics, home=home)
+            events, after = page["events"], page["last_id"]
             if events:
-                after = events[-1]["id"]
-                body = json.dumps(json_safe({"events": events, "last_id": after}))
+                body = json.dumps({"events": events, "last_id": after})
                 if not await self._send(f"id: {after}\ndata: {body}\n\n"):
                     return
                 idle_since = time.monotonic()

@@ -17,11 +17,11 @@ from typing import Any
 
 import pandas as pd
 
-from qlm_kernel.heal import target as files
-from qlm_kernel.heal.loop import _check_attempts, _HealLoop
-from qlm_kernel.heal.policy import class_names
-from qlm_kernel.heal.report import HealReport
-from qlm_kernel.heal.runner import RunOutcome
+from qlm_kernel.healing import target as files
+from qlm_kernel.healing.loop import _check_attempts, _HealLoop
+from qlm_kernel.healing.policy import class_names
+from qlm_kernel.healing.report import HealReport
+from qlm_kernel.healing.runner import RunOutcome
 from qlm_kernel.strategy.timelimit import check_limit
 
 

@@ -17,11 +17,11 @@ import sys
 import types
 from typing import Any
 
-from qlm_kernel.heal.loop import Model, heal
-from qlm_kernel.heal.policy import ALLOWED_IMPORTS, check_candidate
-from qlm_kernel.heal.prompt import API_SUMMARY, HEAL_SYSTEM_PROMPT, build_prompt, format_trace
-from qlm_kernel.heal.reply import Proposal, Reply, extract_proposal, normalize_reply
-from qlm_kernel.heal.report import STEP_KINDS, HealReport, HealStep
+from qlm_kernel.healing.loop import Model, heal
+from qlm_kernel.healing.policy import ALLOWED_IMPORTS, check_candidate
+from qlm_kernel.healing.prompt import API_SUMMARY, HEAL_SYSTEM_PROMPT, build_prompt, format_trace
+from qlm_kernel.healing.reply import Proposal, Reply, extract_proposal, normalize_reply
+from qlm_kernel.healing.report import STEP_KINDS, HealReport, HealStep
 
 __all__ = [
     "ALLOWED_IMPORTS",
@@ -44,7 +44,7 @@ __all__ = [
 
 class _CallableModule(types.ModuleType):
     """Makes ``qlm.heal(...)`` work even where Python bound the name to this package (after an
-    ``import qlm_kernel.heal``, the package attribute ``qlm_kernel.heal`` is this module)."""
+    ``import qlm_kernel.healing``, the package attribute ``qlm_kernel.healing`` is this module)."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> HealReport:
         return heal(*args, **kwargs)

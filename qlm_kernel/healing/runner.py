@@ -15,10 +15,9 @@ import pandas as pd
 
 from qlm_kernel.engine.settings import SETTING_NAMES
 from qlm_kernel.errors import QLMError
-from qlm_kernel.heal.target import HealTarget
+from qlm_kernel.formatting import HEADLINE_STATS
+from qlm_kernel.healing.target import HealTarget
 from qlm_kernel.strategy import diagnose_no_trades, resolve_strategy, time_limit_scope
-
-HEADLINE_STATS = ("final_value", "total_return", "sharpe", "max_drawdown", "n_trades")
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ def run_once(target: HealTarget, frame: pd.DataFrame, dataset: str | None, kwarg
              version: dict[str, Any], time_limit: float | None, require_trades: bool, record: bool | None,
              source: str) -> RunOutcome:
     """Backtest the target file on ``frame`` with ``kwargs`` (params and settings) under the limit."""
-    from qlm_kernel.session import backtest
+    from qlm_kernel.workspace import recorded_backtest as backtest
 
     started = time.perf_counter()
     with time_limit_scope(time_limit):

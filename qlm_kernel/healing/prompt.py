@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from qlm_kernel.heal.policy import ALLOWED_IMPORTS
+from qlm_kernel.healing.policy import ALLOWED_IMPORTS
 
 HEAL_SYSTEM_PROMPT = (
     "You repair Python trading-strategy files for QLM. You receive the error trace of a failing "

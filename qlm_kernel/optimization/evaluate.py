@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qlm_kernel.engine.api import as_ohlcv_frame, price_arrays, simulate
+from qlm_kernel.engine.api import price_arrays, simulate
 from qlm_kernel.engine.settings import BacktestSettings
 from qlm_kernel.engine.stats import STAT_KEYS, summarize
 from qlm_kernel.errors import OptimizationError, QLMError
 from qlm_kernel.store import trial_key
+from qlm_kernel.strategy.run import ohlcv_frame, signal_arrays
 
 EQUITY_POINTS = 1024  # period returns kept per trial for PBO (1025 equity samples)
 OBJECTIVE_KEYS = tuple(k for k in STAT_KEYS if k not in ("start", "end"))
@@ -32,7 +33,6 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
 }
-_NAN1 = np.array([np.nan])
 
 
 def check_objective(objective: str, maximize: bool | None) -> bool:
@@ -110,7 +110,7 @@ class Evaluator:
     ) -> None:
         self.cls = cls
         self.fixed = dict(fixed or {})
-        self.frame = as_ohlcv_frame(frame)
+        self.frame = ohlcv_frame(frame)
         self.settings = BacktestSettings(**dict(settings))
         self.positions = sample_positions(len(self.frame))
         self.close = price_arrays(self.frame)[3]
@@ -118,22 +118,12 @@ class Evaluator:
 
     def evaluate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """A trial row: params, trial_key, status ('ok'|'error'), stats (JSON-safe), equity samples, error."""
-        from qlm_kernel.strategy import compute_signals
-
         params = dict(params)
         row: dict[str, Any] = {"params": params, "trial_key": trial_key(params)}
         try:
             strat = self.cls(**{**self.fixed, **params})
-            frame = self.frame
-            signals = compute_signals(strat, frame)
-            n = len(frame)
-            el, xl, es, xs = signals.to_arrays(n, frame.index)
-            sl_a, tp_a, tsl_a = signals.stop_arrays(n, frame.index)
-            s = self.settings
-            sl_a = sl_a if signals.sl_stop is not None else _scalar(s.sl_stop)
-            tp_a = tp_a if signals.tp_stop is not None else _scalar(s.tp_stop)
-            tsl_a = tsl_a if signals.tsl_stop is not None else _scalar(s.tsl_stop)
-            equity, _trades, acc = simulate(frame, el, xl, es, xs, sl_a, tp_a, tsl_a, s)
+            frame, s = self.frame, self.settings
+            equity, _trades, acc = simulate(frame, *signal_arrays(strat, frame, s), s)
         except QLMError as err:
             row.update(status="error", stats=None, equity=None, error=err.to_dict())
             return row
@@ -146,7 +136,3 @@ class Evaluator:
     def evaluate_many(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Several trials in order (a Dask task or one thread's chunk)."""
         return [self.evaluate(p) for p in batch]
-
-
-def _scalar(value: float | None) -> np.ndarray:
-    return _NAN1 if value is None else np.array([float(value)])

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from qlm_kernel.errors import OptimizationError
-from qlm_kernel.optimize.space import Space, combo_at, genes_to_params, grid_size
+from qlm_kernel.optimization.space import Space, combo_at, genes_to_params, grid_size
 from qlm_kernel.store import trial_key
 
 AUTO_GRID_LIMIT = 5000

@@ -15,7 +15,7 @@ from typing import Any
 
 from qlm_kernel.errors import QLMError
 
-log = logging.getLogger("qlm_kernel.session")
+log = logging.getLogger("qlm_kernel.workspace")
 
 _recorder_lock = threading.Lock()
 _recorder: Any = None
@@ -37,8 +37,8 @@ def ensure_event_recorder() -> Any:
     """
     global _recorder, _recorder_home
     from qlm_kernel.events import EventRecorder, get_bus
+    from qlm_kernel.home import qlm_home
     from qlm_kernel.store import default_store
-    from qlm_kernel.workspace import qlm_home
 
     home = str(qlm_home())
     with _recorder_lock:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-KEY_STATS = ("total_return", "sharpe", "max_drawdown", "n_trades", "final_value")
+from qlm_kernel.formatting import HEADLINE_STATS as KEY_STATS
 
 
 class OptimizationResult:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from qlm_kernel.optimize.evaluate import Evaluator
+from qlm_kernel.optimization.evaluate import Evaluator
 
 _worker_lock = threading.Lock()
 _worker_classes: dict[tuple[str, str | None, str], type] = {}

@@ -18,25 +18,25 @@ from qlm_kernel.store.jobs import new_job_id
 PROGRESS_INTERVAL_S = 0.25  # at most ~4 job.progress events per second
 _cancel_lock = threading.Lock()
 _cancelled: set[str] = set()
+_running: dict[str, JobTracker] = {}
 
 
-def cancel(job_id: str) -> bool:
-    """Ask the optimization ``job_id`` to stop after its current batch.
-
-    Sets an in-process flag (works with ``record=False``) and, when the job is in the workspace
-    store, its ``cancel_requested`` column (works across processes). True if the request was taken.
-    """
+def cancel_in_process(job_id: str) -> bool:
+    """Flag ``job_id`` to stop after its current batch if it runs in this process (recorded or not);
+    False when no such job runs here. Jobs in other processes are stopped through the store's flag
+    (`qlm_kernel.session.cancel_job` sets both)."""
     with _cancel_lock:
+        if job_id not in _running:
+            return False
         _cancelled.add(job_id)
-    try:
-        from qlm_kernel.store import default_store
+        return True
 
-        store = default_store()
-        if store.get_job(job_id) is not None:
-            return bool(store.request_cancel(job_id))
-    except Exception:
-        pass
-    return True
+
+def running_in_process(job_id: str) -> dict[str, Any] | None:
+    """The live progress payload of a job running in this process, else None."""
+    with _cancel_lock:
+        tracker = _running.get(job_id)
+    return None if tracker is None else tracker.payload()
 
 
 class JobTracker:
@@ -78,6 +78,7 @@ class JobTracker:
         )
         with _cancel_lock:
             _cancelled.discard(self.job_id)
+            _running[self.job_id] = self
         publish(
             "job.created",
             {
@@ -161,6 +162,7 @@ class JobTracker:
             )
         with _cancel_lock:
             _cancelled.discard(self.job_id)
+            _running.pop(self.job_id, None)
 
 
 def _store_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -5,18 +5,20 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from qlm_kernel.engine.settings import SETTING_NAMES, BacktestSettings
 from qlm_kernel.errors import OptimizationError, QLMError
-from qlm_kernel.optimize.evaluate import Evaluator, check_constraints, check_objective, is_feasible
-from qlm_kernel.optimize.job import JobTracker, stored_rows
-from qlm_kernel.optimize.result import OptimizationResult, best_row, score
-from qlm_kernel.optimize.runner import DaskRunner, ThreadRunner
-from qlm_kernel.optimize.search import (
+from qlm_kernel.optimization.evaluate import Evaluator, check_constraints, check_objective, is_feasible
+from qlm_kernel.optimization.job import JobTracker, stored_rows
+from qlm_kernel.optimization.result import OptimizationResult, best_row, score
+from qlm_kernel.optimization.runner import DaskRunner, ThreadRunner
+from qlm_kernel.optimization.search import (
     SearchCancelledError,
     choose_method,
     genetic_search,
@@ -24,7 +26,7 @@ from qlm_kernel.optimize.search import (
     planned_trials,
     random_search,
 )
-from qlm_kernel.optimize.space import resolve_space
+from qlm_kernel.optimization.space import resolve_space
 from qlm_kernel.store import trial_key
 
 COMPARED = (
@@ -62,6 +64,7 @@ def optimize(
     sample: dict[str, Any] | None = None,
     progress: Callable[[dict[str, Any]], Any] | None = None,
     patience: int = 5,
+    max_trials: int | None = None,
     **settings: Any,
 ) -> OptimizationResult:
     """Search ``space`` for the parameters of ``strategy`` that are best by ``objective`` on ``data``.
@@ -73,7 +76,8 @@ def optimize(
     max_drawdown_bars, fees_paid, rejected_orders (max_drawdown is negative, so it is maximized).
     ``constraints``: {stat: (op, value)} or callable(stats) -> bool; violators are kept, marked
     infeasible, never best. ``executor``: None (threads, ``n_jobs``) or a dask.distributed Client.
-    ``resume``: a job id to finish (config must match). Other keywords are backtest settings.
+    ``resume``: a job id to finish (config must match). ``max_trials`` refuses (LIMIT_EXCEEDED) a
+    search planned to run more evaluations, before any work. Other keywords are backtest settings.
     """
     unknown = sorted(set(settings) - set(SETTING_NAMES))
     if unknown:
@@ -89,10 +93,11 @@ def optimize(
     if stored_cfg is not None:
         if data is None and dataset is None and sample is None:
             dataset, sample = stored_cfg.get("dataset"), stored_cfg.get("sample")
+            data = stored_cfg.get("data_file") if dataset is None and sample is None else None
         space = space if space is not None else stored_cfg.get("space")
         method = stored_cfg.get("method", method) if method == "auto" else method
         n_trials = n_trials if n_trials is not None else stored_cfg.get("n_trials")
-    from qlm_kernel.session import ensure_event_recorder, frame_fingerprint, recording_enabled, resolve_data
+    from qlm_kernel.workspace import ensure_event_recorder, frame_fingerprint, recording_enabled, resolve_data
 
     frame, dataset_name = resolve_data(data, dataset=dataset, sample=sample)
     cls, fixed = _strategy_class(strategy)
@@ -101,6 +106,16 @@ def optimize(
     maximize_ = check_objective(objective, maximize)
     check_constraints(constraints)
     total = planned_trials(method_, space_, n_trials)
+    asked = total
+    if max_trials is not None and asked > max_trials:
+        raise OptimizationError(
+            f"this {method_} search plans {asked:,} evaluations, over the limit of {max_trials:,}",
+            hint="narrow the space (fewer values per parameter), or use method='random'/'genetic' with a "
+            "smaller n_trials",
+            code="LIMIT_EXCEEDED",
+            limit=max_trials,
+            value=asked,
+        )
     settings_obj = BacktestSettings(**settings)
     config = {
         "strategy": getattr(cls, "name", cls.__name__),
@@ -110,6 +125,7 @@ def optimize(
         "fixed_params": fixed,
         "dataset": dataset_name,
         "sample": sample,
+        "data_file": _data_file(data, dataset_name),
         "data_fingerprint": frame_fingerprint(frame),
         "space": space_,
         "method": method_,
@@ -205,6 +221,13 @@ def optimize(
         sample_index=pd.Index(sample_index),
         n_computed=tracker.computed,
     )
+
+
+def _data_file(data: Any, dataset_name: str | None) -> str | None:
+    """The absolute path of a data file the job ran on (what a resume re-loads), else None."""
+    if isinstance(data, (str, os.PathLike)) and dataset_name is None:
+        return str(Path(data).expanduser().resolve())
+    return None
 
 
 def _strategy_class(strategy: Any) -> tuple[type, dict[str, Any]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qlm_kernel.errors import StrategyError
-from qlm_kernel.heal.diffs import looks_like_diff
+from qlm_kernel.healing.diffs import looks_like_diff
 
 _TEXT_KEYS = ("text", "content", "reply", "code", "message")
 _THINKING_KEYS = ("thinking", "reasoning", "reasoning_content")

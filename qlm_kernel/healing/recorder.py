@@ -23,10 +23,10 @@ from qlm_kernel.events.topics import (
     HEAL_THINKING,
     SYSTEM_ERROR,
 )
-from qlm_kernel.heal.report import HealReport, HealStep
+from qlm_kernel.healing.report import HealReport, HealStep
 from qlm_kernel.jsonsafe import json_safe
 
-log = logging.getLogger("qlm_kernel.heal")
+log = logging.getLogger("qlm_kernel.healing")
 
 
 class HealRecorder:

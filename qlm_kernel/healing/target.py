@@ -1,7 +1,7 @@
 """The one file a heal session may change, and how its versions are saved and restored.
 
 Rule: ``heal("broken")`` / ``heal("broken.py")`` (a bare name) means ``<QLM_HOME>/strategies/broken.py``,
-checked and written only through `qlm_kernel.session.strategies` (confined names, versioned atomic
+checked and written only through `qlm_kernel.workspace.strategies` (confined names, versioned atomic
 writes); a bare name that exists only among the bundled examples is first copied into the workspace,
 so examples are never modified. A path (``"strategies/broken.py"``, ``Path(...)``) names that file
 explicitly: the Python user chose it, so it may lie outside the workspace; it is versioned in the
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from qlm_kernel.errors import ConfigError, SecurityError
-from qlm_kernel.session import strategies as ws
+from qlm_kernel.workspace import strategies as ws
 
 
 @dataclass(frozen=True)

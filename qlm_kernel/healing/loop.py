@@ -14,18 +14,18 @@ from typing import Any
 import pandas as pd
 
 from qlm_kernel.errors import ConfigError, QLMError
-from qlm_kernel.heal import target as files
-from qlm_kernel.heal.diffs import apply_unified_diff, make_diff
-from qlm_kernel.heal.policy import check_candidate, class_names
-from qlm_kernel.heal.prompt import build_prompt, format_trace
-from qlm_kernel.heal.recorder import HealRecorder
-from qlm_kernel.heal.reply import extract_proposal, normalize_reply
-from qlm_kernel.heal.report import HealReport
-from qlm_kernel.heal.runner import RunOutcome, run_once
+from qlm_kernel.healing import target as files
+from qlm_kernel.healing.diffs import apply_unified_diff, make_diff
+from qlm_kernel.healing.policy import check_candidate, class_names
+from qlm_kernel.healing.prompt import build_prompt, format_trace
+from qlm_kernel.healing.recorder import HealRecorder
+from qlm_kernel.healing.reply import extract_proposal, normalize_reply
+from qlm_kernel.healing.report import HealReport
+from qlm_kernel.healing.runner import RunOutcome, run_once
 from qlm_kernel.strategy.timelimit import check_limit
 
 Model = Callable[[str], Any]
-"""A model: ``model(prompt) -> str | dict | object`` (see `qlm_kernel.heal.reply` for what is read)."""
+"""A model: ``model(prompt) -> str | dict | object`` (see `qlm_kernel.healing.reply` for what is read)."""
 
 
 def heal(
@@ -62,7 +62,7 @@ def heal(
 
     Loop: record the file as a version (author "user") -> run -> on failure, build a prompt (trace +
     full source + API summary + rules) -> reply -> accept a fenced python file, bare code or a
-    unified diff -> validate (`qlm_kernel.heal.policy`: parses, same Strategy class, imports from
+    unified diff -> validate (`qlm_kernel.healing.policy`: parses, same Strategy class, imports from
     ``ALLOWED_IMPORTS`` only, no file/process/dynamic-code access, only this file named) -> save as a
     new version (author "healer") -> re-run; a refused reply counts as an attempt and its reason goes
     into the next prompt. A run passes when the backtest completes and, with ``require_trades``,
@@ -81,7 +81,7 @@ def heal(
             code="BAD_MODEL",
             hint="pass e.g. model=lambda prompt: my_client.complete(prompt)",
         )
-    from qlm_kernel.session import resolve_data
+    from qlm_kernel.workspace import resolve_data
 
     target = files.resolve_target(strategy, workspace_only=workspace_only)
     frame, dataset_name = resolve_data(data, dataset=dataset, sample=sample)
@@ -420,6 +420,6 @@ def _model_label(model: Model | None) -> str | None:
 
 
 def _max_bytes() -> int:
-    from qlm_kernel.session.strategies import MAX_STRATEGY_BYTES
+    from qlm_kernel.workspace.strategies import MAX_STRATEGY_BYTES
 
     return MAX_STRATEGY_BYTES

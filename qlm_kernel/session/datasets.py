@@ -1,0 +1,31 @@
+"""Workspace datasets and built-in samples, as every front end lists and imports them."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from qlm_kernel.data.samples import SAMPLE_KINDS
+from qlm_kernel.jsonsafe import json_safe
+from qlm_kernel.workspace.data import SAMPLE_EXAMPLE, SAMPLE_FIELDS, data_manager
+
+
+def list_datasets() -> dict[str, Any]:
+    """``{"root", "datasets": [metadata...], "samples": {"kinds", "fields", "example"}}``."""
+    manager = data_manager()
+    return {
+        "root": str(manager.root),
+        "datasets": json_safe(manager.list()),
+        "samples": {
+            "kinds": list(SAMPLE_KINDS),
+            "fields": list(SAMPLE_FIELDS),
+            "example": dict(SAMPLE_EXAMPLE),
+        },
+    }
+
+
+def import_dataset(
+    path: str | os.PathLike[str], name: str | None = None, *, repair: bool = False, overwrite: bool = False
+) -> dict[str, Any]:
+    """Validate a CSV/Parquet file once and store it as a workspace dataset; its metadata."""
+    return json_safe(data_manager().import_file(path, name, repair=repair, overwrite=overwrite))

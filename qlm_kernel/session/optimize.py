@@ -1,0 +1,133 @@
+"""`qlm.optimize` and its job operations, as every front end starts them.
+
+``qlm.optimize(...)`` runs a search (`qlm_kernel.optimization.optimize`); the job it creates is
+watched and stopped with ``qlm.optimize.status(job_id)``, ``qlm.optimize.list()``,
+``qlm.optimize.cancel(job_id)`` and continued with ``qlm.optimize.resume(job_id)`` — the same
+functions the CLI (``qlm jobs``), the MCP tools and the widgets call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from qlm_kernel.errors import OptimizationError
+from qlm_kernel.optimization import OptimizationResult
+from qlm_kernel.optimization import optimize as run_search
+from qlm_kernel.session.jobs import cancel_job, get_job, list_jobs
+from qlm_kernel.session.limits import USER, Limits
+from qlm_kernel.session.spec import check_settings
+from qlm_kernel.workspace import stores
+from qlm_kernel.workspace.data import check_sample
+
+
+def optimize(
+    strategy: Any,
+    data: Any = None,
+    space: Mapping[str, Any] | None = None,
+    *,
+    method: str = "auto",
+    objective: str = "sharpe",
+    maximize: bool | None = None,
+    constraints: Mapping[str, Any] | Callable[[dict[str, Any]], bool] | None = None,
+    n_trials: int | None = None,
+    seed: int = 0,
+    executor: Any = None,
+    n_jobs: int | None = None,
+    resume: str | None = None,
+    batch_size: int | None = None,
+    record: bool = True,
+    dataset: str | None = None,
+    sample: dict[str, Any] | None = None,
+    progress: Callable[[dict[str, Any]], Any] | None = None,
+    patience: int = 5,
+    limits: Limits = USER,
+    **settings: Any,
+) -> OptimizationResult:
+    """Search ``space`` for the parameters of ``strategy`` that are best by ``objective``.
+
+    Data as in `qlm.backtest` (a frame or file, ``dataset=`` or ``sample=``); ``method`` "grid",
+    "random", "genetic" or "auto" (grid up to 5000 combinations, else genetic); other keywords are
+    backtest settings (checked by name: an unknown one is UNKNOWN_SETTING with the closest match).
+    ``limits`` caps the work for front ends that serve others (MCP). See
+    `qlm_kernel.optimization.optimize` for every argument. The job is recorded unless ``record=False``.
+    """
+    settings = check_settings(settings)
+    if data is None and dataset is None and sample is None and resume is None:
+        sample = limits.default_sample
+    if sample is not None:
+        sample = check_sample(sample, limits.max_sample_bars)
+    if limits.max_threads is not None and n_jobs is not None:
+        n_jobs = min(int(n_jobs), limits.max_threads)
+    return run_search(
+        strategy,
+        data,
+        space,
+        method=method,
+        objective=objective,
+        maximize=maximize,
+        constraints=constraints,
+        n_trials=n_trials,
+        seed=seed,
+        executor=executor,
+        n_jobs=n_jobs,
+        resume=resume,
+        batch_size=batch_size,
+        record=record,
+        dataset=dataset,
+        sample=sample,
+        progress=progress,
+        patience=patience,
+        max_trials=limits.max_trials,
+        **settings,
+    )
+
+
+def resume_job(
+    job_id: str, *, n_jobs: int | None = None, progress: Callable[[dict[str, Any]], Any] | None = None
+) -> OptimizationResult:
+    """Finish a stored optimization job (killed, cancelled or failed) from its recorded configuration:
+    the same strategy file, data, space, method and settings; trials already stored are not re-run."""
+    with stores.reading() as store:
+        job = None if store is None else store.get_job(str(job_id))
+    if job is None or job.get("kind") != "optimize":
+        raise OptimizationError(
+            f"no optimization job {job_id!r} to resume",
+            code="NOT_FOUND",
+            hint="list jobs with `qlm jobs list` (MCP: list_jobs)",
+            job_id=str(job_id),
+        )
+    config = job.get("config") or {}
+    path = config.get("strategy_path")
+    if not path:
+        raise OptimizationError(
+            f"job {job_id} ran a strategy defined in a notebook, not a file; resume needs the class",
+            hint=f"call qlm.optimize(YourStrategy, ..., resume={str(job_id)!r})",
+            code="RESUME_MISMATCH",
+            job_id=str(job_id),
+        )
+    from qlm_kernel.strategy import resolve_strategy
+
+    strategy = resolve_strategy(f"{path}:{config.get('class_name')}", **(config.get("fixed_params") or {}))
+    return optimize(
+        strategy if config.get("fixed_params") else type(strategy),
+        None,
+        config.get("space"),
+        method=config.get("method", "auto"),
+        objective=config.get("objective", "sharpe"),
+        maximize=config.get("maximize"),
+        constraints=config.get("constraints"),
+        n_trials=config.get("n_trials"),
+        seed=config.get("seed", 0),
+        patience=config.get("patience", 5),
+        n_jobs=n_jobs,
+        resume=str(job_id),
+        progress=progress,
+        **(config.get("settings") or {}),
+    )
+
+
+optimize.cancel = cancel_job  # type: ignore[attr-defined]
+optimize.status = get_job  # type: ignore[attr-defined]
+optimize.list = list_jobs  # type: ignore[attr-defined]
+optimize.resume = resume_job  # type: ignore[attr-defined]

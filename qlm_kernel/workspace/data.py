@@ -1,0 +1,194 @@
+"""Name data the way every front end does: a DataFrame, a file path, a dataset name or a sample spec.
+
+This is the one data resolution of QLM: the Python API, the CLI, the MCP tools, the widgets and the
+research layers all call `resolve_data`. A sample spec is checked here (its fields, and its size
+against the caller's ``max_bars``); workspace datasets stay loaded between calls (`DatasetCache`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from qlm_kernel.data import DataManager, load_ohlcv, sample_data
+from qlm_kernel.data.samples import SAMPLE_KINDS
+from qlm_kernel.errors import DataError
+
+SAMPLE_FIELDS = ("kind", "n", "seed", "start", "freq")
+DATA_FILE_SUFFIXES = {".csv", ".parquet", ".pq", ".gz"}
+SAMPLE_EXAMPLE = {"kind": "synthetic", "n": 10_000, "seed": 0}
+
+
+def data_manager() -> DataManager:
+    """The workspace's DataManager, recording every import/removal in the store."""
+    return DataManager(on_change=_record_dataset_change)
+
+
+def _record_dataset_change(event: str, meta: dict[str, Any]) -> None:
+    from qlm_kernel.store import default_store
+
+    store = default_store()
+    if event == "removed":
+        store.delete_dataset(meta["name"])
+    else:
+        store.record_dataset(meta)
+
+
+def check_sample(sample: Any, max_bars: int | None = None) -> dict[str, Any]:
+    """A sample spec, checked: a dict of known fields, a known kind, ``n`` an integer in [2, max_bars]."""
+    if not isinstance(sample, dict):
+        raise DataError(
+            f"sample must be a mapping like {SAMPLE_EXAMPLE}, got {type(sample).__name__}",
+            code="DATA_BAD_INPUT",
+            hint=f"kinds: {', '.join(SAMPLE_KINDS)}",
+        )
+    unknown = sorted(set(sample) - set(SAMPLE_FIELDS))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], SAMPLE_FIELDS, n=1)
+        raise DataError(
+            f"unknown sample field(s) {unknown}",
+            code="DATA_BAD_INPUT",
+            hint=(f"did you mean {close[0]!r}? " if close else "")
+            + f"sample fields: {', '.join(SAMPLE_FIELDS)}",
+        )
+    kind = sample.get("kind", "synthetic")
+    if kind not in SAMPLE_KINDS:
+        close = difflib.get_close_matches(str(kind), SAMPLE_KINDS, n=1)
+        raise DataError(
+            f"unknown sample kind {kind!r}",
+            code="DATA_SAMPLE",
+            hint=(f"did you mean {close[0]!r}? " if close else "") + f"kinds: {', '.join(SAMPLE_KINDS)}",
+            value=str(kind),
+        )
+    n = sample.get("n")
+    top = max_bars if max_bars is not None else None
+    if n is not None and (
+        isinstance(n, bool) or not isinstance(n, int) or n < 2 or (top is not None and n > top)
+    ):
+        span = f"between 2 and {top:,}" if top is not None else "of at least 2"
+        raise DataError(
+            f"sample n must be an integer {span}, got {n!r}",
+            code="DATA_BAD_INPUT",
+            hint="use a smaller sample"
+            if top is not None and isinstance(n, int) and n > top
+            else "e.g. n=10000",
+            value=n,
+        )
+    return {"kind": kind, **{k: v for k, v in sample.items() if k != "kind"}}
+
+
+def resolve_data(
+    data: Any = None,
+    *,
+    dataset: str | None = None,
+    sample: dict[str, Any] | None = None,
+    max_bars: int | None = None,
+    repair: bool = False,
+) -> tuple[pd.DataFrame, str | None]:
+    """(frame, dataset name or None) from a frame, a CSV/Parquet path, a dataset name or a sample spec.
+
+    ``sample`` is e.g. ``{"kind": "synthetic", "n": 10000, "seed": 0}``. A frame together with
+    ``dataset=`` means "this frame is that dataset, already loaded". A string that is neither an
+    existing file nor a known dataset raises a DataError listing the datasets there are.
+    ``max_bars`` caps a sample's ``n`` (front ends that take requests from others set it);
+    ``repair`` lets a file be sorted and de-duplicated instead of refused (`load_ohlcv`).
+    """
+    if isinstance(data, pd.DataFrame) and dataset is not None and sample is None:
+        return data, dataset  # the caller already loaded this dataset
+    given = [x is not None for x in (data, dataset, sample)]
+    if sum(given) != 1:
+        raise DataError(
+            "give exactly one of data, dataset or sample",
+            hint="e.g. dataset='prices' (see qlm data list) or sample={'kind': 'synthetic', 'n': 10000}",
+            code="DATA_AMBIGUOUS",
+        )
+    if sample is not None:
+        spec = check_sample(sample, max_bars)
+        kind = spec.pop("kind")
+        return sample_data(kind, **spec), None
+    if dataset is not None:
+        return load_dataset(dataset), dataset
+    if isinstance(data, pd.DataFrame):
+        return data, None
+    if isinstance(data, (str, os.PathLike)):
+        path = Path(data)
+        if path.suffix.lower() in DATA_FILE_SUFFIXES or path.exists():
+            return load_ohlcv(path, repair=repair), None
+        if str(data) in data_manager():
+            return load_dataset(str(data)), str(data)
+        raise unknown_dataset(str(data), file_too=True)
+    raise DataError(
+        f"data must be a DataFrame, a file path or a dataset name, got {type(data).__name__}",
+        hint="use qlm.load_ohlcv('prices.csv') or qlm.sample_data('synthetic')",
+        code="DATA_BAD_INPUT",
+    )
+
+
+def unknown_dataset(name: str, *, file_too: bool = False) -> DataError:
+    """DATA_NOT_FOUND for a name that is not a workspace dataset, with the closest one and how to import."""
+    known = [m["name"] for m in data_manager().list()]
+    close = difflib.get_close_matches(name, known, n=1)
+    what = (
+        "neither a data file nor a dataset in the workspace" if file_too else "not a dataset in the workspace"
+    )
+    return DataError(
+        f"{name!r} is {what}",
+        hint=(f"did you mean {close[0]!r}? " if close else "")
+        + f"datasets: {', '.join(known) or 'none yet'}; "
+        "import a file with `qlm data import FILE --name NAME`",
+        code="DATA_NOT_FOUND",
+        value=name,
+    )
+
+
+class DatasetCache:
+    """Workspace datasets kept loaded between calls (the last ``size`` used), keyed by the file's path,
+    mtime and size so a re-import is seen. Each call gets its own copy-on-write view: code that edits
+    its data in place cannot change what the next call sees."""
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._frames: OrderedDict[tuple[str, str, int, int], pd.DataFrame] = OrderedDict()
+
+    def load(self, name: str) -> pd.DataFrame:
+        from qlm_kernel.workspace.fingerprints import seed_fingerprint
+
+        manager = data_manager()
+        if name not in manager:
+            raise unknown_dataset(name)
+        path = manager.path(name)
+        stat = path.stat() if path.exists() else None
+        key = (str(path.parent), name, stat.st_mtime_ns if stat else 0, stat.st_size if stat else 0)
+        with self._lock:
+            frame = self._frames.get(key)
+            if frame is not None:
+                self._frames.move_to_end(key)
+        if frame is None:
+            frame = manager.load(name)
+            with self._lock:
+                self._frames[key] = frame
+                while len(self._frames) > self.size:
+                    self._frames.popitem(last=False)
+        view = frame.copy(deep=False)
+        if frame.attrs.get("fingerprint"):
+            seed_fingerprint(view, frame.attrs["fingerprint"])
+        return view
+
+    def clear(self) -> None:
+        with self._lock:
+            self._frames.clear()
+
+
+DATASETS = DatasetCache()
+
+
+def load_dataset(name: str) -> pd.DataFrame:
+    """A workspace dataset (a copy-on-write view of the cached frame, its stored fingerprint seeded)."""
+    return DATASETS.load(name)

@@ -1,0 +1,330 @@
+"""Strategy files in the workspace: confined paths, versioned writes, reads, listing and restores.
+
+The one code path the MCP file tools, the healer and notebooks use to touch strategy code. Every
+name is checked by `strategy_file_path` before any file system call: a plain ASCII identifier
+ending in ``.py`` inside ``<QLM_HOME>/strategies`` — traversal (``../``), absolute paths, separators,
+URL-encoded or Unicode look-alike characters, control characters, symlinks and non-``.py`` names
+are refused with a `SecurityError` naming the rule. Every write is recorded as a new version in
+the store *before* the file is replaced (atomically), so no code is ever lost.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import tempfile
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+from qlm_kernel.errors import ConfigError, QLMError, SecurityError
+
+MAX_STRATEGY_BYTES = 256 * 1024
+"""Largest strategy file accepted for writing (256 KiB): strategy code, not data."""
+
+_STEM = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_AUTHORS = ("user", "assistant", "healer")
+
+
+def strategies_root(home: str | os.PathLike[str] | None = None) -> Path:
+    """``<QLM_HOME>/strategies`` resolved (created if missing): the only folder strategy tools write."""
+    from qlm_kernel.home import workspace_dir
+
+    return workspace_dir("strategies", home).resolve()
+
+
+def _refuse(code: str, message: str, name: Any, hint: str) -> SecurityError:
+    shown = name if isinstance(name, str) else repr(name)
+    return SecurityError(message, code=code, hint=hint, name=shown)
+
+
+def check_strategy_name(name: Any) -> str:
+    """The file name (``stem.py``) for a requested strategy name, or a `SecurityError` saying why not.
+
+    Accepts ``"sma_cross"`` or ``"sma_cross.py"``. Pure string rules, no file system access.
+    """
+    hint = "use a bare file name such as 'my_strategy.py' (letters, digits, underscores)"
+    if not isinstance(name, str) or not name:
+        raise _refuse("BAD_NAME", "a strategy name must be a non-empty string", name, hint)
+    if any(unicodedata.category(ch).startswith("C") for ch in name):
+        raise _refuse("BAD_NAME", "control or invisible characters in a strategy name", name, hint)
+    if "%" in name:
+        raise _refuse(
+            "ENCODED_PATH", "URL-encoded characters in a strategy name are not accepted", name, hint
+        )
+    if not name.isascii() or unicodedata.normalize("NFKC", name) != name:
+        raise _refuse(
+            "UNICODE_NAME",
+            "non-ASCII characters in a strategy name are not accepted "
+            "(look-alike dots and slashes can hide a path)",
+            name,
+            hint,
+        )
+    if name.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:", name):
+        raise _refuse("ABSOLUTE_PATH", "absolute paths are outside the strategies workspace", name, hint)
+    if ".." in name or "/" in name or "\\" in name:
+        raise _refuse("PATH_TRAVERSAL", "a strategy name cannot contain '..' or path separators", name, hint)
+    stem, dot, suffix = name.partition(".")
+    if dot and suffix != "py":
+        raise _refuse("NOT_PY", f"strategy files must end in .py, not .{suffix}", name, hint)
+    if not _STEM.fullmatch(stem):
+        raise _refuse(
+            "BAD_NAME", "a strategy name must be a Python identifier of at most 64 characters", name, hint
+        )
+    return f"{stem}.py"
+
+
+def strategy_file_path(name: Any, *, home: str | os.PathLike[str] | None = None) -> Path:
+    """The confined path of strategy `name` in the workspace; `SecurityError` for anything unsafe.
+
+    Beyond `check_strategy_name`: an existing entry that is a symlink (wherever it points) or not a
+    regular file is refused, as is a path that resolves outside ``<QLM_HOME>/strategies``.
+    """
+    root = strategies_root(home)
+    path = root / check_strategy_name(name)
+    if path.is_symlink():
+        raise _refuse(
+            "SYMLINK",
+            "strategy files cannot be symlinks (it could point outside the workspace)",
+            name,
+            "replace the link with a regular file",
+        )
+    if path.exists() and not path.is_file():
+        raise _refuse(
+            "NOT_A_FILE", "the strategy path exists and is not a regular file", name, "remove or rename it"
+        )
+    if path.resolve().parent != root:
+        raise _refuse(
+            "OUTSIDE_WORKSPACE",
+            "the strategy path resolves outside the workspace",
+            name,
+            "use a bare file name",
+        )
+    return path
+
+
+def syntax_check(code: str, filename: str = "<strategy>") -> dict[str, Any]:
+    """``{"ok": True}`` or ``{"ok": False, "error": {...}}`` with the syntax error's line and text."""
+    try:
+        ast.parse(code, filename=filename)
+    except SyntaxError as err:
+        return {
+            "ok": False,
+            "error": {
+                "type": "SyntaxError",
+                "message": err.msg,
+                "line": err.lineno,
+                "offset": err.offset,
+                "text": (err.text or "").rstrip("\n"),
+            },
+        }
+    return {"ok": True}
+
+
+def _check_code(code: Any, name: str) -> bytes:
+    if not isinstance(code, str):
+        raise ConfigError(
+            f"strategy code must be a string, got {type(code).__name__}",
+            name=name,
+            hint="pass the whole file's text",
+        )
+    data = code.encode("utf-8")
+    if len(data) > MAX_STRATEGY_BYTES:
+        raise SecurityError(
+            f"strategy code is {len(data):,} bytes; the limit is {MAX_STRATEGY_BYTES:,}",
+            code="FILE_TOO_LARGE",
+            name=name,
+            hint="strategy files hold code, not data: load data with qlm.load_ohlcv",
+        )
+    if "\x00" in code:
+        raise SecurityError(
+            "strategy code contains NUL bytes",
+            code="BINARY_CONTENT",
+            name=name,
+            hint="write Python source text",
+        )
+    return data
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` via a temporary file in the same folder and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_strategy(
+    name: Any,
+    code: Any,
+    *,
+    author: str = "user",
+    message: str | None = None,
+    home: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Save `code` as strategy `name` in the workspace and record it as a new version.
+
+    The version is stored first, then the file is replaced atomically: a store failure leaves the
+    old file untouched. Returns name, path, version_id, version, sha256, size, author, created_at
+    and ``syntax`` (`syntax_check`; broken code is still saved — it may be mid-repair).
+    """
+    from qlm_kernel.events import publish
+    from qlm_kernel.events.topics import STRATEGY_VERSION_SAVED
+    from qlm_kernel.store import default_store
+
+    if author not in _AUTHORS:
+        raise ConfigError(f"unknown author {author!r}", hint=f"one of {', '.join(_AUTHORS)}")
+    path = strategy_file_path(name, home=home)
+    data = _check_code(code, path.name)
+    version = default_store().save_strategy_version(path.stem, code, author, message)
+    _atomic_write(path, data)
+    record = {
+        "name": path.name,
+        "strategy": path.stem,
+        "path": str(path),
+        "version_id": version["id"],
+        "version": version["version"],
+        "sha256": version["sha256"],
+        "size": len(data),
+        "author": author,
+        "message": message,
+        "created_at": version["created_at"],
+        "syntax": syntax_check(code, path.name),
+    }
+    publish(
+        STRATEGY_VERSION_SAVED,
+        {k: record[k] for k in ("name", "strategy", "version", "version_id", "sha256", "author")},
+        source="session",
+    )
+    return record
+
+
+def _find_readable(name: Any, home: str | os.PathLike[str] | None) -> tuple[Path, str]:
+    """The workspace file for `name`, else the bundled example of that name (read-only)."""
+    from qlm_kernel.strategy.loader import examples_dir
+
+    path = strategy_file_path(name, home=home)
+    if path.is_file():
+        return path, "workspace"
+    example = examples_dir().resolve() / path.name
+    if example.is_file() and not example.is_symlink():
+        return example, "examples"
+    raise ConfigError(
+        f"no strategy named {path.name!r}",
+        code="NOT_FOUND",
+        name=path.name,
+        hint="list_strategies shows what exists; write_strategy creates a new one",
+    )
+
+
+def read_strategy(name: Any, *, home: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The code of strategy `name` (workspace first, then bundled examples) with its latest version."""
+    path, origin = _find_readable(name, home)
+    data = path.read_bytes()
+    if len(data) > MAX_STRATEGY_BYTES:
+        raise SecurityError(
+            f"{path.name} is {len(data):,} bytes; the limit is {MAX_STRATEGY_BYTES:,}",
+            code="FILE_TOO_LARGE",
+            name=path.name,
+            hint="strategy files hold code, not data",
+        )
+    code = data.decode("utf-8", errors="replace")
+    return {
+        "name": path.name,
+        "strategy": path.stem,
+        "path": str(path),
+        "origin": origin,
+        "code": code,
+        "size": len(data),
+        "latest_version": _latest_version(path.stem),
+    }
+
+
+def _latest_version(stem: str) -> dict[str, Any] | None:
+    from qlm_kernel.store import default_store
+
+    try:
+        latest = default_store().latest_strategy_version(stem)
+    except QLMError:
+        return None
+    if latest is None:
+        return None
+    return {k: latest[k] for k in ("id", "version", "sha256", "author", "created_at")}
+
+
+def strategy_history(name: Any) -> list[dict[str, Any]]:
+    """Every stored version of strategy `name` (without code), oldest first."""
+    from qlm_kernel.store import default_store
+
+    return default_store().strategy_history(Path(check_strategy_name(name)).stem)
+
+
+def restore_strategy_version(
+    name: Any,
+    version: int,
+    *,
+    author: str = "user",
+    message: str | None = None,
+    home: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Write the code of stored version number `version` back to the file, as a new version."""
+    from qlm_kernel.store import default_store
+
+    stem = Path(check_strategy_name(name)).stem
+    record = default_store().get_strategy_version((stem, int(version)))
+    if record is None:
+        raise ConfigError(
+            f"strategy {stem!r} has no version {version}",
+            code="NOT_FOUND",
+            name=stem,
+            hint="strategy_history lists the versions",
+        )
+    return write_strategy(
+        name, record["code"], author=author, home=home, message=message or f"restore version {version}"
+    )
+
+
+def describe_strategy_files() -> list[dict[str, Any]]:
+    """Every strategy a bare name resolves to (workspace first, then examples): name, class, origin,
+    path, doc, params — or, for a file that fails to load, its error record (the file the user needs
+    to see). Reads no store."""
+    from qlm_kernel.strategy import available_strategies, examples_dir, load_strategy
+
+    examples = examples_dir().resolve()
+    entries = []
+    for name, path in available_strategies().items():
+        origin = "examples" if Path(path).parent.resolve() == examples else "workspace"
+        entry: dict[str, Any] = {"name": name, "path": str(path), "origin": origin}
+        try:
+            info = load_strategy(path).info()
+        except QLMError as err:
+            record = err.to_dict()
+            record.pop("traceback", None)
+            entry["error"] = record
+        else:
+            entry.update({"class": info["class"], "doc": info["doc"], "params": info["params"]})
+        entries.append(entry)
+    return entries
+
+
+def list_strategies() -> list[dict[str, Any]]:
+    """`describe_strategy_files` plus, per strategy, the number of stored versions and the latest."""
+    from qlm_kernel.store import default_store
+
+    try:
+        stored = {row["name"]: row for row in default_store().list_strategies()}
+    except QLMError:
+        stored = {}
+    entries = describe_strategy_files()
+    for entry in entries:
+        row = stored.get(entry["name"])
+        entry["versions"] = row["versions"] if row else 0
+        entry["latest_version"] = row["latest_version"] if row else None
+    return entries
