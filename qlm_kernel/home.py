@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 DEFAULT_DIRNAME = ".qlm"
+DB_FILENAME = "qlm.db"
 ENV_VAR = "QLM_HOME"
 
 PathLike = str | os.PathLike[str]

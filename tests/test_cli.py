@@ -237,7 +237,7 @@ def test_data_import_list_then_backtest_dataset(tmp_path: Path, home: Path) -> N
     proc = qlm("backtest", "sma_cross", "--dataset", "demo", "-p", "slow=20", "--json", home=home)
     assert proc.returncode == 0, proc.stderr
     doc = one_json(proc.stdout)
-    assert doc["data"]["kind"] == "dataset" and doc["data"]["name"] == "demo"
+    assert doc["data"]["kind"] == "dataset" and doc["data"]["dataset"] == "demo"
     assert doc["stats"]["bars"] == 400
 
 

@@ -57,7 +57,7 @@ def test_optimize_json_then_resume_the_stored_job(tmp_path):
     assert resumed["job_id"] == doc["job_id"] and resumed["n_computed"] == 0
     assert resumed["best_params"] == doc["best_params"] and resumed["best_value"] == doc["best_value"]
     jobs = qlm(home, "jobs", "show", doc["job_id"], "--json")
-    assert jobs.returncode == 0 and json.loads(jobs.stdout)["job"]["status"] == "done"
+    assert jobs.returncode == 0 and json.loads(jobs.stdout)["status"] == "done"
 
 
 def test_human_output_and_usage_errors(tmp_path):

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from qlm_kernel.cli import events as cli_events
 from qlm_kernel.cli import jobs as cli_jobs
 from qlm_kernel.cli import runs as cli_runs
 from qlm_kernel.cli import storeio
@@ -81,11 +80,11 @@ def fill(store: Store) -> dict[str, Any]:
         strategy="rsi.py", params={"n": 14}, error=ValueError("boom in signals"), duration_s=1.5
     )
     job = store.create_job("optimize", config={"strategy": "sma.py"}, total=10, job_id="opt1")
-    store.update_job(job, status="running", done=3, best={"objective": 0.7, "params": {"fast": 7}})
+    store.update_job(job, status="running", done=3, best={"params": {"fast": 7}, "value": 0.7})
     store.add_trials(
         job, [{"params": {"fast": i}, "metrics": {"sharpe": i / 10}, "objective": i / 10} for i in range(8)]
     )
-    store.create_job("check", config={"direction": "minimize"}, job_id="chk1")
+    store.create_job("check", config={"maximize": False}, job_id="chk1")
     store.add_trials("chk1", [{"params": {"k": i}, "objective": float(i)} for i in (3, 1, 2)])
     store.finish_job("chk1", "done")
     last = store.append_events(
@@ -235,12 +234,11 @@ def test_runs_show_unknown_id_is_a_clear_error(filled) -> None:
 def test_jobs_list(filled) -> None:
     home, _ = filled
     jobs = {j["id"]: j for j in ok_json("jobs", "list", home=home)["jobs"]}
-    assert jobs["opt1"]["status"] == "running" and jobs["opt1"]["progress"] == {
-        "done": 3,
-        "total": 10,
-        "fraction": 0.3,
-    }
-    assert jobs["chk1"]["status"] == "done" and jobs["chk1"]["progress"]["fraction"] is None
+    opt = jobs["opt1"]
+    assert opt["status"] == "running" and (opt["done"], opt["total"], opt["progress"]) == (3, 10, 0.3)
+    assert opt["best"] == {"params": {"fast": 7}, "value": 0.7} and opt["strategy"] == "sma.py"
+    check = jobs["chk1"]
+    assert check["status"] == "done" and check["progress"] == 1.0 and check["total"] is None
     assert [j["id"] for j in ok_json("jobs", "list", "--status", "done", home=home)["jobs"]] == ["chk1"]
     text = ok_text("jobs", "list", home=home)
     assert "opt1" in text and "3/10 (30%)" in text and "0.7" in text and "chk1" in text
@@ -249,8 +247,8 @@ def test_jobs_list(filled) -> None:
 def test_jobs_show_first_and_best_trials(filled) -> None:
     home, _ = filled
     view = ok_json("jobs", "show", "opt1", "--trials", "3", home=home)
-    assert view["job"]["best"] == {"objective": 0.7, "params": {"fast": 7}}
-    assert view["progress"]["done"] == 3 and view["trials"]["count"] == 8
+    assert view["best"] == {"params": {"fast": 7}, "value": 0.7}
+    assert view["done"] == 3 and view["trials"]["count"] == 8
     assert [t["params"]["fast"] for t in view["trials"]["first"]] == [0, 1, 2]
     assert [t["params"]["fast"] for t in view["trials"]["best"]] == [7, 6, 5]
     minimized = ok_json("jobs", "show", "chk1", home=home)["trials"]
@@ -270,7 +268,7 @@ def test_jobs_cancel(fresh) -> None:
     assert "cancel requested for job opt1" in proc.stdout
     assert store.get_job("opt1")["cancel_requested"] is True
     assert ok_json("jobs", "cancel", "opt1", home=home) == {
-        "id": "opt1",
+        "job_id": "opt1",
         "status": "running",
         "cancel_requested": True,
     }
@@ -384,15 +382,19 @@ def test_cli_choices_match_the_store() -> None:
 
 
 def test_last_events_widens_the_window_for_rare_topics(tmp_path: Path) -> None:
-    with Store(tmp_path / "qlm.db") as store:
+    from qlm_kernel.session.history import tail_events
+
+    home = tmp_path / "ws"
+    with Store(home / "qlm.db") as store:
         store.append_events([{"topic": "rare" if i in (3, 50) else "noise"} for i in range(200)])
-        found, head = cli_events.last_events(store, 2, ["rare"])
-        assert [e["id"] for e in found] == [4, 51] and head == 200
-        found, _ = cli_events.last_events(store, 5, None)
-        assert [e["id"] for e in found] == [196, 197, 198, 199, 200]
-        seen: list[int] = []
-        assert cli_events.poll(store, 190, ["noise"], lambda e: seen.append(e["id"])) == 200
-        assert seen == list(range(191, 201))
+    found = tail_events(None, 2, ["rare"], home=home)
+    assert [e["id"] for e in found["events"]] == [4, 51] and found["last_id"] == 200
+    assert [e["id"] for e in tail_events(None, 5, home=home)["events"]] == [196, 197, 198, 199, 200]
+    page = tail_events(190, 100, ["noise"], home=home)
+    assert [e["id"] for e in page["events"]] == list(range(191, 201)) and page["last_id"] == 200
+    page = tail_events(4, 100, ["rare"], home=home)  # continues after the head, skipping the noise
+    assert [e["id"] for e in page["events"]] == [51] and page["last_id"] == 200
+    assert tail_events(-1, 10, home=home) == {"events": [], "last_id": 200}
 
 
 def test_value_helpers() -> None:

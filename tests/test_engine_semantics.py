@@ -342,5 +342,5 @@ def test_result_presentation():
     fig = res.plot()
     assert {trace.name for trace in fig.data} >= {"close", "equity", "drawdown"}
     html = res.report_html()
-    assert "plotly" in html.lower() and "sharpe" in html
+    assert "plotly" in html.lower() and "<th>Sharpe</th>" in html and "<th>Buy &amp; hold return</th>" in html
     assert "<table>" in res._repr_html_() and "BacktestResult" in repr(res)

@@ -52,10 +52,10 @@ def test_dashboard_slider_changes_chart_and_stats(tmp_path: Path) -> None:
         chromium_page() as page,
     ):
         page.goto(url, timeout=RENDER_TIMEOUT_MS)
-        page.wait_for_selector(".qlmw-report-stats td[data-stat='sharpe']", timeout=RENDER_TIMEOUT_MS)
+        page.wait_for_selector(".qlmw-report-stats td[data-stat='Sharpe']", timeout=RENDER_TIMEOUT_MS)
         page.wait_for_selector(".js-plotly-plot", timeout=RENDER_TIMEOUT_MS)
         page.wait_for_function("() => document.querySelector('.js-plotly-plot').data", timeout=30_000)
-        assert "sharpe" in _stats(page)
+        assert "Sharpe" in _stats(page) and "Buy & hold return" in _stats(page)
         before_stats, before_chart = _stats(page), _chart_signature(page)
         assert page.inner_text(".qlmw-dashboard-status").startswith("run 1")
         page.screenshot(path=str(artifacts_dir() / "dashboard-before.png"))

@@ -231,14 +231,41 @@ async def test_no_request_path_reaches_the_file_system(jp_fetch: Any, jp_http_po
 
 async def test_cancel_sets_the_flag_a_worker_polls(jp_fetch: Any, filled: dict[str, Any]) -> None:
     response = await jp_fetch("qlm", "api", "jobs", filled["running"], "cancel", method="POST", body=b"")
-    assert json.loads(response.body) == {"job_id": filled["running"], "requested": True}
+    assert json.loads(response.body) == {"job_id": filled["running"], "status": "running",
+                                         "cancel_requested": True}  # the one reply of qlm.optimize.cancel
     with Store(_db(filled), readonly=True) as store:
         assert store.cancel_requested(filled["running"]) is True
-    response = await jp_fetch("qlm", "api", "jobs", filled["done"], "cancel", method="POST", body=b"")
-    assert json.loads(response.body)["requested"] is False  # already finished
+    code, body = await error_of(jp_fetch, f"jobs/{filled['done']}/cancel", method="POST", body=b"")
+    assert code == 400 and body["error"]["code"] == "JOB_FINISHED"  # already finished
     code, body = await error_of(jp_fetch, "jobs/nope/cancel", method="POST", body=b"")
     assert code == 404 and body["error"]["code"] == "NOT_FOUND"
     assert (await get(jp_fetch, f"jobs/{filled['running']}"))["job"]["cancel_requested"] is True
+
+
+async def test_sidebar_shows_what_the_session_api_returns(jp_fetch: Any, filled: dict[str, Any],
+                                                         qlm_home: Path) -> None:
+    """The sidebar is a skin over `qlm_kernel.session`: the same job views, runs and errors."""
+    from qlm_kernel import session
+    from qlm_kernel.errors import QLMError
+
+    def without_age(view: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in view.items() if k != "heartbeat_age_s"}
+
+    sidebar_jobs = (await get(jp_fetch, "jobs"))["jobs"]
+    assert [without_age(v) for v in sidebar_jobs] == [without_age(v) for v in session.list_jobs(limit=50)]
+    one = (await get(jp_fetch, f"jobs/{filled['running']}", trials="2"))["job"]
+    assert without_age(one) == without_age(session.get_job(filled["running"], 2))
+    full = (await get(jp_fetch, f"runs/{filled['run']}"))["run"]
+    stored = session.get_run(filled["run"])
+    assert full["stats"] == stored["stats"] and full["strategy_version"] == stored["strategy_version"]
+    for path, call in ((f"jobs/{filled['done']}/cancel", lambda: session.cancel_job(filled["done"])),
+                       ("jobs/nope/cancel", lambda: session.cancel_job("nope"))):
+        _, body = await error_of(jp_fetch, path, method="POST", body=b"")
+        with pytest.raises(QLMError) as info:
+            call()
+        python = info.value.to_dict()
+        assert {k: body["error"][k] for k in ("type", "code", "message", "hint")} == {
+            k: python[k] for k in ("type", "code", "message", "hint")}
 
 
 async def test_event_stream_delivers_new_events_within_a_second(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from tests.mcp_helpers import http_client, serving, sse_session, stdio_params, structured
+from tests.mcp_helpers import error_record, http_client, serving, sse_session, stdio_params, structured
 
 SMALL = {"kind": "synthetic", "n": 3000, "seed": 1}
 
@@ -32,7 +32,8 @@ async def call_every_tool(client: Client) -> dict[str, Any]:
         {"strategy": "every_tool", "space": {"fast": [5, 10], "slow": [30, 60]}, "sample": SMALL},
     )
     await call("get_job", {"job_id": job["job_id"]})
-    await call("cancel_job", {"job_id": job["job_id"]})  # finished already: the flag is simply set
+    out["cancel_job"] = error_record(await client.call_tool("cancel_job", {"job_id": job["job_id"]}))
+    assert out["cancel_job"]["code"] == "JOB_FINISHED"  # finished already: the same error as everywhere
     await call("list_jobs", {})
     await call("list_runs", {"limit": 3})
     await call("sanity_check", {"strategy": "every_tool", "check": "lookahead", "sample": SMALL})

@@ -189,7 +189,8 @@ def test_optimize_sends_progress_and_returns_the_job(server):
     assert notes and notes[-1][0] == notes[-1][1] == 30.0
     assert len({n[0] for n in notes}) >= 2, notes  # progress arrived during the run, not only at the end
     assert "trials" in notes[0][2]
-    assert job["job"]["status"] == "done" and job["progress"]["fraction"] == 1.0
+    assert job["status"] == "done" and job["progress"] == 1.0
+    assert job["sample"] == {"kind": "synthetic", "n": 40_000, "seed": 1}  # the job says what it ran on
     assert result["job_id"] in {j["id"] for j in jobs["jobs"]}
 
 
@@ -364,7 +365,8 @@ def test_cancel_job_stops_a_running_optimization(server):
             return job_id, cancelled, result, unknown
 
     job_id, cancelled, result, unknown = run(go())
-    assert job_id is not None and cancelled == {"job_id": job_id, "cancel_requested": True}
+    assert job_id is not None
+    assert cancelled == {"job_id": job_id, "status": "running", "cancel_requested": True}
     assert result["job_id"] == job_id and result["status"] == "cancelled"
     assert result["n_trials"] < 58 * 4
     assert default_store().get_job(job_id)["status"] == "cancelled"

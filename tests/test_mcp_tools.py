@@ -95,16 +95,18 @@ def test_sample_specs_are_validated(home):
 
 
 def test_dataset_frames_are_cached_protected_and_fingerprinted_once(home):
+    from qlm_kernel.workspace.data import load_dataset
+
     df = qlm.sample_data("synthetic", n=5000, seed=3)
     data_manager().register_frame(df, "prices")
-    first = tools._dataset_frame("prices")
-    second = tools._dataset_frame("prices")
+    first = load_dataset("prices")
+    second = load_dataset("prices")
     assert first is not second and first.index.equals(second.index)
     assert frame_fingerprint(first) == fingerprint_frame(first) == first.attrs["fingerprint"]
     first.loc[first.index[10], "close"] = -1.0  # a strategy editing its data in place
-    assert tools._dataset_frame("prices")["close"].iloc[10] == df["close"].iloc[10]
+    assert load_dataset("prices")["close"].iloc[10] == df["close"].iloc[10]
     data_manager().register_frame(qlm.sample_data("synthetic", n=4000, seed=4), "prices", overwrite=True)
-    assert len(tools._dataset_frame("prices")) == 4000  # a re-import is seen
+    assert len(load_dataset("prices")) == 4000  # a re-import is seen
 
 
 def test_loaded_datasets_carry_their_stored_fingerprint(home):

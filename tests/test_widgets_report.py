@@ -26,7 +26,9 @@ def df():
 def test_report_shows_stats_and_updates_the_chart_in_place(df) -> None:
     report = BacktestReport(qlm.backtest("sma_cross", df, fast=10, slow=50))
     stats = dict(report.summary.stats)
-    assert stats["n_trades"].isdigit() and stats["total_return"].endswith("%") and "sharpe" in stats
+    assert stats["Trades"].replace(",", "").isdigit() and stats["Total return"].endswith("%")
+    assert "Sharpe" in stats
+    assert "Buy & hold return" in stats and "benchmark_return" not in stats  # human labels, as the CLI
     assert report.summary.params == {"fast": 10, "slow": 50} and report.summary.error is None
     chart = report.chart
     assert [t.name for t in chart.data][:1] == ["close"] and len(report.children) == 2
@@ -35,7 +37,7 @@ def test_report_shows_stats_and_updates_the_chart_in_place(df) -> None:
     report.update(qlm.backtest("sma_cross", df, fast=20, slow=80))
     assert report.chart is chart  # same FigureWidget, traces updated
     assert list(chart.data[3].y) != equity_before
-    assert dict(report.summary.stats)["sharpe"] != stats["sharpe"]
+    assert dict(report.summary.stats)["Sharpe"] != stats["Sharpe"]
 
 
 def test_report_shows_the_structured_error(df) -> None:

@@ -15,7 +15,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from qlm_kernel.cli import output
 from qlm_kernel.errors import QLMError
@@ -39,12 +39,43 @@ class CLIParser(argparse.ArgumentParser):
     json_errors: bool = False  # set by main() from a pre-scan of argv (shared by sub-parsers)
     command_names: tuple[str, ...] = ()  # the registered commands (root parser only)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # `--fee` must not silently mean `--fees`
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
-        """Report a usage error on stderr and exit 2 (argparse's contract)."""
+        """Report a usage error on stderr and exit 2 (argparse's contract), with the closest flag for
+        an unknown one (``--fee``: did you mean --fees?)."""
+        message += did_you_mean(self, message)
         if not CLIParser.json_errors:
             self.print_usage(sys.stderr)
         output.report_usage_error(message, self.prog, as_json=CLIParser.json_errors)
         sys.exit(output.EXIT_USAGE)
+
+
+def option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    """Every ``--flag`` of ``parser`` and of its sub-commands."""
+    found: set[str] = set()
+    for action in parser._actions:
+        found.update(o for o in action.option_strings if o.startswith("--"))
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= option_strings(sub)
+    return found
+
+
+def did_you_mean(parser: argparse.ArgumentParser, message: str) -> str:
+    """``" (did you mean --fees?)"`` for the first unknown ``--flag`` in an argparse message, else ""."""
+    import difflib
+
+    if not message.startswith("unrecognized arguments:"):
+        return ""
+    for token in message.split(":", 1)[1].split():
+        flag = token.split("=", 1)[0]
+        if flag.startswith("--"):
+            close = difflib.get_close_matches(flag, sorted(option_strings(parser)), n=1)
+            return f" (did you mean {close[0]}?)" if close else ""
+    return ""
 
 
 def _version() -> str:

@@ -58,7 +58,7 @@ class CommandModel:
 
     def __call__(self, prompt: str) -> str:
         from qlm_kernel.errors import StrategyError
-        from qlm_kernel.healing import HEAL_SYSTEM_PROMPT
+        from qlm_kernel.session import HEAL_SYSTEM_PROMPT
 
         env = {**os.environ, "QLM_HEAL_SYSTEM_PROMPT": HEAL_SYSTEM_PROMPT}
         try:
@@ -76,16 +76,17 @@ class CommandModel:
 
 def run(args: argparse.Namespace) -> int:
     """Diagnose or heal; print the report (table or JSON)."""
-    from qlm_kernel.healing import heal
+    from qlm_kernel import session
 
     check_source_options(args)
-    settings = settings_from_args(args)
-    frame, source = load_data(args)
+    settings = session.check_settings(settings_from_args(args))
+    frame, dataset, source = load_data(args)
     model = CommandModel(args.model_cmd) if args.model_cmd else None
     with output.user_code_stdout():
-        report = heal(args.strategy, frame, dataset=args.dataset, model=model, max_attempts=args.max_attempts,
-                      time_limit=args.time_limit, model_name=args.model_cmd, source="cli",
-                      **dict(args.param), **settings)
+        report = session.heal(args.strategy, frame, dataset=dataset, model=model,
+                              max_attempts=args.max_attempts, time_limit=args.time_limit,
+                              model_name=args.model_cmd, source="cli",
+                              **dict(args.param), **settings)
     if args.json:
         output.emit_json({**report.to_dict(), "data": source})
     else:

@@ -8,51 +8,21 @@ migrates or locks anything; a missing database reads as an empty workspace. Also
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from qlm_kernel.errors import ConfigError
 from qlm_kernel.jsonsafe import json_safe
 
 NONE = "-"  # what an absent value looks like in a human table
 
 
 def db_path() -> Path:
-    """``<QLM_HOME>/qlm.db`` (`qlm_kernel.store.default_path`), without creating a missing workspace."""
-    from qlm_kernel.home import home_path
-    from qlm_kernel.store import DB_FILENAME
+    """``<QLM_HOME>/qlm.db``, without creating a missing workspace (`qlm_kernel.home`'s rule)."""
+    from qlm_kernel.home import DB_FILENAME, home_path
 
     return home_path() / DB_FILENAME
-
-
-@contextlib.contextmanager
-def store(*, readonly: bool = True) -> Iterator[Any]:
-    """The workspace `Store` (read-only unless asked), closed afterwards; None when there is no database.
-
-    Never creates the file: a command run before anything was recorded sees an empty workspace.
-    """
-    from qlm_kernel.store import Store
-
-    path = db_path()
-    if not path.is_file():
-        yield None
-        return
-    with Store(path, readonly=readonly) as opened:
-        yield opened
-
-
-def not_found(what: str, ident: Any, hint: str, **context: Any) -> ConfigError:
-    """The error of an unknown id or name (code NOT_FOUND, like the store's own)."""
-    return ConfigError(
-        f"no {what} {ident!r}" if isinstance(ident, str) else f"no {what} {ident}",
-        hint=hint,
-        code="NOT_FOUND",
-        **context,
-    )
 
 
 # --- values -----------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
 
 def strategy_entries() -> list[dict[str, Any]]:
     """One JSON-safe entry per strategy name (`describe_strategy_files`); user prints kept off stdout."""
-    from qlm_kernel.workspace.strategies import describe_strategy_files
+    from qlm_kernel.session.strategies import describe_strategy_files
 
     with output.user_code_stdout():
         return describe_strategy_files()
@@ -88,19 +88,10 @@ def version_ref(text: str) -> int | str:
 
 def load_history(name: str, show: int | str | None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """The versions of `name` (no code) and, with `show`, that version with its code (NOT_FOUND if absent)."""
-    with storeio.store() as store:
-        versions = [] if store is None else store.strategy_history(name)
-        record = None
-        if show is not None and versions:
-            number = versions[-1]["version"] if show == "latest" else show
-            record = store.get_strategy_version((name, number))
-    if show is None:
-        return versions, None
-    if record is None:
-        known = ", ".join(str(v["version"]) for v in versions) or "none recorded"
-        raise storeio.not_found(f"version {show} of strategy", name, f"recorded versions: {known}",
-                                strategy=name, version=str(show))
-    return versions, record
+    from qlm_kernel.session import history
+
+    versions = history.strategy_versions(name)
+    return versions, None if show is None else history.strategy_version(name, show)
 
 
 def run_history(args: argparse.Namespace) -> int:
@@ -133,6 +124,7 @@ def history_row(version: dict[str, Any]) -> list[str]:
 
 def known_names_hint() -> str:
     """``; recorded strategies: a, b`` so a mistyped name is easy to fix (empty when there are none)."""
-    with storeio.store() as store:
-        names = [] if store is None else [s["name"] for s in store.list_strategies()]
+    from qlm_kernel.session import history
+
+    names = [s["name"] for s in history.versioned_strategies()]
     return f"; recorded strategies: {', '.join(names)}" if names else ""

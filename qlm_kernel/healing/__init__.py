@@ -13,10 +13,6 @@ the system prompt; the prompt itself is self-contained.
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
-
 from qlm_kernel.healing.loop import Model, heal
 from qlm_kernel.healing.policy import ALLOWED_IMPORTS, check_candidate
 from qlm_kernel.healing.prompt import API_SUMMARY, HEAL_SYSTEM_PROMPT, build_prompt, format_trace
@@ -40,14 +36,3 @@ __all__ = [
     "heal",
     "normalize_reply",
 ]
-
-
-class _CallableModule(types.ModuleType):
-    """Makes ``qlm.heal(...)`` work even where Python bound the name to this package (after an
-    ``import qlm_kernel.healing``, the package attribute ``qlm_kernel.healing`` is this module)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> HealReport:
-        return heal(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -1,4 +1,5 @@
-"""The QLM MCP server: tools, resources and a prompt over `qlm_kernel.mcp.tools`, built per start.
+"""The QLM MCP server: registers `qlm_kernel.mcp.tools` (each tool declared once there), resources and
+a prompt; built per start.
 
 Every tool call is published on the kernel's bus (``mcp.tool.called|finished|failed``). A `QLMError`
 comes back as an MCP tool error whose text is the error's JSON (and ``structured_content =
@@ -22,14 +23,14 @@ from typing import Annotated, Any
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer, Resolve, Sample
 from mcp_types import CallToolResult, CreateMessageResult, SamplingMessage, TextContent, ToolAnnotations
-from pydantic import Field
 
-from qlm_kernel.errors import ConfigError, QLMError, QLMSystemError, SecurityError
+from qlm_kernel.errors import QLMError, QLMSystemError, SecurityError
 from qlm_kernel.events import publish
 from qlm_kernel.events.topics import MCP_TOOL_CALLED, MCP_TOOL_FAILED, MCP_TOOL_FINISHED
 from qlm_kernel.jsonsafe import json_safe
-from qlm_kernel.mcp import tools
+from qlm_kernel.mcp import schemas, tools
 from qlm_kernel.mcp.clients import ClientTracker
+from qlm_kernel.session.jobs import not_found
 
 SERVER_NAME = "qlm"
 INSTRUCTIONS = (
@@ -43,30 +44,6 @@ INSTRUCTIONS = (
 )
 _ARG_PREVIEW = 200
 _call_ids = itertools.count(1)
-
-StrategyName = Annotated[str, Field(description="strategy file name in the workspace, e.g. 'sma_cross.py'")]
-DatasetName = Annotated[
-    str | None, Field(description="a dataset imported into the workspace (list_datasets)")
-]
-SampleSpec = Annotated[
-    dict[str, Any] | None,
-    Field(
-        description='generated data instead of a dataset, e.g. {"kind": "synthetic", "n": 10000, "seed": 0}; '
-        "kinds: synthetic, goog, eurusd, btcusd. Default: synthetic, 10,000 bars"
-    ),
-]
-Params = Annotated[dict[str, Any] | None, Field(description='strategy parameters, e.g. {"fast": 10}')]
-Settings = Annotated[
-    dict[str, Any] | None,
-    Field(
-        description="backtest settings: fill, fees, fixed_fees, slippage, init_cash, size, size_type, "
-        "integer, direction, sl_stop, tp_stop, tsl_stop, close_at_end"
-    ),
-]
-Space = Annotated[
-    dict[str, list[Any]], Field(description='parameter -> list of values, e.g. {"fast": [5, 10]}')
-]
-
 
 def error_result(err: QLMError) -> CallToolResult:
     """An MCP tool error carrying the error's JSON (text and structured)."""
@@ -172,235 +149,102 @@ def build_server(
         **server_kwargs,
     )
 
-    def add(fn: Callable[..., Any], annotations: ToolAnnotations = READ_ONLY) -> None:
-        server.add_tool(_observed(fn), annotations=annotations)
+    def add(fn: Callable[..., Any], annotations: ToolAnnotations) -> None:
+        server.add_tool(_observed(_for_mcp(fn)), annotations=annotations)
 
-    for fn in (
-        list_strategies,
-        read_strategy,
-        strategy_history,
-        list_datasets,
-        list_runs,
-        list_jobs,
-        get_job,
-        analyze_market_structure,
-        sanity_check,
-    ):
-        add(fn)
-    for fn in (list_paper_sessions, paper_session_status):
-        add(fn)
-    for fn in (
-        write_strategy,
-        run_backtest,
-        optimize_parameters,
-        cancel_job,
-        heal_strategy,
-        start_paper_session,
-        stop_paper_session,
-    ):
+    for fn in tools.READ_ONLY_TOOLS:
+        add(fn, READ_ONLY)
+    for fn in tools.WRITING_TOOLS:
         add(fn, WRITES)
 
-    def get_system_status() -> dict[str, Any]:
+    def get_system_status() -> schemas.SystemStatus:
         """Memory, CPU, running jobs, Numba cache state, database path and size, MCP clients, bus stats."""
         from qlm_kernel.session import system_status
 
         return system_status({**(info() if info else {}), **tracker.snapshot()})
 
-    add(get_system_status)
+    add(get_system_status, READ_ONLY)
     _add_resources(server)
     _add_prompts(server)
     return server
 
 
-# --- tools ----------------------------------------------------------------------------------------
+def _for_mcp(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The tool as MCP calls it: a ``progress`` parameter becomes MCP progress notifications, ``replies``
+    the client's model through sampling; every other tool is registered as declared."""
+    parameters = inspect.signature(fn).parameters
+    if "progress" in parameters:
+        return _with_progress(fn)
+    if "replies" in parameters:
+        return _with_sampling(fn)
+    return fn
 
 
-def list_strategies() -> dict[str, Any]:
-    """Strategies in the workspace and the bundled examples: class, parameters (defaults, ranges),
-    load errors, and how many versions the store holds."""
-    return tools.list_strategies()
+def _signature(fn: Callable[..., Any], drop: str, add: list[inspect.Parameter]) -> inspect.Signature:
+    """``fn``'s signature without ``drop``, with ``add`` placed before the parameters that have defaults."""
+    sig = inspect.signature(fn, eval_str=True)
+    kept = [p for p in sig.parameters.values() if p.name != drop]
+    required = [p for p in kept if p.default is inspect.Parameter.empty]
+    optional = [p for p in kept if p.default is not inspect.Parameter.empty]
+    return sig.replace(parameters=[*required, *add, *optional])
 
 
-def read_strategy(name: StrategyName) -> dict[str, Any]:
-    """The full code of a strategy file (workspace first, then examples) and its latest version."""
-    return tools.read_strategy(name)
+def _ctx_param() -> inspect.Parameter:
+    return inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Context)
 
 
-def write_strategy(
-    name: StrategyName,
-    code: Annotated[str, Field(description="the whole file: a Strategy subclass with Params and signals()")],
-    message: Annotated[str | None, Field(description="what changed, kept with the version")] = None,
-) -> dict[str, Any]:
-    """Create or replace a strategy file in the workspace. Every write is stored as a new version
-    (author "assistant"); returns the version id and a syntax check. Names only: no paths."""
-    return tools.write_strategy(name, code, message=message)
+def _with_progress(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run the tool on a worker thread, forwarding its ``progress`` payloads (done/total/best) as MCP
+    progress notifications; cancelling the request cancels the job the tool started."""
+
+    async def tool(ctx: Context, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        updates: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        job_ids: list[str] = []
+
+        def progress(payload: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(updates.put_nowait, dict(payload))
+
+        work = asyncio.ensure_future(anyio.to_thread.run_sync(functools.partial(fn, **kwargs,
+                                                                                progress=progress)))
+
+        async def report(payload: dict[str, Any]) -> None:
+            if payload.get("job_id") and not job_ids:
+                job_ids.append(payload["job_id"])
+            done, total = payload.get("done") or 0, payload.get("total")
+            best = payload.get("best_value")
+            text = f"{done}/{total} trials" + (f", best {best:.4g}" if isinstance(best, float) else "")
+            await ctx.report_progress(float(done), float(total) if total else None, text)
+
+        try:
+            while not work.done():
+                getter = asyncio.ensure_future(updates.get())
+                finished, _ = await asyncio.wait({work, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in finished:
+                    await report(getter.result())
+                else:
+                    getter.cancel()
+            while not updates.empty():
+                await report(updates.get_nowait())
+        except asyncio.CancelledError:
+            if job_ids:
+                tools.cancel_job(job_ids[0])
+            raise
+        return work.result()
+
+    return _named(tool, fn, _signature(fn, "progress", [_ctx_param()]))
 
 
-def strategy_history(name: StrategyName) -> dict[str, Any]:
-    """Every stored version of a strategy's code (author, time, sha256), oldest first."""
-    return tools.strategy_history(name)
-
-
-def run_backtest(
-    strategy: StrategyName,
-    dataset: DatasetName = None,
-    sample: SampleSpec = None,
-    params: Params = None,
-    settings: Settings = None,
-    report: Annotated[
-        bool, Field(description="also save an HTML report (resource qlm://reports/...)")
-    ] = False,
-    time_limit: Annotated[float, Field(gt=0, le=600, description="seconds the strategy may run")] = 60.0,
-) -> dict[str, Any]:
-    """Backtest a strategy: stats (total_return, sharpe, max_drawdown, ...), a trades summary and the
-    stored run id. A broken strategy returns a StrategyError with file, line, excerpt and traceback."""
-    return tools.run_backtest(
-        strategy,
-        dataset=dataset,
-        sample=sample,
-        params=params,
-        settings=settings,
-        report=report,
-        time_limit=time_limit,
-    )
-
-
-async def optimize_parameters(
-    strategy: StrategyName,
-    space: Space,
-    ctx: Context,
-    method: Annotated[str, Field(description="grid | random | genetic | auto")] = "grid",
-    objective: Annotated[str, Field(description="a stats key, e.g. sharpe, total_return, calmar")] = "sharpe",
-    dataset: DatasetName = None,
-    sample: SampleSpec = None,
-    settings: Settings = None,
-    n_trials: Annotated[int | None, Field(description="trials for random search")] = None,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Search a parameter space as a recorded job, with MCP progress notifications; returns the job id,
-    the best params, value and stats and the top trials. Cancelling the request cancels the job."""
-    loop = asyncio.get_running_loop()
-    updates: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    job_ids: list[str] = []
-
-    def progress(payload: dict[str, Any]) -> None:
-        loop.call_soon_threadsafe(updates.put_nowait, dict(payload))
-
-    work = asyncio.ensure_future(
-        anyio.to_thread.run_sync(
-            functools.partial(
-                tools.optimize_parameters,
-                strategy,
-                space,
-                method=method,
-                objective=objective,
-                dataset=dataset,
-                sample=sample,
-                settings=settings,
-                n_trials=n_trials,
-                seed=seed,
-                progress=progress,
-            )
-        )
-    )
-
-    async def report(payload: dict[str, Any]) -> None:
-        if payload.get("job_id") and not job_ids:
-            job_ids.append(payload["job_id"])
-        done, total = payload.get("done") or 0, payload.get("total")
-        best = payload.get("best_value")
-        text = f"{done}/{total} trials" + (
-            f", best {objective} {best:.4g}" if isinstance(best, float) else ""
-        )
-        await ctx.report_progress(float(done), float(total) if total else None, text)
-
-    try:
-        while not work.done():
-            getter = asyncio.ensure_future(updates.get())
-            finished, _ = await asyncio.wait({work, getter}, return_when=asyncio.FIRST_COMPLETED)
-            if getter in finished:
-                await report(getter.result())
-            else:
-                getter.cancel()
-        while not updates.empty():
-            await report(updates.get_nowait())
-    except asyncio.CancelledError:
-        if job_ids:
-            tools.cancel_job(job_ids[0])
-        raise
-    return work.result()
-
-
-def get_job(
-    job_id: Annotated[str, Field(description="a job id from optimize_parameters or list_jobs")],
-    trials: Annotated[int, Field(description="how many first/best trials to include (0-100)")] = 5,
-) -> dict[str, Any]:
-    """One job: status, progress, heartbeat age, best result and its first/best trials."""
-    return tools.get_job(job_id, trials)
-
-
-def cancel_job(job_id: Annotated[str, Field(description="the job to stop")]) -> dict[str, Any]:
-    """Ask a running job to stop between batches (from any process)."""
-    return tools.cancel_job(job_id)
-
-
-def list_jobs(
-    status: Annotated[str | None, Field(description="pending | running | done | failed | cancelled")] = None,
-    limit: int = 20,
-) -> dict[str, Any]:
-    """The newest jobs with status and progress."""
-    return tools.list_jobs(status, limit)
-
-
-def list_runs(
-    limit: int = 20, strategy: Annotated[str | None, Field(description="only this strategy")] = None
-) -> dict[str, Any]:
-    """The newest recorded backtest runs (params, settings, stats or error)."""
-    return tools.list_runs(limit, strategy)
-
-
-def sanity_check(
-    strategy: StrategyName,
-    check: Annotated[
-        str, Field(description="lookahead | white_noise | walk_forward | pbo | deflated_sharpe")
-    ] = "lookahead",
-    dataset: DatasetName = None,
-    sample: SampleSpec = None,
-    params: Params = None,
-    space: Annotated[dict[str, list[Any]] | None, Field(description="for every check but lookahead")] = None,
-    n: Annotated[int, Field(description="white_noise: number of permuted series")] = 20,
-    n_splits: Annotated[int, Field(description="walk_forward: number of folds")] = 4,
-    objective: str = "sharpe",
-    settings: Settings = None,
-) -> dict[str, Any]:
-    """Is this overfit or peeking ahead? Runs one check and returns its report: passed, verdict, numbers."""
-    return tools.sanity_check(
-        strategy,
-        check,
-        dataset=dataset,
-        sample=sample,
-        params=params,
-        space=space,
-        n=n,
-        n_splits=n_splits,
-        objective=objective,
-        settings=settings,
-    )
-
-
-def list_datasets() -> dict[str, Any]:
-    """Datasets imported into the workspace (name, rows, span, fingerprint) and the built-in samples."""
-    return tools.list_datasets()
-
-
-def analyze_market_structure(
-    dataset: DatasetName = None,
-    sample: SampleSpec = None,
-    window: Annotated[int, Field(description="bars for the recent-trend figures")] = 250,
-) -> dict[str, Any]:
-    """Trend strength, volatility regime, Hurst exponent, autocorrelation and return distribution of a
-    dataset or sample: which strategy family fits it."""
-    return tools.analyze_market_structure(dataset, sample, window)
+def _named(wrapper: Callable[..., Any], fn: Callable[..., Any], sig: inspect.Signature) -> Callable[..., Any]:
+    """``wrapper`` presented to the SDK as the tool ``fn`` (name, description, the given signature)."""
+    wrapper.__name__ = wrapper.__qualname__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    wrapper.__signature__ = sig  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {  # the SDK reads both (type hints find Context and Resolve parameters)
+        **{p.name: p.annotation for p in sig.parameters.values() if p.annotation is not p.empty},
+        "return": sig.return_annotation,
+    }
+    return wrapper
 
 
 # --- self-healing over MCP sampling ----------------------------------------------------------------
@@ -410,12 +254,10 @@ def analyze_market_structure(
 # prompt of attempt k from the replies to attempts 1..k-1 and asks for it with `Sample`, or returns
 # None when no further reply is needed. On the 2026 protocol this is the request/retry exchange (the
 # plans re-run each round and render identically); on older protocols each is a mid-call request.
-# The body then runs the real, recorded heal once with the collected replies.
+# The body then runs the real, recorded heal once with the collected replies. The resolvers take the
+# tool's own argument names (the SDK fills them by name); the arguments are declared in `tools`.
 
-MAX_MCP_HEAL_ATTEMPTS = 3
 HEAL_MAX_TOKENS = 8192
-Attempts = Annotated[int, Field(ge=1, le=MAX_MCP_HEAL_ATTEMPTS, description="model replies to try (1-3)")]
-TimeLimit = Annotated[float, Field(gt=0, le=120, description="seconds the strategy may run per attempt")]
 
 
 def _can_sample(ctx: Context) -> bool:
@@ -433,7 +275,7 @@ def _plan(
     time_limit: float,
     replies: list[Any],
 ) -> Sample | None:
-    from qlm_kernel.healing import HEAL_SYSTEM_PROMPT
+    from qlm_kernel.session import HEAL_SYSTEM_PROMPT
 
     if len(replies) >= max_attempts:
         return None
@@ -481,6 +323,9 @@ def _reply_2(
     return _plan(strategy, dataset, sample, params, settings, max_attempts, time_limit, [r1])
 
 
+Reply2 = Annotated[CreateMessageResult | None, Resolve(_reply_2)]
+
+
 def _reply_3(
     strategy: str,
     dataset: Any,
@@ -489,8 +334,8 @@ def _reply_3(
     settings: Any,
     max_attempts: int,
     time_limit: float,
-    r1: Annotated[CreateMessageResult | None, Resolve(_reply_1)],
-    r2: Annotated[CreateMessageResult | None, Resolve(_reply_2)],
+    r1: Reply1,
+    r2: Reply2,
 ) -> Sample | None:
     """The third prompt, if the second reply did not heal it either."""
     if r1 is None or r2 is None:
@@ -498,72 +343,21 @@ def _reply_3(
     return _plan(strategy, dataset, sample, params, settings, max_attempts, time_limit, [r1, r2])
 
 
-def heal_strategy(
-    strategy: StrategyName,
-    reply_1: Annotated[CreateMessageResult | None, Resolve(_reply_1)],
-    reply_2: Annotated[CreateMessageResult | None, Resolve(_reply_2)],
-    reply_3: Annotated[CreateMessageResult | None, Resolve(_reply_3)],
-    ctx: Context,
-    dataset: DatasetName = None,
-    sample: SampleSpec = None,
-    params: Params = None,
-    settings: Settings = None,
-    max_attempts: Attempts = MAX_MCP_HEAL_ATTEMPTS,
-    time_limit: TimeLimit = 10.0,
-) -> dict[str, Any]:
-    """Repair a failing strategy with YOUR model (MCP sampling: you are asked for each fix): run it,
-    send the error trace and source, validate the patched file, save it as a new version (author
-    "healer"), re-run; roll back if not healed. Without sampling support: a diagnosis only. Returns
-    the heal report (steps, diffs, outcome); every step is also on the bus and in the store."""
-    replies = [r for r in (reply_1, reply_2, reply_3) if r is not None]
-    model_replies = replies if _can_sample(ctx) else None
-    return tools.heal_strategy(
-        strategy, model_replies, dataset, sample, params, settings, max_attempts, time_limit
-    )
+Reply3 = Annotated[CreateMessageResult | None, Resolve(_reply_3)]
 
 
-# --- paper trading ----------------------------------------------------------------------------------
+def _with_sampling(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The heal tool with the client's model: up to three sampled replies, resolved before the body."""
 
+    def tool(ctx: Context, reply_1: Any = None, reply_2: Any = None, reply_3: Any = None,
+             **kwargs: Any) -> Any:
+        replies = [r for r in (reply_1, reply_2, reply_3) if r is not None]
+        return fn(**kwargs, replies=replies if _can_sample(ctx) else None)
 
-def start_paper_session(
-    strategy: StrategyName,
-    dataset: DatasetName = None,
-    sample: SampleSpec = None,
-    params: Params = None,
-    settings: Annotated[
-        dict[str, Any] | None,
-        Field(
-            description="backtest settings plus latency (s), slippage, fees, fixed_fees, max_participation"
-        ),
-    ] = None,
-    speed: Annotated[float, Field(ge=0, description="bars per second (0 = as fast as possible)")] = 20.0,
-    risk: Annotated[
-        dict[str, Any] | None,
-        Field(description="risk limits: max_position, max_daily_loss, max_orders_per_minute"),
-    ] = None,
-) -> dict[str, Any]:
-    """Paper-trade a strategy on replayed bars (simulated broker with latency and slippage) in the
-    background; returns the session id. Orders, fills and P&L go to the store and the bus."""
-    return tools.start_paper_session(strategy, dataset, sample, params, settings, speed, risk)
-
-
-def paper_session_status(
-    session_id: Annotated[str, Field(description="from start_paper_session")],
-) -> dict[str, Any]:
-    """A paper session's status, bars processed, position, cash, equity, P&L, orders and fills."""
-    return tools.paper_session_status(session_id)
-
-
-def stop_paper_session(
-    session_id: Annotated[str, Field(description="from start_paper_session")],
-) -> dict[str, Any]:
-    """Stop a paper session after its current bar; returns its final status."""
-    return tools.stop_paper_session(session_id)
-
-
-def list_paper_sessions(limit: int = 20) -> dict[str, Any]:
-    """Paper sessions, newest first."""
-    return tools.list_paper_sessions(limit)
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    resolved = [inspect.Parameter(f"reply_{k}", positional, annotation=ann)
+                for k, ann in ((1, Reply1), (2, Reply2), (3, Reply3))]
+    return _named(tool, fn, _signature(fn, "replies", [*resolved, _ctx_param()]))
 
 
 # --- resources and prompt -------------------------------------------------------------------------
@@ -586,14 +380,9 @@ def _add_resources(server: MCPServer) -> None:
         description="a recorded backtest run: params, settings, stats or error",
     )
     def run_record(run_id: str) -> str:
-        from qlm_kernel.store import default_store
+        from qlm_kernel.session import get_run
 
-        if not run_id.isdigit():
-            raise ConfigError(f"run id must be a number, got {run_id!r}", code="BAD_ARGUMENT")
-        run = default_store().get_run(int(run_id))
-        if run is None:
-            raise ConfigError(f"no run with id {run_id}", code="NOT_FOUND", hint="list_runs shows the runs")
-        return json.dumps(json_safe(run))
+        return json.dumps(get_run(run_id))
 
     @server.resource(
         "qlm://reports/{name}",
@@ -607,7 +396,7 @@ def _add_resources(server: MCPServer) -> None:
             raise SecurityError(f"not a report name: {name!r}", code="BAD_NAME", hint="e.g. run-12.html")
         path = workspace_dir("reports") / name
         if path.is_symlink() or not path.is_file():
-            raise ConfigError(f"no report named {name}", code="NOT_FOUND")
+            raise not_found("report named", name, "run_backtest with report=true saves one")
         return report_for_clients(path.read_text(encoding="utf-8"), path)
 
 
@@ -634,10 +423,10 @@ def _add_prompts(server: MCPServer) -> None:
     @server.prompt(title="Fix a strategy from its last error")
     def fix_strategy(strategy: str) -> str:
         """The strategy's code and the last recorded error, with instructions to repair it."""
-        from qlm_kernel.store import default_store
+        from qlm_kernel.session import list_runs
 
         source = tools.read_strategy(strategy)
-        runs = default_store().list_runs(limit=20, strategy=source["strategy"], status="error")
+        runs = list_runs(limit=20, strategy=source["strategy"], status="error")
         error = runs[0]["error"] if runs else None
         if error is None:
             error_text = "No failed run is recorded yet: call run_backtest first to see the error."

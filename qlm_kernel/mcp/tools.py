@@ -1,24 +1,29 @@
-"""What each MCP tool does, as plain functions over the session API (no MCP imports here).
+"""Every MCP tool, declared once: name, arguments (types, defaults, descriptions, limits), the
+description an assistant reads (the docstring), and the output schema (`qlm_kernel.mcp.schemas`).
 
-`qlm_kernel.mcp.server` registers these as tools; they are also usable directly (tests, notebooks).
-Each returns a JSON-safe dict and raises only `QLMError`s. Everything goes through
-`qlm_kernel.session` with the MCP front end's limits (`qlm_kernel.session.limits.MCP`: sample size,
-grid size, series, splits; internal knobs are not settable). Strategy names go through
-`strategy_file` (no paths), data through ``dataset=`` (a workspace dataset) or ``sample=``
+Each tool is a plain function over `qlm_kernel.session` with the MCP front end's limits
+(`qlm_kernel.session.limits.MCP`); `qlm_kernel.mcp.server` registers `TOOLS` as they are (adding only
+progress reporting and, for healing, the client's model through sampling). The functions are usable
+directly (tests, notebooks): they return JSON-safe dicts and raise only `QLMError`s. Strategy names go
+through `strategy_file` (no paths) and data through ``dataset`` (a workspace dataset) or ``sample``
 (generated) — never a file path — so a client cannot make the server read arbitrary files.
-"""
+Defaults are the Python API's (`qlm.optimize`, `qlm.sanity.*`).
 
-from __future__ import annotations
+No ``from __future__ import annotations``: the SDK reads these signatures' real annotations.
+"""
 
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from qlm_kernel import session
 from qlm_kernel.errors import OptimizationError, StrategyError
 from qlm_kernel.jsonsafe import json_safe
+from qlm_kernel.mcp import schemas
 from qlm_kernel.session.limits import MCP
 from qlm_kernel.session.spec import DataSource, RunSpec, check_mapping, check_settings
 from qlm_kernel.session.strategies import strategy_file
@@ -26,6 +31,44 @@ from qlm_kernel.session.strategies import strategy_file
 SANITY_CHECKS = session.CHECKS
 TRADE_PREVIEW = 5
 PAPER_DEFAULT_SAMPLE = {"kind": "synthetic", "n": 2_000, "seed": 0}
+MAX_LISTED = 500
+MAX_MCP_HEAL_ATTEMPTS = 3
+DEFAULT_TIME_LIMIT = 60.0
+"""Seconds a strategy's own code (loading, ``signals()``) may run in one MCP backtest: an assistant's
+endless loop becomes a TIMEOUT StrategyError instead of a worker thread lost for good."""
+
+# --- argument types: one description each, shared by every tool that takes them -------------------
+
+StrategyName = Annotated[str, Field(description="strategy file name in the workspace, e.g. 'sma_cross.py'")]
+DatasetName = Annotated[
+    str | None, Field(description="a dataset imported into the workspace (list_datasets)")
+]
+SampleSpec = Annotated[
+    dict[str, Any] | None,
+    Field(
+        description='generated data instead of a dataset, e.g. {"kind": "synthetic", "n": 10000, "seed": 0}; '
+        f"kinds: synthetic, goog, eurusd, btcusd; n <= {MCP.max_sample_bars:,}. Default: synthetic, "
+        "10,000 bars"
+    ),
+]
+Params = Annotated[dict[str, Any] | None, Field(description='strategy parameters, e.g. {"fast": 10}')]
+Settings = Annotated[
+    dict[str, Any] | None,
+    Field(
+        description="backtest settings (fractions for costs: fees 0.001 = 10 bps): fill, fees, fixed_fees, "
+        "slippage, init_cash, size, size_type, integer, direction, sl_stop, tp_stop, tsl_stop, close_at_end"
+    ),
+]
+Space = Annotated[
+    dict[str, list[Any]],
+    Field(description=f'parameter -> list of values, e.g. {{"fast": [5, 10]}}; at most {MCP.max_trials:,} '
+          "combinations"),
+]
+Objective = Annotated[str, Field(description="a stats key, e.g. sharpe, total_return, calmar")]
+Seed = Annotated[int, Field(description="random seed of the search or check")]
+Limit = Annotated[int, Field(ge=1, le=MAX_LISTED, description="how many, newest first")]
+JobId = Annotated[str, Field(description="a job id from optimize_parameters or list_jobs")]
+SessionId = Annotated[str, Field(description="from start_paper_session")]
 
 
 def _data(dataset: str | None, sample: dict[str, Any] | None) -> tuple[Any, str | None]:
@@ -71,59 +114,54 @@ def trades_summary(trades: Any, preview: int = TRADE_PREVIEW) -> dict[str, Any]:
 # --- strategies -----------------------------------------------------------------------------------
 
 
-def list_strategies() -> dict[str, Any]:
-    """Strategies in the workspace and the bundled examples, with parameters and stored versions."""
-    from qlm_kernel.session.strategies import list_strategies as listing
+def list_strategies() -> schemas.StrategyList:
+    """Strategies in the workspace and the bundled examples: class, parameters (defaults, ranges),
+    load errors, and how many versions the store holds."""
+    return {"strategies": json_safe(session.strategies.list_strategies())}
 
-    return {"strategies": json_safe(listing())}
 
-
-def read_strategy(name: str) -> dict[str, Any]:
-    """The code of one strategy file (workspace first, then examples) with its latest version."""
-    from qlm_kernel.session.strategies import read_strategy as read
-
-    return json_safe(read(name))
+def read_strategy(name: StrategyName) -> schemas.StrategySource:
+    """The full code of a strategy file (workspace first, then examples) and its latest version."""
+    return json_safe(session.strategies.read_strategy(name))
 
 
 def write_strategy(
-    name: str, code: str, message: str | None = None, author: str = "assistant"
-) -> dict[str, Any]:
-    """Save a strategy file in the workspace as a new version; returns the version id and a syntax check."""
-    from qlm_kernel.session.strategies import write_strategy as write
+    name: StrategyName,
+    code: Annotated[str, Field(description="the whole file: a Strategy subclass with Params and signals()")],
+    message: Annotated[str | None, Field(description="what changed, kept with the version")] = None,
+) -> schemas.WriteReceipt:
+    """Create or replace a strategy file in the workspace. Every write is stored as a new version
+    (author "assistant"); returns the version id and a syntax check. Names only: no paths."""
+    return json_safe(session.strategies.write_strategy(name, code, author="assistant", message=message))
 
-    return json_safe(write(name, code, author=author, message=message))
 
-
-def strategy_history(name: str) -> dict[str, Any]:
-    """Every stored version of a strategy (author, time, sha256), oldest first."""
-    from qlm_kernel.session.strategies import strategy_history as history
-
-    return {"name": name, "versions": json_safe(history(name))}
+def strategy_history(name: StrategyName) -> schemas.StrategyHistory:
+    """Every stored version of a strategy's code (author, time, sha256), oldest first."""
+    return {"name": name, "versions": json_safe(session.strategies.strategy_history(name))}
 
 
 # --- research -------------------------------------------------------------------------------------
 
 
-DEFAULT_TIME_LIMIT = 60.0
-"""Seconds a strategy's own code (loading, ``signals()``) may run in one MCP backtest: an assistant's
-endless loop becomes a TIMEOUT StrategyError instead of a worker thread lost for good."""
-
-
 def run_backtest(
-    strategy: str,
-    dataset: str | None = None,
-    sample: dict[str, Any] | None = None,
-    params: dict[str, Any] | None = None,
-    settings: dict[str, Any] | None = None,
-    report: bool = False,
-    source: str = "mcp",
-    time_limit: float | None = DEFAULT_TIME_LIMIT,
-) -> dict[str, Any]:
-    """Backtest a strategy file; stats, a trades summary and the stored run id (StrategyError on failure)."""
+    strategy: StrategyName,
+    dataset: DatasetName = None,
+    sample: SampleSpec = None,
+    params: Params = None,
+    settings: Settings = None,
+    report: Annotated[
+        bool, Field(description="also save an HTML report (resource qlm://reports/...)")
+    ] = False,
+    time_limit: Annotated[
+        float, Field(gt=0, le=600, description="seconds the strategy's own code may run")
+    ] = DEFAULT_TIME_LIMIT,
+) -> schemas.BacktestOutput:
+    """Backtest a strategy: stats (total_return, sharpe, max_drawdown, ...), a trades summary and the
+    stored run id. A broken strategy returns a StrategyError with file, line, excerpt and traceback."""
     from qlm_kernel.strategy import time_limit_scope
 
     spec = RunSpec.build(strategy_file(strategy), params=params, settings=settings, dataset=dataset,
-                         sample=sample, source=source, limits=MCP)
+                         sample=sample, source="mcp", limits=MCP)
     started = time.perf_counter()
     with time_limit_scope(time_limit):
         res = session.run_backtest(spec, MCP)
@@ -159,19 +197,24 @@ def _save_report(res: Any, run_id: int | None) -> dict[str, str]:
 
 
 def optimize_parameters(
-    strategy: str,
-    space: dict[str, list[Any]],
-    method: str = "auto",
-    objective: str = "sharpe",
-    dataset: str | None = None,
-    sample: dict[str, Any] | None = None,
-    settings: dict[str, Any] | None = None,
-    n_trials: int | None = None,
-    seed: int = 0,
-    maximize: bool | None = None,
+    strategy: StrategyName,
+    space: Space,
+    method: Annotated[
+        str, Field(description="grid | random | genetic | auto (grid up to 5000 combinations, else genetic)")
+    ] = "auto",
+    objective: Objective = "sharpe",
+    dataset: DatasetName = None,
+    sample: SampleSpec = None,
+    settings: Settings = None,
+    n_trials: Annotated[
+        int | None, Field(ge=1, le=MCP.max_trials, description="random/genetic: evaluations")
+    ] = None,
+    seed: Seed = 0,
+    maximize: Annotated[bool | None, Field(description="default: the objective's natural direction")] = None,
     progress: Callable[[dict[str, Any]], Any] | None = None,
-) -> dict[str, Any]:
-    """Run a recorded optimization job to the end; job id, best params/value/stats and the top trials."""
+) -> schemas.OptimizeOutput:
+    """Search a parameter space as a recorded job, with MCP progress notifications; returns the job id,
+    the best params, value and stats and the top trials. Cancelling the request cancels the job."""
     space = check_mapping(space, "space")
     if not space:
         raise OptimizationError(
@@ -209,40 +252,56 @@ def optimize_parameters(
     return json_safe(out)
 
 
-def get_job(job_id: str, trials: int = 5) -> dict[str, Any]:
-    """One job (`qlm_kernel.session.job_view`) with its first/best trials."""
+def get_job(
+    job_id: JobId,
+    trials: Annotated[int, Field(ge=0, le=100, description="how many first/best trials to include")] = 5,
+) -> schemas.JobDetail:
+    """One job: status, progress, the data it ran on, heartbeat, best result and its first/best trials."""
     return session.get_job(str(job_id), trials)
 
 
-def cancel_job(job_id: str) -> dict[str, Any]:
-    """Ask a pending or running job to stop between batches: ``{"job_id", "status", "cancel_requested"}``."""
+def cancel_job(job_id: Annotated[str, Field(description="the job to stop")]) -> schemas.CancelReply:
+    """Ask a pending or running job to stop between batches (from any process)."""
     return session.cancel_job(str(job_id))
 
 
-def list_jobs(status: str | None = None, limit: int = 20) -> dict[str, Any]:
-    """The newest jobs with their status and progress."""
+def list_jobs(
+    status: Annotated[str | None, Field(description="pending | running | done | failed | cancelled")] = None,
+    limit: Limit = 20,
+) -> schemas.JobList:
+    """The newest jobs with status and progress."""
     return {"jobs": session.list_jobs(status, limit)}
 
 
-def list_runs(limit: int = 20, strategy: str | None = None) -> dict[str, Any]:
-    """The newest recorded backtest runs (stats or error)."""
+def list_runs(
+    limit: Limit = 20,
+    strategy: Annotated[str | None, Field(description="only this strategy")] = None,
+) -> schemas.RunList:
+    """The newest recorded backtest runs (params, settings, stats or error)."""
     return {"runs": session.list_runs(limit, strategy)}
 
 
 def sanity_check(
-    strategy: str,
-    check: str = "lookahead",
-    dataset: str | None = None,
-    sample: dict[str, Any] | None = None,
-    params: dict[str, Any] | None = None,
-    space: dict[str, list[Any]] | None = None,
-    n: int = session.checks.DEFAULT_NOISE_SERIES,
-    n_splits: int = session.checks.DEFAULT_SPLITS,
-    objective: str = "sharpe",
-    settings: dict[str, Any] | None = None,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """One overfitting/lookahead check (`qlm_kernel.session.sanity_check`); its report."""
+    strategy: StrategyName,
+    check: Annotated[
+        str, Field(description="lookahead | white_noise | walk_forward | pbo | deflated_sharpe")
+    ] = "lookahead",
+    dataset: DatasetName = None,
+    sample: SampleSpec = None,
+    params: Params = None,
+    space: Annotated[dict[str, list[Any]] | None, Field(description="for every check but lookahead")] = None,
+    n: Annotated[
+        int, Field(ge=1, le=MCP.max_noise_series, description="white_noise: number of permuted series")
+    ] = session.checks.DEFAULT_NOISE_SERIES,
+    n_splits: Annotated[
+        int, Field(ge=1, le=MCP.max_splits, description="walk_forward: number of folds")
+    ] = session.checks.DEFAULT_SPLITS,
+    objective: Objective = "sharpe",
+    settings: Settings = None,
+    seed: Seed = 0,
+) -> schemas.CheckReport:
+    """Is this overfit or peeking ahead? Runs one check and returns its report: passed, verdict, numbers.
+    A passed check is not proof of an edge (PBO below 0.5 says the selection generalises in rank)."""
     report = session.sanity_check(check, strategy_file(strategy), dataset=dataset, sample=sample,
                                   params=params, settings=settings, space=space, n=n, n_splits=n_splits,
                                   objective=objective, seed=seed, limits=MCP)
@@ -252,19 +311,19 @@ def sanity_check(
 # --- data and system ------------------------------------------------------------------------------
 
 
-def list_datasets() -> dict[str, Any]:
-    """Datasets imported into the workspace, plus the built-in samples usable as ``sample``."""
+def list_datasets() -> schemas.DatasetList:
+    """Datasets imported into the workspace (name, rows, span, fingerprint) and the built-in samples."""
     return session.list_datasets()
 
 
 def analyze_market_structure(
-    dataset: str | None = None, sample: dict[str, Any] | None = None, window: int = 250
-) -> dict[str, Any]:
-    """Trend strength, volatility regime, Hurst exponent, autocorrelation and return distribution."""
-    from qlm_kernel.analysis import analyze_market_structure as analyze
-
-    frame, dataset_name = _data(dataset, sample)
-    return {"dataset": dataset_name, "sample": sample, **analyze(frame, window=int(window))}
+    dataset: DatasetName = None,
+    sample: SampleSpec = None,
+    window: Annotated[int, Field(ge=10, le=100_000, description="bars for the recent-trend figures")] = 250,
+) -> schemas.MarketStructure:
+    """Trend strength, volatility regime, Hurst exponent, autocorrelation and return distribution of a
+    dataset or sample: which strategy family fits it."""
+    return session.analyze_market(dataset=dataset, sample=sample, window=window, limits=MCP)
 
 
 # --- self-healing ---------------------------------------------------------------------------------
@@ -293,7 +352,7 @@ def heal_next_prompt(strategy: str, replies: list[Any], dataset: str | None = No
     import hashlib
     import json
 
-    from qlm_kernel.healing.preview import next_prompt
+    from qlm_kernel.session import heal_next_prompt as next_prompt
     from qlm_kernel.session.strategies import check_strategy_name, strategy_file_path
 
     kwargs = {**check_settings(settings), **check_mapping(params, "params")}
@@ -329,11 +388,24 @@ class ReplayModel:
         return self._replies.pop(0)
 
 
-def heal_strategy(strategy: str, replies: list[Any] | None, dataset: str | None = None,
-                  sample: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
-                  settings: dict[str, Any] | None = None, max_attempts: int = 3,
-                  time_limit: float = 10.0) -> dict[str, Any]:
-    """Heal a workspace strategy with sampled ``replies`` (None: no model, diagnosis only); the report."""
+def heal_strategy(
+    strategy: StrategyName,
+    dataset: DatasetName = None,
+    sample: SampleSpec = None,
+    params: Params = None,
+    settings: Settings = None,
+    max_attempts: Annotated[
+        int, Field(ge=1, le=MAX_MCP_HEAL_ATTEMPTS, description="model replies to try (1-3)")
+    ] = MAX_MCP_HEAL_ATTEMPTS,
+    time_limit: Annotated[
+        float, Field(gt=0, le=120, description="seconds the strategy may run per attempt")
+    ] = 10.0,
+    replies: list[Any] | None = None,
+) -> schemas.HealOutput:
+    """Repair a failing strategy with YOUR model (MCP sampling: you are asked for each fix): run it,
+    send the error trace and source, validate the patched file, save it as a new version (author
+    "healer"), re-run; roll back if not healed. Without sampling support: a diagnosis only. Returns
+    the heal report (steps, diffs, outcome); every step is also on the bus and in the store."""
     from qlm_kernel.session.strategies import check_strategy_name
 
     check_strategy_name(strategy)  # names only over MCP: no paths
@@ -341,37 +413,62 @@ def heal_strategy(strategy: str, replies: list[Any] | None, dataset: str | None 
     frame, dataset_name = _data(dataset, sample)
     model = None if replies is None else ReplayModel(replies)
     report = session.heal(strategy, frame, dataset=dataset_name, model=model, max_attempts=max_attempts,
-                  time_limit=time_limit, model_name="mcp-sampling" if model else None, source="mcp",
-                  workspace_only=True, **kwargs)
+                          time_limit=time_limit, model_name="mcp-sampling" if model else None, source="mcp",
+                          workspace_only=True, **kwargs)
     return json_safe({**report.to_dict(), "sampled_replies": 0 if replies is None else len(replies)})
 
 
 # --- paper trading --------------------------------------------------------------------------------
 
 
-def start_paper_session(strategy: str, dataset: str | None = None, sample: dict[str, Any] | None = None,
-                        params: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
-                        speed: float = 20.0, risk: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Paper-trade a strategy on replayed bars in a background thread; returns the session id."""
+def start_paper_session(
+    strategy: StrategyName,
+    dataset: DatasetName = None,
+    sample: SampleSpec = None,
+    params: Params = None,
+    settings: Annotated[
+        dict[str, Any] | None,
+        Field(description="backtest settings plus latency (s), slippage, fees, fixed_fees, "
+              "max_participation"),
+    ] = None,
+    speed: Annotated[float, Field(ge=0, description="bars per second (0 = as fast as possible)")] = 20.0,
+    risk: Annotated[
+        dict[str, Any] | None,
+        Field(description="risk limits: max_position, max_daily_loss, max_orders_per_minute"),
+    ] = None,
+) -> schemas.PaperStarted:
+    """Paper-trade a strategy on replayed bars (simulated broker with latency and slippage) in the
+    background; returns the session id. Orders, fills and P&L go to the store and the bus."""
     file = strategy_file(strategy)
-    if dataset is None and sample is None:
-        sample = PAPER_DEFAULT_SAMPLE
-    frame, _ = _data(dataset, sample)
+    frame, _ = _data(dataset, sample if dataset is not None or sample is not None else PAPER_DEFAULT_SAMPLE)
     return json_safe(session.start_paper_session(file, data=frame, params=check_mapping(params, "params"),
                                                  settings=check_mapping(settings, "settings"), speed=speed,
                                                  risk=check_mapping(risk, "risk") or None))
 
 
-def paper_session_status(session_id: str) -> dict[str, Any]:
-    """Status, bars processed, position, cash, equity, P&L, orders and fills of a paper session."""
+def paper_session_status(session_id: SessionId) -> schemas.PaperStatus:
+    """A paper session's status, bars processed, position, cash, equity, P&L, orders and fills."""
     return json_safe(session.paper_session_status(str(session_id)))
 
 
-def stop_paper_session(session_id: str) -> dict[str, Any]:
-    """Stop a paper session after its current bar; its final status."""
+def stop_paper_session(session_id: SessionId) -> schemas.PaperStatus:
+    """Stop a paper session after its current bar; returns its final status."""
     return json_safe(session.stop_paper_session(str(session_id)))
 
 
-def list_paper_sessions(limit: int = 20) -> dict[str, Any]:
+def list_paper_sessions(limit: Limit = 20) -> schemas.PaperList:
     """Paper sessions, newest first."""
-    return {"sessions": json_safe(session.list_paper_sessions(limit=max(1, min(int(limit), 500))))}
+    return {"sessions": json_safe(session.list_paper_sessions(limit=max(1, min(int(limit), MAX_LISTED))))}
+
+
+READ_ONLY_TOOLS: tuple[Callable[..., Any], ...] = (
+    list_strategies, read_strategy, strategy_history, list_datasets, list_runs, list_jobs, get_job,
+    analyze_market_structure, sanity_check, list_paper_sessions, paper_session_status,
+)
+"""Tools that change nothing the user has (sanity_check records its optimization job, nothing else)."""
+
+WRITING_TOOLS: tuple[Callable[..., Any], ...] = (
+    write_strategy, run_backtest, optimize_parameters, cancel_job, heal_strategy, start_paper_session,
+    stop_paper_session,
+)
+"""Tools that write: strategy versions, recorded runs and jobs, cancel flags, paper sessions."""

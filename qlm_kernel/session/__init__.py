@@ -13,10 +13,12 @@ server extension). Each user operation is written once here; the skins parse inp
 
 from __future__ import annotations
 
-from qlm_kernel.healing import heal
+from qlm_kernel.healing import HEAL_SYSTEM_PROMPT, heal
+from qlm_kernel.healing.preview import next_prompt as heal_next_prompt
+from qlm_kernel.session import history, strategies
 from qlm_kernel.session.backtest import backtest, run_backtest
 from qlm_kernel.session.checks import CHECKS, sanity_check
-from qlm_kernel.session.datasets import import_dataset, list_datasets
+from qlm_kernel.session.datasets import analyze_market, import_dataset, list_datasets
 from qlm_kernel.session.jobs import cancel_job, get_job, job_view, list_jobs, not_found
 from qlm_kernel.session.limits import MCP, USER, Limits
 from qlm_kernel.session.optimize import optimize, resume_job
@@ -39,12 +41,14 @@ from qlm_kernel.workspace import (
 )
 
 __all__ = [
+    "HEAL_SYSTEM_PROMPT",
     "CHECKS",
     "MCP",
     "USER",
     "DataSource",
     "Limits",
     "RunSpec",
+    "analyze_market",
     "backtest",
     "cancel_job",
     "check_settings",
@@ -54,6 +58,8 @@ __all__ = [
     "get_job",
     "get_run",
     "heal",
+    "heal_next_prompt",
+    "history",
     "import_dataset",
     "job_view",
     "list_datasets",
@@ -71,5 +77,6 @@ __all__ = [
     "start_paper_session",
     "stop_event_recorder",
     "stop_paper_session",
+    "strategies",
     "system_status",
 ]

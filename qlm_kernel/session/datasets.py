@@ -7,6 +7,8 @@ from typing import Any
 
 from qlm_kernel.data.samples import SAMPLE_KINDS
 from qlm_kernel.jsonsafe import json_safe
+from qlm_kernel.session.limits import USER, Limits
+from qlm_kernel.session.spec import DataSource
 from qlm_kernel.workspace.data import SAMPLE_EXAMPLE, SAMPLE_FIELDS, data_manager
 
 
@@ -22,6 +24,17 @@ def list_datasets() -> dict[str, Any]:
             "example": dict(SAMPLE_EXAMPLE),
         },
     }
+
+
+def analyze_market(data: Any = None, *, dataset: str | None = None, sample: dict[str, Any] | None = None,
+                   window: int = 250, limits: Limits = USER) -> dict[str, Any]:
+    """Trend strength, volatility regime, Hurst exponent, autocorrelation and return distribution of the
+    data (`qlm_kernel.analysis.analyze_market_structure`), with ``dataset`` and ``sample`` echoed."""
+    from qlm_kernel.analysis import analyze_market_structure
+
+    source = DataSource.of(data, dataset=dataset, sample=sample, limits=limits)
+    frame, name = source.resolve(limits)
+    return {"dataset": name, "sample": source.sample, **analyze_market_structure(frame, window=int(window))}
 
 
 def import_dataset(

@@ -46,6 +46,23 @@ def strategy_versions(name: str, *, home: PathLike | None = None) -> list[dict[s
         return [] if store is None else json_safe(store.strategy_history(name))
 
 
+def strategy_version(name: str, version: int | str = "latest", *, home: PathLike | None = None
+                     ) -> dict[str, Any]:
+    """One stored version of a strategy with its code (``version``: a number or ``"latest"``);
+    NOT_FOUND naming the versions there are."""
+    with stores.reading(home) as store:
+        versions = [] if store is None else store.strategy_history(name)
+        record = None
+        if versions:
+            number = versions[-1]["version"] if version == "latest" else int(version)
+            record = store.get_strategy_version((name, number))
+    if record is None:
+        known = ", ".join(str(v["version"]) for v in versions) or "none recorded"
+        raise not_found(f"version {version} of strategy", name, f"recorded versions: {known}",
+                        strategy=name, version=str(version))
+    return json_safe(record)
+
+
 def tail_events(
     after_id: int | None = None,
     limit: int = 100,

@@ -8,6 +8,7 @@ from typing import Any
 from qlm_kernel.workspace.strategies import (
     MAX_STRATEGY_BYTES,
     check_strategy_name,
+    describe_strategy_files,
     list_strategies,
     read_strategy,
     restore_strategy_version,
@@ -28,6 +29,7 @@ def strategy_file(name: Any) -> str:
 __all__ = [
     "MAX_STRATEGY_BYTES",
     "check_strategy_name",
+    "describe_strategy_files",
     "list_strategies",
     "read_strategy",
     "restore_strategy_version",

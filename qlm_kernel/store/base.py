@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from qlm_kernel.errors import ConfigError, QLMSystemError
+from qlm_kernel.home import DB_FILENAME
 from qlm_kernel.store import migrations as mig
 from qlm_kernel.store.connection import DEFAULT_BUSY_TIMEOUT, ConnectionPool
 from qlm_kernel.store.errors import is_busy, map_error, store_error
 
 T = TypeVar("T")
-DB_FILENAME = "qlm.db"
 _BACKOFF_BASE = 0.05
 _BACKOFF_CAP = 2.0
 

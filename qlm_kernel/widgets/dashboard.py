@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,33 +18,34 @@ Loader = Callable[[], Any]
 def default_datasets(n: int = 5_000) -> dict[str, Loader]:
     """The workspace's imported datasets (``qlm data import``) first, then small built-in samples: two
     synthetic paths, and real GOOG / EURUSD data when backtesting.py is installed."""
-    from qlm_kernel.data import sample_data
-
     sets = workspace_datasets()
-    sets[f"synthetic hourly, {n:,} bars (seed 0)"] = lambda: sample_data("synthetic", n=n, seed=0)
-    sets[f"synthetic hourly, {n:,} bars (seed 1)"] = lambda: sample_data("synthetic", n=n, seed=1)
-    if importlib.util.find_spec("backtesting") is None:  # the optional package that ships real samples
-        return sets
-    sets["GOOG daily 2004-2013"] = lambda: sample_data("goog", n=n)
-    sets[f"EURUSD hourly, {n:,} bars"] = lambda: sample_data("eurusd", n=n)
+    samples = [(f"synthetic hourly, {n:,} bars (seed 0)", {"kind": "synthetic", "n": n, "seed": 0}),
+               (f"synthetic hourly, {n:,} bars (seed 1)", {"kind": "synthetic", "n": n, "seed": 1})]
+    if importlib.util.find_spec("backtesting") is not None:  # the optional package that ships real samples
+        samples += [("GOOG daily 2004-2013", {"kind": "goog", "n": n}),
+                    (f"EURUSD hourly, {n:,} bars", {"kind": "eurusd", "n": n})]
+    for label, spec in samples:
+        sets[label] = functools.partial(_load, sample=spec)
     return sets
 
 
 def workspace_datasets() -> dict[str, Loader]:
     """``"dataset NAME (ROWS bars)"`` -> loader for every dataset in ``$QLM_HOME/data`` (none on error)."""
-    from qlm_kernel.session import data_manager, resolve_data
+    from qlm_kernel.session import list_datasets
 
     try:
-        listed = data_manager().list()
+        listed = list_datasets()["datasets"]
     except QLMError:
         return {}
-    sets: dict[str, Loader] = {}
-    for meta in listed:
-        name = str(meta["name"])
-        sets[f"dataset {name} ({int(meta.get('rows') or 0):,} bars)"] = lambda name=name: resolve_data(
-            None, dataset=name
-        )[0]
-    return sets
+    return {f"dataset {meta['name']} ({int(meta.get('rows') or 0):,} bars)":
+            functools.partial(_load, dataset=str(meta["name"])) for meta in listed}
+
+
+def _load(**source: Any) -> Any:
+    """The frame of a data source, through the session's one data resolution."""
+    from qlm_kernel.session import DataSource
+
+    return DataSource.of(**source).resolve()[0]
 
 
 def default_strategies() -> dict[str, Any]:

@@ -6,6 +6,7 @@ from typing import Any
 
 import traitlets as t
 
+from qlm_kernel.errors import QLMError
 from qlm_kernel.events import Event
 from qlm_kernel.widgets.compact import compact
 from qlm_kernel.widgets.live import STATIC, LiveWidget, stylesheet
@@ -95,11 +96,11 @@ class HealingTrace(LiveWidget):
 
     def _load_stored(self, session_id: str) -> None:
         """Start from the store when the session was recorded (running or finished)."""
-        try:
-            from qlm_kernel.store import default_store
+        from qlm_kernel.session.history import get_heal_session
 
-            rec = default_store().get_heal_session(session_id)
-        except Exception:
+        try:
+            rec = get_heal_session(session_id)
+        except QLMError:  # not recorded (yet), or no readable store
             return
         if rec:
             self._state.update(**_session_fields(rec, default_status="running"))

@@ -27,14 +27,16 @@ def db_path(home: PathLike | None = None) -> Path:
 @contextlib.contextmanager
 def reading(home: PathLike | None = None) -> Iterator[Store | None]:
     """A read-only `Store` for the duration of the block; None when the workspace has no database (or
-    its writer created the file but has not finished creating the schema yet)."""
+    its writer created the file but has not created the schema yet). A database at an older schema is
+    refused (``DB_READONLY``): a read never migrates."""
     path = db_path(home)
     store = None
     if path.is_file():
         try:
             store = Store(path, readonly=True)
-        except QLMSystemError as err:  # created but not yet migrated by its writer: empty for now
-            if err.code != "DB_READONLY" or err.context.get("operation") != "migrate":
+        except QLMSystemError as err:  # created (schema 0) but not yet migrated by its writer: empty
+            being_created = err.code == "DB_READONLY" and err.context.get("schema_version") == 0
+            if not being_created or err.context.get("operation") != "migrate":
                 raise
     if store is None:
         yield None
