@@ -9,8 +9,6 @@ import pandas as pd
 import pytest
 
 import qlm_kernel as qlm
-from qlm_kernel.engine import layout as L
-from qlm_kernel.engine.kernels import run_column, simulate_grid
 from qlm_kernel.errors import ConfigError, DataError, StrategyError
 
 
@@ -296,41 +294,6 @@ def test_no_lookahead_truncation_leaves_the_past_unchanged():
         pd.testing.assert_frame_equal(
             early.reset_index(drop=True), cut.trades.iloc[: len(early)].reset_index(drop=True)
         )
-
-
-def test_grid_kernel_equals_single_columns():
-    df = qlm.sample_data("synthetic", n=3000, seed=4)
-    o, h, lo, c = (df[k].to_numpy() for k in ("open", "high", "low", "close"))
-    rng = np.random.default_rng(0)
-    m = 6
-    el, xl, es, xs = (np.asfortranarray(rng.random((len(df), m)) < 0.02) for _ in range(4))
-    cfg = np.tile(qlm.engine.BacktestSettings(fees=0.001).pack(), (m, 1))
-    cfg[::2, L.CFG_FILL] = L.FILL_NEXT_OPEN
-    sl = np.asfortranarray(np.full((1, m), np.nan))
-    sl[0, 1] = 0.02
-    nan = np.asfortranarray(np.full((1, m), np.nan))
-    grid = simulate_grid(o, h, lo, c, el, xl, es, xs, sl, nan, nan, cfg)
-    for j in range(m):
-        acc = np.empty(L.N_STATS)
-        trades = np.empty((len(df), L.N_TRADE_FIELDS))
-        run_column(
-            o,
-            h,
-            lo,
-            c,
-            el[:, j],
-            xl[:, j],
-            es[:, j],
-            xs[:, j],
-            sl[:, j],
-            nan[:, j],
-            nan[:, j],
-            cfg[j],
-            np.empty(len(df)),
-            trades,
-            acc,
-        )
-        np.testing.assert_array_equal(grid[j], acc)
 
 
 def test_result_presentation():

@@ -298,3 +298,13 @@ def test_mistyped_names_get_a_suggestion_in_every_front_end(home: Path) -> None:
     assert code == 2 and "did you mean --fees?" in err["message"]  # no silent prefix match
     kind = error_of(qlm.backtest, "sma_cross", sample={"kind": "synthetc"})
     assert "did you mean 'synthetic'" in kind["hint"]
+
+
+def test_paper_replay_takes_dataset_and_sample_and_sizes_like_the_engine(home: Path) -> None:
+    sample = {"kind": "synthetic", "n": 1500, "seed": 2}
+    for settings in ({}, {"size": 0.5, "size_type": "percent", "integer": True},
+                     {"size": 3000.0, "size_type": "value", "fees": 0.001}):
+        paper = qlm.paper_replay("sma_cross", sample=sample, latency=0.0, slippage=0.0, **settings)
+        engine = qlm.backtest("sma_cross", sample=sample, fill="next_open", record=False, **settings)
+        assert len(paper.trades) == len(engine.trades) > 0
+        assert paper.final_value == pytest.approx(engine.stats["final_value"], rel=1e-12)

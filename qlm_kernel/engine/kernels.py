@@ -1,9 +1,9 @@
 """Numba kernels: the bar-by-bar event loop, signal handling, fills, stops and trade bookkeeping.
 
 Arrays in, arrays out; no Python objects, so ``nogil=True`` lets threads run columns in parallel.
-``simulate_column`` runs one column (one parameter set / one asset); ``simulate_grid`` runs many
-columns of a (bars x columns) signal matrix with ``prange`` and keeps only per-column statistics,
-so memory stays bounded for large sweeps.
+``simulate_column`` runs one column (one parameter set / one asset), compiled once per mode
+(`MODE_ENTRIES`); the optimizer runs columns on threads. (A multi-column ``simulate_grid`` was removed:
+nothing in production called it; portfolio mode will bring the grouped kernel.)
 
 Semantics (documented in README "Engine semantics"):
 - signals: entry+exit of one side on the same bar cancel; a long entry and a short entry on the same
@@ -24,7 +24,7 @@ Semantics (documented in README "Engine semantics"):
 from __future__ import annotations
 
 import numpy as np
-from numba import literally, njit, prange
+from numba import literally, njit
 
 from qlm_kernel.engine.layout import (
     CFG_CLOSE_AT_END,
@@ -47,8 +47,6 @@ from qlm_kernel.engine.layout import (
     EXIT_TAKE_PROFIT,
     EXIT_TRAILING_STOP,
     FILL_CLOSE,
-    N_STATS,
-    N_TRADE_FIELDS,
     SIZE_PERCENT,
     SIZE_UNITS,
     ST_BAD_PRICE_BAR,
@@ -512,108 +510,8 @@ def uses_stops(sl_a: np.ndarray, tp_a: np.ndarray, tsl_a: np.ndarray) -> bool:
     )
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
-def run_column(
-    o: np.ndarray,
-    h: np.ndarray,
-    lo: np.ndarray,
-    c: np.ndarray,
-    el: np.ndarray,
-    xl: np.ndarray,
-    es: np.ndarray,
-    xs: np.ndarray,
-    sl_a: np.ndarray,
-    tp_a: np.ndarray,
-    tsl_a: np.ndarray,
-    cfg: np.ndarray,
-    equity: np.ndarray,
-    trades: np.ndarray,
-    stats: np.ndarray,
-) -> int:
-    """Simulate one column in the specialization its settings need, then finish its trades.
-
-    The arguments are those of ``simulate_column`` minus the mode literals, which are read from
-    ``cfg`` and the stop arrays here (compiled dispatch: no per-call literal resolution).
-    """
-    fill_close = cfg[CFG_FILL] == FILL_CLOSE
-    close_at_end = cfg[CFG_CLOSE_AT_END] != 0.0
-    use_stops = uses_stops(sl_a, tp_a, tsl_a)
-    # numba cannot splat *args before literals, hence the spelled-out calls
-    if fill_close:
-        if use_stops:
-            if close_at_end:
-                k = simulate_column(
-                    o,
-                    h,
-                    lo,
-                    c,
-                    el,
-                    xl,
-                    es,
-                    xs,
-                    sl_a,
-                    tp_a,
-                    tsl_a,
-                    cfg,
-                    equity,
-                    trades,
-                    stats,
-                    True,
-                    True,
-                    True,
-                )
-            else:
-                k = simulate_column(
-                    o,
-                    h,
-                    lo,
-                    c,
-                    el,
-                    xl,
-                    es,
-                    xs,
-                    sl_a,
-                    tp_a,
-                    tsl_a,
-                    cfg,
-                    equity,
-                    trades,
-                    stats,
-                    True,
-                    True,
-                    False,
-                )
-        elif close_at_end:
-            k = simulate_column(
-                o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, True, False, True
-            )
-        else:
-            k = simulate_column(
-                o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, True, False, False
-            )
-    elif use_stops:
-        if close_at_end:
-            k = simulate_column(
-                o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, True, True
-            )
-        else:
-            k = simulate_column(
-                o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, True, False
-            )
-    elif close_at_end:
-        k = simulate_column(
-            o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, False, True
-        )
-    else:
-        k = simulate_column(
-            o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, False, False
-        )
-    finish_trades(trades, k, stats, c.shape[0])
-    return k
-
-
 # One compiled entry point per mode, so a first backtest compiles only the mode it uses (~3 s
-# instead of ~22 s for all eight). ``run_column`` above serves compiled callers such as the grid.
+# instead of ~22 s for all eight).
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -717,51 +615,3 @@ def run_column_lazy(
     k = entry(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats)
     finish_trades(trades, k, stats, c.shape[0])
     return k
-
-
-@njit(nogil=True, cache=True, error_model="numpy", parallel=True)
-def simulate_grid(
-    o: np.ndarray,
-    h: np.ndarray,
-    lo: np.ndarray,
-    c: np.ndarray,
-    el: np.ndarray,
-    xl: np.ndarray,
-    es: np.ndarray,
-    xs: np.ndarray,
-    sl_a: np.ndarray,
-    tp_a: np.ndarray,
-    tsl_a: np.ndarray,
-    cfg: np.ndarray,
-) -> np.ndarray:
-    """Run every column of (bars x columns) signal matrices over one price series, in parallel.
-
-    Signal and stop matrices should be Fortran-ordered so each column is contiguous; stop matrices
-    have 1 or n rows; ``cfg`` is (columns x N_CFG). Returns (columns x N_STATS) statistics.
-    """
-    m = el.shape[1]
-    out = np.empty((m, N_STATS))
-    no_equity = np.empty(0)
-    for j in prange(m):
-        capacity = 1
-        for i in range(el.shape[0]):
-            capacity += el[i, j] or es[i, j]
-        trades = np.empty((capacity, N_TRADE_FIELDS))  # scratch, freed after the column
-        run_column(
-            o,
-            h,
-            lo,
-            c,
-            el[:, j],
-            xl[:, j],
-            es[:, j],
-            xs[:, j],
-            sl_a[:, j],
-            tp_a[:, j],
-            tsl_a[:, j],
-            cfg[j],
-            no_equity,
-            trades,
-            out[j],
-        )
-    return out

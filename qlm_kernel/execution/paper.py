@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from qlm_kernel.engine.kernels import N_PS, PS_REF, PS_SL, PS_TP, PS_TRAIL, PS_TSL, stop_level
+from qlm_kernel.engine import layout as L
+from qlm_kernel.engine.kernels import N_PS, PS_REF, PS_SL, PS_TP, PS_TRAIL, PS_TSL, entry_units, stop_level
 from qlm_kernel.engine.layout import EXIT_REASONS
 from qlm_kernel.errors import ConfigError, ExecutionError
 from qlm_kernel.execution.base import ExecutionHandler, unknown_order
@@ -301,6 +302,8 @@ class PaperExecutionHandler(ExecutionHandler):
         if order.target_size is not None:  # a partially filled order keeps its size
             return order.target_size - order.filled
         fees, fixed = self.fees, self.fixed_fees
+        if pos == 0.0 and (order.cash_fraction is not None or order.cap_to_cash):
+            return self._entry_units(order, price)
         if order.cash_fraction is not None:
             units = ((order.cash_fraction * self.cash - fixed) / (1.0 + fees)) / adj
         else:
@@ -317,6 +320,24 @@ class PaperExecutionHandler(ExecutionHandler):
         if order.integer:
             units = math.floor(units)
         return units if units > 0.0 else 0.0
+
+    def _entry_units(self, order: Order, price: float) -> float:
+        """Units of an entry from flat, by the engine kernel's own sizing rule (`entry_units`: all cash,
+        a fraction of it, units or value capped to what cash affords, whole units), so paper fills size
+        exactly as backtests do."""
+        cfg = np.zeros(L.N_CFG)
+        cfg[L.CFG_FEES], cfg[L.CFG_FIXED_FEES] = self.fees, self.fixed_fees
+        cfg[L.CFG_SLIPPAGE] = self.slippage
+        cfg[L.CFG_INTEGER] = float(bool(order.integer))
+        if order.cash_fraction is not None:
+            cfg[L.CFG_SIZE_TYPE], cfg[L.CFG_SIZE] = L.SIZE_PERCENT, order.cash_fraction
+        elif order.size is not None:
+            cfg[L.CFG_SIZE_TYPE], cfg[L.CFG_SIZE] = L.SIZE_UNITS, order.size
+        else:
+            cfg[L.CFG_SIZE_TYPE], cfg[L.CFG_SIZE] = L.SIZE_VALUE, order.value
+        sign = 1 if order.side == "buy" else -1
+        units, _adj, _fee = entry_units(sign, float(price), float(self.cash), cfg)
+        return float(units)
 
     def _execute(self, order: Order, price: float, bar: int, room: float) -> Fill | None:
         """Fill (part of) ``order`` at market ``price``; None when nothing could fill."""

@@ -72,8 +72,10 @@ def strategy_label(strat: Any) -> str:
 
 def paper_replay(
     strategy: Any,
-    data: Any,
+    data: Any = None,
     *,
+    dataset: str | None = None,
+    sample: dict[str, Any] | None = None,
     latency: float = DEFAULT_LATENCY,
     slippage: float = DEFAULT_SLIPPAGE,
     fees: float = 0.0,
@@ -85,7 +87,8 @@ def paper_replay(
     publish: bool = False,
     **kwargs: Any,
 ) -> PaperResult:
-    """Replay ``data`` bar by bar through a `PaperExecutionHandler`; returns a `PaperResult`.
+    """Replay ``data`` (a frame or file, or ``dataset=`` / ``sample=`` as in `qlm.backtest`) bar by bar
+    through a `PaperExecutionHandler`; returns a `PaperResult`.
 
     ``latency`` is seconds (default 0.1), ``slippage`` a fraction (default 0.0005 = 5 bps), ``fees``
     and ``fixed_fees`` as in `qlm.backtest`; other keywords are backtest settings (init_cash, size,
@@ -93,11 +96,12 @@ def paper_replay(
     parameters. ``max_participation`` caps each bar's fills at that fraction of its volume.
     ``risk`` is a `RiskLimits` or a dict of its fields. ``publish=True`` sends paper.* events.
     """
-    from qlm_kernel.strategy.run import ohlcv_frame as as_ohlcv_frame
+    from qlm_kernel.strategy.run import ohlcv_frame
+    from qlm_kernel.workspace.data import resolve_data
 
     started = time.perf_counter()
     settings, params = paper_settings(dict(kwargs), fees=fees, fixed_fees=fixed_fees, slippage=slippage)
-    frame = as_ohlcv_frame(data)
+    frame = ohlcv_frame(resolve_data(data, dataset=dataset, sample=sample)[0])
     strat = resolve_paper_strategy(strategy, params)
     if signals == "full" and len(frame) < 60:
         signals = "incremental"  # too short for the lookahead cuts; cheap to recompute per bar

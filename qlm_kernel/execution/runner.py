@@ -22,6 +22,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from qlm_kernel.engine.kernels import NO_CHANGE, decide_target
+from qlm_kernel.engine.layout import DIRECTION_CODES
 from qlm_kernel.engine.settings import BacktestSettings
 from qlm_kernel.errors import ExecutionError
 from qlm_kernel.execution.base import ExecutionHandler
@@ -29,27 +31,6 @@ from qlm_kernel.execution.feeds import Bar
 from qlm_kernel.execution.risk import RiskLimits
 from qlm_kernel.execution.signals import BarSignals, History
 from qlm_kernel.execution.types import Fill, Order
-
-NO_CHANGE = 2
-
-
-def decide_target(pos: float, el: bool, xl: bool, es: bool, xs: bool, direction: str) -> int:
-    """Target position sign (+1, 0, -1) from one bar's signals, or NO_CHANGE (the engine's rules)."""
-    if direction == "long":
-        es = xs = False
-    elif direction == "short":
-        el = xl = False
-    if el and xl:
-        el = xl = False
-    if es and xs:
-        es = xs = False
-    if el and es:
-        el = es = False
-    if pos == 0.0:
-        return 1 if el else -1 if es else NO_CHANGE
-    if pos > 0.0:
-        return -1 if es else 0 if xl else NO_CHANGE
-    return 1 if el else 0 if xs else NO_CHANGE
 
 
 class Journal(Protocol):
@@ -146,7 +127,8 @@ class PaperRunner:
         pos = self.handler.position(self.symbol)
         sig = self.signals.at(i, self.history)
         intended = self._intended(pos)
-        target = decide_target(intended, sig.el, sig.xl, sig.es, sig.xs, self.settings.direction)
+        target = decide_target(float(intended), bool(sig.el), bool(sig.xl), bool(sig.es), bool(sig.xs),
+                               DIRECTION_CODES[self.settings.direction])  # the engine kernel's own rule
         if target != NO_CHANGE:
             self._act(i, target, intended, sig, bar.close, t)
         self._mark(i, bar, t, before)
