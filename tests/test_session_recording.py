@@ -120,7 +120,7 @@ def test_a_broken_store_never_costs_the_result(workspace, df):
 
 
 def test_datasets_by_name_are_recorded(workspace, df):
-    qlm.data_manager().register_frame(df, "prices")
+    qlm.session.data_manager().register_frame(df, "prices")
     assert [d["name"] for d in default_store().list_datasets()] == ["prices"]
     res = qlm.backtest("sma_cross", dataset="prices")
     run = default_store().get_run(res.meta["run_id"])

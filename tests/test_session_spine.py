@@ -308,3 +308,16 @@ def test_paper_replay_takes_dataset_and_sample_and_sizes_like_the_engine(home: P
         engine = qlm.backtest("sma_cross", sample=sample, fill="next_open", record=False, **settings)
         assert len(paper.trades) == len(engine.trades) > 0
         assert paper.final_value == pytest.approx(engine.stats["final_value"], rel=1e-12)
+
+
+def test_moved_top_level_names_still_work_with_a_deprecation_warning() -> None:
+    from qlm_kernel.store import default_store as store_default
+    from qlm_kernel.workspace import resolve_data
+
+    with pytest.warns(DeprecationWarning, match="from qlm_kernel.store import default_store"):
+        assert qlm.default_store is store_default
+    with pytest.warns(DeprecationWarning, match="qlm_kernel.workspace"):
+        assert qlm.resolve_data is resolve_data
+    public = {"backtest", "optimize", "heal", "sanity", "Strategy", "Param", "Signals", "load_ohlcv",
+              "sample_data", "RunSpec", "paper_replay", "subscribe", "QLMError"}
+    assert public <= set(qlm.__all__) and "default_store" not in qlm.__all__

@@ -66,7 +66,7 @@ def test_cancel_message_from_the_front_end_stops_a_background_job(home, df) -> N
     widget.wait_idle()
     assert result.status == "cancelled"
     assert widget.status == "cancelled" and 0 < widget.done < widget.total
-    assert qlm.default_store().get_job(widget.job_id)["status"] == "cancelled"
+    assert qlm.optimize.status(widget.job_id)["status"] == "cancelled"
     assert widget.cancel() is False  # nothing left to cancel
     widget.close()
 

@@ -103,10 +103,17 @@ class BacktestSettings:
         return cfg
 
 
-def split_settings(kwargs: dict[str, Any]) -> tuple[BacktestSettings, dict[str, Any]]:
-    """Separate backtest settings from strategy parameters in one keyword dict."""
+def partition_settings(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(settings given, strategy parameters) of one flat keyword dict, split by `SETTING_NAMES` (a
+    strategy cannot declare a `Param` with such a name, so the split is unambiguous)."""
     settings = {k: kwargs[k] for k in SETTING_NAMES if k in kwargs}
     params = {k: v for k, v in kwargs.items() if k not in SETTING_NAMES}
+    return settings, params
+
+
+def split_settings(kwargs: dict[str, Any]) -> tuple[BacktestSettings, dict[str, Any]]:
+    """Separate backtest settings (validated, defaults filled) from strategy parameters."""
+    settings, params = partition_settings(kwargs)
     return BacktestSettings(**settings), params
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from qlm_kernel.engine.settings import SETTING_NAMES
+from qlm_kernel.engine.settings import partition_settings
 from qlm_kernel.errors import QLMError
 from qlm_kernel.formatting import HEADLINE_STATS
 from qlm_kernel.healing.target import HealTarget
@@ -38,11 +38,12 @@ def run_once(target: HealTarget, frame: pd.DataFrame, dataset: str | None, kwarg
     """Backtest the target file on ``frame`` with ``kwargs`` (params and settings) under the limit."""
     from qlm_kernel.workspace import recorded_backtest as backtest
 
+    settings, params = partition_settings(kwargs)
     started = time.perf_counter()
     with time_limit_scope(time_limit):
         try:
-            result = backtest(str(target.path), frame, dataset=dataset, record=record, source=source,
-                              **kwargs)
+            result = backtest(str(target.path), frame, params=params, settings=settings, dataset=dataset,
+                              record=record, source=source)
         except QLMError as err:
             return RunOutcome(False, _trace(err, version), None, err.context.get("run_id"),
                               time.perf_counter() - started)
@@ -50,7 +51,6 @@ def run_once(target: HealTarget, frame: pd.DataFrame, dataset: str | None, kwarg
         run_id = result.meta.get("run_id")
         if not require_trades or stats["n_trades"]:
             return RunOutcome(True, None, stats, run_id, time.perf_counter() - started)
-        params = {k: v for k, v in kwargs.items() if k not in SETTING_NAMES}
         try:
             warning = diagnose_no_trades(resolve_strategy(str(target.path), **params), frame)
         except QLMError as err:  # the re-run itself failed: report that

@@ -75,7 +75,7 @@ def walk_forward(
             **settings,
         )
         params = dict(opt.best_params or {})
-        res = backtest(strategy, frame.iloc[:test_hi], record=False, **params, **settings)
+        res = backtest(strategy, frame.iloc[:test_hi], params=params, settings=settings, record=False)
         equity = res.equity.to_numpy()
         window = equity[train_hi - 1 : test_hi]
         returns = window[1:] / window[:-1] - 1.0

@@ -41,8 +41,8 @@ from qlm_kernel.workspace import (
 )
 
 __all__ = [
-    "HEAL_SYSTEM_PROMPT",
     "CHECKS",
+    "HEAL_SYSTEM_PROMPT",
     "MCP",
     "USER",
     "DataSource",

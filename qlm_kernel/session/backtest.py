@@ -40,9 +40,9 @@ def run_backtest(spec: RunSpec, limits: Limits = USER) -> BacktestResult:
     return recorded_backtest(
         spec.strategy,
         frame,
+        params=spec.params,
+        settings=spec.settings,
         dataset=dataset_name,
         record=spec.record,
         source=spec.source,
-        **spec.params,
-        **spec.settings,
     )

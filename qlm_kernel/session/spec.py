@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from qlm_kernel.engine.settings import SETTING_NAMES, BacktestSettings
+from qlm_kernel.engine.settings import SETTING_NAMES, BacktestSettings, partition_settings
 from qlm_kernel.errors import ConfigError
 from qlm_kernel.session.limits import USER, Limits
 from qlm_kernel.workspace.data import check_sample, resolve_data
@@ -174,8 +174,7 @@ class RunSpec:
         **kwargs: Any,
     ) -> RunSpec:
         """A spec from the Python API's flat keywords: setting names are settings, the rest params."""
-        settings = {k: v for k, v in kwargs.items() if k in SETTING_NAMES}
-        params = {k: v for k, v in kwargs.items() if k not in SETTING_NAMES}
+        settings, params = partition_settings(kwargs)
         return cls.build(
             strategy,
             params=params,

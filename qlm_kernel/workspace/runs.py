@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from qlm_kernel.engine import BacktestResult
-from qlm_kernel.engine.settings import SETTING_NAMES
 from qlm_kernel.errors import QLMError
 from qlm_kernel.events import publish
 from qlm_kernel.formatting import HEADLINE_STATS
@@ -20,18 +19,19 @@ from qlm_kernel.workspace.recording import ensure_event_recorder, record_run, re
 
 def recorded_backtest(
     strategy: Any,
-    data: Any = None,
+    frame: Any,
     *,
+    params: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
     dataset: str | None = None,
-    sample: dict[str, Any] | None = None,
     record: bool | None = None,
     source: str = "python",
-    **kwargs: Any,
 ) -> BacktestResult:
-    """Backtest ``strategy`` on ``data`` (frame, file, dataset name) or ``dataset=`` / ``sample=``.
+    """Backtest ``strategy`` on ``frame`` (an OHLCV frame, ``dataset`` naming it when it is one) with
+    ``params`` and ``settings`` given apart, as a research session runs it.
 
-    Same arguments and result as `qlm_kernel.engine.backtest`; in addition the run is published on
-    the event bus (``engine.backtest.started|finished|failed``) and, unless ``record=False`` (or
+    The pure backtest (`qlm_kernel.strategy.run.backtest`) plus: the run is published on the event bus
+    (``engine.backtest.started|finished|failed``) and, unless ``record=False`` (or
     ``QLM_RECORD_RUNS=0``), recorded in the workspace store with its strategy version (the file's
     code, versioned when it changed), data fingerprint, params, settings, stats or error.
     ``res.meta["run_id"]`` is the stored run's id.
@@ -39,9 +39,8 @@ def recorded_backtest(
     recording = recording_enabled(record)
     if recording:
         ensure_event_recorder()
-    frame, dataset_name = resolve_data(data, dataset=dataset, sample=sample)
-    settings = {k: v for k, v in kwargs.items() if k in SETTING_NAMES}
-    params = {k: v for k, v in kwargs.items() if k not in SETTING_NAMES}
+    frame, dataset_name = resolve_data(frame, dataset=dataset)
+    settings, params = dict(settings or {}), dict(params or {})
     started = time.perf_counter()
     try:
         strat = resolve_strategy(strategy, **params)
