@@ -321,3 +321,41 @@ def test_moved_top_level_names_still_work_with_a_deprecation_warning() -> None:
     public = {"backtest", "optimize", "heal", "sanity", "Strategy", "Param", "Signals", "load_ohlcv",
               "sample_data", "RunSpec", "paper_replay", "subscribe", "QLMError"}
     assert public <= set(qlm.__all__) and "default_store" not in qlm.__all__
+
+
+def test_runs_and_datasets_read_the_same_from_python_cli_and_mcp(home: Path, monkeypatch) -> None:
+    monkeypatch.setenv("QLM_RECORD_RUNS", "1")
+    session.import_dataset(_csv(home), "prices")
+    run = qlm.backtest("sma_cross", dataset="prices", fast=6)
+    python = session.list_runs(5)
+    code, cli_runs, _ = cli("runs", "list", "--limit", "5")
+    assert code == 0 and python == cli_runs["runs"] == tools.list_runs(5)["runs"]
+    assert python[0]["id"] == run.meta["run_id"] and python[0]["dataset"] == "prices"
+    assert cli("runs", "show", str(run.meta["run_id"]))[1] == session.get_run(run.meta["run_id"])
+    listing = session.list_datasets()
+    code, cli_data, _ = cli("data", "list")
+    assert code == 0 and cli_data["datasets"] == listing["datasets"] == tools.list_datasets()["datasets"]
+    assert [d["name"] for d in listing["datasets"]] == ["prices"]
+
+
+def _csv(home: Path) -> Path:
+    """A small OHLCV CSV file outside the workspace."""
+    path = home.parent / "prices.csv"
+    frame = qlm.sample_data("synthetic", n=800, seed=5)
+    frame.index.name = "time"
+    frame.to_csv(path)
+    return path
+
+
+def test_every_process_finds_the_workspace_by_one_rule(tmp_path: Path, monkeypatch) -> None:
+    from qlm_kernel.home import home_path
+
+    monkeypatch.delenv("QLM_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert home_path() == tmp_path / ".qlm"
+    assert home_path(base=tmp_path / "root") == tmp_path / "root" / ".qlm"  # the Jupyter server's base
+    assert home_path(configured=tmp_path / "cfg", base=tmp_path / "root") == tmp_path / "cfg"
+    monkeypatch.setenv("QLM_HOME", str(tmp_path / "env"))
+    assert home_path(configured=tmp_path / "cfg") == tmp_path / "env"  # the environment wins
+    assert home_path(tmp_path / "arg") == tmp_path / "arg"  # an explicit argument wins over all
+    assert not (tmp_path / "env").exists()  # finding the workspace creates nothing
