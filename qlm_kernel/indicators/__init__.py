@@ -15,6 +15,11 @@ Conventions (tested against pandas; see each docstring):
 - ``roc``: percent, ``100*(x/x.shift(n) - 1)``.
 - NaN inside the data: ``ema`` holds its value across NaNs like pandas (``ignore_na=False``;
   pandas 3.1 alone special-cases span=3 there); ``rsi``/``atr`` skip NaN bars (NaN out, state kept).
+
+Memo: every function here is ``@memoized``. Inside ``memo.memo_scope()`` (the optimizer installs one
+per job) a repeated call with the same inputs and arguments returns the cached, read-only result
+instead of recomputing; outside a scope nothing is cached. Keys, the in-place-edit rule and the
+bound are described in `qlm_kernel.indicators.memo`.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from qlm_kernel.indicators._io import (
     check_same_length,
     wrap_like,
 )
+from qlm_kernel.indicators.memo import memoized
 
 __all__ = [
     "MACD",
@@ -88,24 +94,28 @@ class Channel(NamedTuple):
         return (self.upper + self.lower) / 2.0
 
 
+@memoized
 def sma(x: SeriesLike, period: int) -> SeriesLike:
     """Simple moving average == ``x.rolling(period).mean()``."""
     n = check_period(period, "sma")
     return wrap_like(x, _k.rolling_mean_nb(as_float_array(x, "sma"), n))
 
 
+@memoized
 def ema(x: SeriesLike, period: int) -> SeriesLike:
     """Exponential moving average == ``x.ewm(span=period, adjust=False, min_periods=period).mean()``."""
     n = check_period(period, "ema")
     return wrap_like(x, _k.ema_nb(as_float_array(x, "ema"), 2.0 / (n + 1.0), n))
 
 
+@memoized
 def wma(x: SeriesLike, period: int) -> SeriesLike:
     """Linearly weighted moving average, weights 1..period with the newest bar heaviest."""
     n = check_period(period, "wma")
     return wrap_like(x, _k.wma_nb(as_float_array(x, "wma"), n))
 
 
+@memoized
 def rolling_std(x: SeriesLike, period: int, ddof: int = 1) -> SeriesLike:
     """Rolling standard deviation == ``x.rolling(period).std(ddof=ddof)`` (pandas' ddof=1 default)."""
     n = check_period(period, "rolling_std")
@@ -113,18 +123,21 @@ def rolling_std(x: SeriesLike, period: int, ddof: int = 1) -> SeriesLike:
     return wrap_like(x, _k.rolling_var_nb(as_float_array(x, "rolling_std"), n, d, True))
 
 
+@memoized
 def highest(x: SeriesLike, period: int) -> SeriesLike:
     """Rolling maximum over the last ``period`` bars, current bar included (``rolling(n).max()``)."""
     n = check_period(period, "highest")
     return wrap_like(x, _k.rolling_extreme_nb(as_float_array(x, "highest"), n, True))
 
 
+@memoized
 def lowest(x: SeriesLike, period: int) -> SeriesLike:
     """Rolling minimum over the last ``period`` bars, current bar included (``rolling(n).min()``)."""
     n = check_period(period, "lowest")
     return wrap_like(x, _k.rolling_extreme_nb(as_float_array(x, "lowest"), n, False))
 
 
+@memoized
 def rsi(x: SeriesLike, period: int = 14) -> SeriesLike:
     """Relative Strength Index (0..100) with Wilder smoothing.
 
@@ -136,12 +149,14 @@ def rsi(x: SeriesLike, period: int = 14) -> SeriesLike:
     return wrap_like(x, _k.rsi_nb(as_float_array(x, "rsi"), n))
 
 
+@memoized
 def true_range(high: SeriesLike, low: SeriesLike, close: SeriesLike) -> SeriesLike:
     """True range: max(high-low, |high-prev close|, |low-prev close|); the first bar is high-low."""
     h, lo, c = _hlc("true_range", high, low, close)
     return _wrap_first(_k.true_range_nb(h, lo, c), high, low, close)
 
 
+@memoized
 def atr(high: SeriesLike, low: SeriesLike, close: SeriesLike, period: int = 14) -> SeriesLike:
     """Average True Range with Wilder smoothing (RMA), like TradingView ``ta.atr``.
 
@@ -153,6 +168,7 @@ def atr(high: SeriesLike, low: SeriesLike, close: SeriesLike, period: int = 14) 
     return _wrap_first(_k.wilder_nb(_k.true_range_nb(h, lo, c), n), high, low, close)
 
 
+@memoized
 def bollinger(x: SeriesLike, period: int = 20, k: float = 2.0, ddof: int = 0) -> Bands:
     """Bollinger bands: SMA ± ``k`` rolling standard deviations (population, ``ddof=0``).
 
@@ -167,6 +183,7 @@ def bollinger(x: SeriesLike, period: int = 20, k: float = 2.0, ddof: int = 0) ->
     return Bands(wrap_like(x, mid), wrap_like(x, mid + width), wrap_like(x, mid - width))
 
 
+@memoized
 def macd(x: SeriesLike, fast: int = 12, slow: int = 26, signal: int = 9) -> MACD:
     """MACD: ``ema(fast) - ema(slow)``, its ``ema(signal)`` and the histogram, pandas-style EMAs.
 
@@ -181,6 +198,7 @@ def macd(x: SeriesLike, fast: int = 12, slow: int = 26, signal: int = 9) -> MACD
     return MACD(wrap_like(x, line), wrap_like(x, sig), wrap_like(x, line - sig))
 
 
+@memoized
 def donchian(high: SeriesLike, low: SeriesLike, period: int = 20) -> Channel:
     """Donchian channel: ``Channel(upper=highest(high, period), lower=lowest(low, period))``.
 
@@ -198,6 +216,7 @@ def donchian(high: SeriesLike, low: SeriesLike, period: int = 20) -> Channel:
     )
 
 
+@memoized
 def zscore(x: SeriesLike, period: int, ddof: int = 1) -> SeriesLike:
     """Rolling z-score ``(x - sma) / rolling_std``; NaN where the window is flat (std 0)."""
     n = check_period(period, "zscore")
@@ -207,12 +226,14 @@ def zscore(x: SeriesLike, period: int, ddof: int = 1) -> SeriesLike:
     return wrap_like(x, out)
 
 
+@memoized
 def roc(x: SeriesLike, period: int = 10) -> SeriesLike:
     """Rate of change in percent: ``100 * (x / x.shift(period) - 1)``."""
     n = check_period(period, "roc")
     return wrap_like(x, _k.roc_nb(as_float_array(x, "roc"), n))
 
 
+@memoized
 def crossed_above(a: SeriesLike, b: SeriesLike | float) -> SeriesLike:
     """True on bars where ``a`` moves from ``<= b`` (previous bar) to ``> b`` (this bar).
 
@@ -222,6 +243,7 @@ def crossed_above(a: SeriesLike, b: SeriesLike | float) -> SeriesLike:
     return _cross(a, b, True, "crossed_above")
 
 
+@memoized
 def crossed_below(a: SeriesLike, b: SeriesLike | float) -> SeriesLike:
     """True on bars where ``a`` moves from ``>= b`` (previous bar) to ``< b`` (this bar)."""
     return _cross(a, b, False, "crossed_below")

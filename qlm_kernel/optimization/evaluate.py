@@ -2,13 +2,19 @@
 
 `Evaluator` holds what every trial shares (class, frame, settings, sample positions) so a trial costs
 only the strategy's signals and one kernel run; it is what threads share and what Dask workers build.
+
+Indicator memo: the evaluator owns one `qlm_kernel.indicators.memo.Memo` per job and installs it around
+every trial, in whichever thread runs it, so trials reuse each other's indicators (``sma(close, 50)`` is
+computed once per job, not once per trial). The strategies see a read-only copy of the frame
+(`frozen_frame`), the memo's rule for keying inputs by address. ``QLM_INDICATOR_MEMO=0`` turns the
+memo off (then the frame is not copied either); ``QLM_INDICATOR_MEMO_MB`` sets its bound.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import operator
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,6 +25,7 @@ from qlm_kernel.engine.api import price_arrays, simulate
 from qlm_kernel.engine.settings import BacktestSettings
 from qlm_kernel.engine.stats import STAT_KEYS, summarize
 from qlm_kernel.errors import OptimizationError, QLMError
+from qlm_kernel.indicators.memo import frozen_frame, memo_from_env, use_memo
 from qlm_kernel.store import trial_key
 from qlm_kernel.strategy.run import ohlcv_frame, signal_arrays
 
@@ -39,9 +46,11 @@ def check_objective(objective: str, maximize: bool | None) -> bool:
     """Validate ``objective`` and return the direction: explicit ``maximize`` wins, else higher is better
     except for `LOWER_IS_BETTER` keys (max_drawdown is negative, so higher = better there too)."""
     if objective not in OBJECTIVE_KEYS:
+        close = difflib.get_close_matches(str(objective), OBJECTIVE_KEYS, n=1)
         raise OptimizationError(
             f"unknown objective {objective!r}",
-            hint=f"use a stats key: {', '.join(OBJECTIVE_KEYS)}",
+            hint=(f"did you mean {close[0]!r}? " if close else "")
+            + f"use a stats key: {', '.join(OBJECTIVE_KEYS)}",
             code="BAD_OBJECTIVE",
             objective=objective,
         )
@@ -110,14 +119,23 @@ class Evaluator:
     ) -> None:
         self.cls = cls
         self.fixed = dict(fixed or {})
-        self.frame = ohlcv_frame(frame)
+        self.memo = memo_from_env()
+        self.frame = ohlcv_frame(frame) if self.memo is None else frozen_frame(ohlcv_frame(frame))
         self.settings = BacktestSettings(**dict(settings))
         self.positions = sample_positions(len(self.frame))
         self.close = price_arrays(self.frame)[3]
-        self._local = threading.local()
 
     def evaluate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """A trial row: params, trial_key, status ('ok'|'error'), stats (JSON-safe), equity samples, error."""
+        with use_memo(self.memo):
+            return self._evaluate(params)
+
+    def close_memo(self) -> None:
+        """Free the job's cached indicators (the runner calls this when the job ends)."""
+        if self.memo is not None:
+            self.memo.clear()
+
+    def _evaluate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         params = dict(params)
         row: dict[str, Any] = {"params": params, "trial_key": trial_key(params)}
         try:
@@ -129,7 +147,7 @@ class Evaluator:
             return row
         table = summarize(acc, s.init_cash, frame.index, self.close)
         row["stats"] = {key: _json_value(table[key][0]) for key in STAT_KEYS}
-        row["equity"] = [float(v) for v in equity[self.positions]]
+        row["equity"] = equity[self.positions].tolist()  # Python floats, ~0.1 ms less than a loop
         row.update(status="ok", error=None)
         return row
 

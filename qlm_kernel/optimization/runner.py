@@ -3,6 +3,8 @@
 Both take a list of params and return trial rows in the same order. The numba kernels and the
 indicators release the GIL, so threads use every core without copying the data; Dask gets the frame
 scattered once and rebuilds the strategy class once per worker process (cached by (path, sha)).
+Trials share indicators through the `Evaluator`'s memo, which it installs in whichever thread runs a
+trial: the threads here share one, a Dask worker process has its own (its evaluator is cached per job).
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ class ThreadRunner:
         return list(self.pool.map(self.evaluator.evaluate, batch))
 
     def close(self) -> None:
+        """Stop the threads and free the job's indicator memo."""
         if self.pool is not None:
             self.pool.shutdown(wait=True)
+        self.evaluator.close_memo()
 
 
 def strategy_ref(cls: type) -> tuple[Any, ...]:
