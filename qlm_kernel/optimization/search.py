@@ -72,9 +72,20 @@ def _chunks(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[st
 
 
 def grid_search(space: Space, evaluate: Evaluate, batch_size: int) -> None:
-    """Every combination, in order, ``batch_size`` at a time."""
-    for chunk in _chunks((combo_at(space, i) for i in range(grid_size(space))), batch_size):
+    """Every combination, ``batch_size`` at a time, in `reuse_order`."""
+    outer_first = reuse_order(space)
+    combos = ({k: c[k] for k in space} for c in (combo_at(outer_first, i) for i in range(grid_size(space))))
+    for chunk in _chunks(combos, batch_size):
         evaluate(chunk)
+
+
+def reuse_order(space: Space) -> Space:
+    """The space with the parameter of most values first (varying slowest), then the next: consecutive
+    trials then share the values of the long parameters, so an indicator computed for one value is reused
+    by the next trials while it is still in the job's indicator memo (a 10 x 100 SMA grid computes ~110
+    averages instead of ~1000). Same combinations, another order; ties keep the declared order."""
+    names = sorted(space, key=lambda k: -len(space[k]))
+    return {k: space[k] for k in names}
 
 
 def random_indices(space: Space, n_trials: int, seed: int) -> list[int]:
