@@ -214,7 +214,7 @@ def test_unknown_strategy_and_missing_dataset(home: Path) -> None:
     assert "sma_cross" in one_json(proc.stderr)["hint"]
     proc = qlm("backtest", "sma_cross", "--dataset", "nope", "--json", home=home)
     assert proc.returncode == 3
-    assert one_json(proc.stderr)["code"] == "DATA_NOT_FOUND"
+    assert one_json(proc.stderr)["code"] == "NOT_FOUND"
 
 
 # --- data and strategies ----------------------------------------------------------------------------

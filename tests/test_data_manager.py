@@ -51,7 +51,7 @@ def test_import_list_info_load_fingerprint_remove(dm, csv_file):
     assert not any(dm.root.iterdir())
     with pytest.raises(DataError) as info:
         dm.load("eurusd")
-    assert info.value.code == "DATA_NOT_FOUND"
+    assert info.value.code == "NOT_FOUND"
 
 
 def test_default_name_from_file_stem(dm, csv_file):

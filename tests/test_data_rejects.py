@@ -237,7 +237,7 @@ def test_epoch_seconds_beyond_2262_are_rejected(tmp_path):
 
 def test_missing_file_and_directory(tmp_path):
     err = reject(tmp_path / "nope.csv")
-    assert err.code == "DATA_NOT_FOUND"
+    assert err.code == "NOT_FOUND"
     with pytest.raises(DataError):
         load_ohlcv(tmp_path)
 

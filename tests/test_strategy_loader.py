@@ -346,7 +346,7 @@ def test_helper_base_class_and_imported_classes_do_not_count(tmp_path):
 def test_missing_and_non_python_files(tmp_path):
     with pytest.raises(StrategyError) as info:
         load_strategy(tmp_path / "nope.py")
-    assert info.value.code == "STRATEGY_NOT_FOUND"
+    assert info.value.code == "NOT_FOUND"
     txt = tmp_path / "s.txt"
     txt.write_text("x")
     with pytest.raises(StrategyError, match=r"\.py file"):
@@ -366,7 +366,7 @@ def test_bare_names_search_workspace_then_examples(tmp_path, monkeypatch):
     with pytest.raises(StrategyError) as info:
         resolve_strategy("sma_crosss")
     err = info.value
-    assert err.code == "STRATEGY_NOT_FOUND" and "did you mean 'sma_cross'" in err.hint
+    assert err.code == "NOT_FOUND" and "did you mean 'sma_cross'" in err.hint
     assert str(tmp_path / "strategies" / "sma_crosss.py") in err.context["searched"]
 
 

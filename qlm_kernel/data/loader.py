@@ -91,16 +91,16 @@ def load_ohlcv(
     file = str(path)
     if not p.exists():
         raise DataError(f"{file}: no such file", hint="check the path (relative paths are resolved from "
-                        f"{os.getcwd()})", code="DATA_NOT_FOUND", file=file)
+                        f"{os.getcwd()})", code="NOT_FOUND", file=file)
     if not p.is_file():
         raise DataError(f"{file}: not a file", hint="pass the path of one CSV or Parquet file",
-                        code="DATA_NOT_FOUND", file=file)
+                        code="NOT_FOUND", file=file)
     try:
         with open(p, "rb") as fh:
             head = fh.read(1 << 16)
     except OSError as exc:
         raise DataError(f"{file}: cannot read the file: {exc}", hint="check the file permissions",
-                        code="DATA_NOT_FOUND", file=file) from None
+                        code="NOT_FOUND", file=file) from None
     fmt = _detect_format(p, head, format)
     if fmt == "parquet":
         raw = read_parquet_file(file, p, time_column=time_column)

@@ -118,7 +118,7 @@ class DataManager:
         if not self.path(name).exists() or not self._meta_path(name).exists():
             known = [m["name"] for m in self.list()]
             hint = f"known datasets: {known or 'none'}; add one with DataManager().import_file()"
-            raise DataError(f"no dataset named {name!r} in {self.root}", hint=hint, code="DATA_NOT_FOUND",
+            raise DataError(f"no dataset named {name!r} in {self.root}", hint=hint, code="NOT_FOUND",
                             file=str(self.path(name)), value=name)
 
     # -- writing ------------------------------------------------------------------------------------

@@ -19,9 +19,9 @@ from qlm_kernel.execution.types import Fill, Order, Position
 log = logging.getLogger("qlm_kernel.execution")
 
 def unknown_order(client_order_id: str) -> ExecutionError:
-    """The ORDER_NOT_FOUND error every handler raises for a client id it does not know."""
+    """The NOT_FOUND error every handler raises for a client id it does not know."""
     return ExecutionError(f"no order with client id {client_order_id!r}", hint="see open_orders()",
-                          code="ORDER_NOT_FOUND", client_order_id=client_order_id)
+                          code="NOT_FOUND", client_order_id=client_order_id)
 
 
 FillCallback = Callable[[Fill, Order], Any]

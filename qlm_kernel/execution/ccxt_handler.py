@@ -9,7 +9,7 @@ ccxt is an optional extra (``pip install qlm-kernel[ccxt]``) imported only here,
   needs ``sandbox=False`` explicitly. ``api_urls`` points the exchange's API at another base URL
   (a local fake exchange in tests, a self-hosted gateway).
 - **Errors**: insufficient funds -> ``ExecutionError(EXCHANGE_INSUFFICIENT_FUNDS)``, invalid orders
-  -> EXCHANGE_INVALID_ORDER, unknown orders -> EXCHANGE_ORDER_NOT_FOUND, bad keys -> EXCHANGE_AUTH,
+  -> EXCHANGE_INVALID_ORDER, unknown orders -> EXCHANGE_NOT_FOUND, bad keys -> EXCHANGE_AUTH,
   other exchange errors -> EXCHANGE_ERROR. Network errors, timeouts, rate limits and exchange
   downtime are retried with jittered exponential backoff (``max_retries``); then EXCHANGE_UNAVAILABLE
   or EXCHANGE_RATE_LIMIT.
@@ -232,7 +232,7 @@ class CCXTExecutionHandler(ExecutionHandler):
             (ccxt.InsufficientFunds, "EXCHANGE_INSUFFICIENT_FUNDS", "lower the size or add funds"),
             (
                 ccxt.OrderNotFound,
-                "EXCHANGE_ORDER_NOT_FOUND",
+                "EXCHANGE_NOT_FOUND",
                 "the order is unknown to the exchange (already filled, cancelled or never placed)",
             ),
             (
@@ -404,7 +404,7 @@ class CCXTExecutionHandler(ExecutionHandler):
                     {"origClientOrderId": client_order_id},
                 )
             except ExecutionError as err:
-                if err.code != "EXCHANGE_ORDER_NOT_FOUND":
+                if err.code != "EXCHANGE_NOT_FOUND":
                     raise
                 info = self.call(
                     "fetch order",

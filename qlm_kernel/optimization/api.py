@@ -266,7 +266,7 @@ def _stored_config(job_id: str) -> dict[str, Any]:
         raise OptimizationError(
             f"no optimization job {job_id!r} to resume",
             hint="list jobs with `qlm jobs list`",
-            code="JOB_NOT_FOUND",
+            code="NOT_FOUND",
             job_id=job_id,
         )
     return dict(job.get("config") or {})

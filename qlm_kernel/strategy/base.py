@@ -207,7 +207,7 @@ def _rebuild_from_file(path: str | None, class_name: str, values: dict[str, Any]
         raise StrategyError(
             f"cannot re-create strategy {class_name}: its source file is unknown",
             hint="define the strategy in a .py file and load it with load_strategy()",
-            code="STRATEGY_NOT_FOUND",
+            code="NOT_FOUND",
         )
     return load_strategy(path, class_name)(**values)
 

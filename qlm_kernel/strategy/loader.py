@@ -71,7 +71,7 @@ def find_strategy_file(name: str) -> Path:
         f"no strategy named {stem!r}",
         hint=(f"did you mean {close[0]!r}? " if close else "")
         + (f"available: {', '.join(names)}" if names else "write one in $QLM_HOME/strategies/"),
-        code="STRATEGY_NOT_FOUND",
+        code="NOT_FOUND",
         name=stem,
         searched=[str(p) for p in searched],
         available=names,
@@ -160,7 +160,7 @@ def _locate(path: str | os.PathLike[str]) -> Path:
         raise StrategyError(
             f"strategy file not found: {raw}",
             hint="check the path (relative paths start from the current directory)",
-            code="STRATEGY_NOT_FOUND",
+            code="NOT_FOUND",
             file=raw,
             cwd=os.getcwd(),
         )
@@ -168,7 +168,7 @@ def _locate(path: str | os.PathLike[str]) -> Path:
         raise StrategyError(
             f"a strategy file must be a .py file, got {file.name}",
             hint="save the strategy as a Python file, e.g. strategies/my_strategy.py",
-            code="STRATEGY_NOT_FOUND",
+            code="NOT_FOUND",
             file=str(file),
         )
     return file

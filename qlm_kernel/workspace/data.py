@@ -131,7 +131,7 @@ def resolve_data(
 
 
 def unknown_dataset(name: str, *, file_too: bool = False) -> DataError:
-    """DATA_NOT_FOUND for a name that is not a workspace dataset, with the closest one and how to import."""
+    """NOT_FOUND for a name that is not a workspace dataset, with the closest one and how to import."""
     known = [m["name"] for m in data_manager().list()]
     close = difflib.get_close_matches(name, known, n=1)
     what = (
@@ -142,7 +142,7 @@ def unknown_dataset(name: str, *, file_too: bool = False) -> DataError:
         hint=(f"did you mean {close[0]!r}? " if close else "")
         + f"datasets: {', '.join(known) or 'none yet'}; "
         "import a file with `qlm data import FILE --name NAME`",
-        code="DATA_NOT_FOUND",
+        code="NOT_FOUND",
         value=name,
     )
 
