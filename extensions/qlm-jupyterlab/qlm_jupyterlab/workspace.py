@@ -13,8 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from qlm_kernel.home import home_path
-from qlm_kernel.workspace.stores import db_path
+from qlm_kernel.home import DB_FILENAME, home_path
 
 
 class Workspace:
@@ -22,7 +21,7 @@ class Workspace:
 
     def __init__(self, home: str | os.PathLike[str]) -> None:
         self.home = Path(home).expanduser().resolve()
-        self.db_path = db_path(self.home)
+        self.db_path = self.home / DB_FILENAME
 
     @classmethod
     def from_server(cls, root_dir: str | None, configured: str | None = None) -> Workspace:
