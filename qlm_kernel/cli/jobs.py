@@ -1,9 +1,9 @@
-"""``qlm jobs list|show|cancel``: long-running jobs (optimizations, checks) recorded in the store.
+"""``qlm jobs list|show|cancel``: a skin over `qlm_kernel.session` (`list_jobs`, `get_job`, `cancel_job`).
 
-``list`` and ``show`` read the database read-only (never creating it); ``cancel`` sets the job's
-``cancel_requested`` flag, which the worker (possibly another process) polls between batches. The
-best trials of ``show`` are ranked by objective, highest first, unless the job's config says
-``"direction": "minimize"`` (or ``"maximize": false``).
+``list`` and ``show`` read the database read-only (never creating it) and print the session's job view;
+``cancel`` is the session's one cancel (in-process flag and the store's ``cancel_requested``, which a
+worker in another process polls between batches). The best trials of ``show`` are ranked by objective,
+highest first, unless the job minimizes (``"maximize": false`` in its config).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from qlm_kernel.cli import output, storeio
 JOB_STATUSES = ("pending", "running", "done", "failed", "cancelled")  # = qlm_kernel.store.JOB_STATUSES
 LIST_HEADERS = ("id", "kind", "status", "progress", "best", "created (utc)", "updated (utc)", "cancel")
 TRIAL_HEADERS = ("#", "objective", "status", "params", "metrics")
-MINIMIZE = {"min", "minimize", "minimise"}
 
 
 def add_parser(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
