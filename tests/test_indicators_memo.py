@@ -302,7 +302,7 @@ def test_time_limited_signals_run_in_another_thread_but_see_the_scope():
     with memo_scope() as memo:
         compute_signals(MemoCross(fast=5, slow=20), frame, time_limit=30)
         compute_signals(MemoCross(fast=5, slow=20), frame, time_limit=30)
-    assert memo.stats()["hits"] == 4
+    assert memo.stats()["hits"] == 1 + 4  # the sibling crossing, then all four calls again
 
 
 def test_evaluator_shares_indicators_across_trials_on_a_read_only_copy(monkeypatch):
@@ -312,8 +312,8 @@ def test_evaluator_shares_indicators_across_trials_on_a_read_only_copy(monkeypat
     rows = [ev.evaluate({"fast": f, "slow": s}) for f in (5, 8) for s in (20, 30)]
     assert all(r["status"] == "ok" for r in rows)
     stats = ev.memo.stats()
-    assert stats["misses"] == 4 + 8  # 4 distinct SMAs, 8 crossings; the other 4 SMA calls hit
-    assert stats["hits"] == 4
+    assert stats["misses"] == 4 + 4  # 4 distinct SMAs, 4 one-pass crossings (both directions each)
+    assert stats["hits"] == 4 + 4  # the other 4 SMA calls, and each trial's second crossing
     assert not ev.frame["close"].to_numpy().flags.writeable and ev.frame is not data
     assert ev.frame.attrs == data.attrs
     data.iloc[0, 0] = data.iloc[0, 0]  # the caller's frame stays theirs and writable
@@ -362,3 +362,23 @@ def test_optimize_gives_the_same_trials_with_and_without_memo(monkeypatch, n_job
     assert [(r["params"], r["stats"], r["equity"]) for r in on.rows] == [
         (r["params"], r["stats"], r["equity"]) for r in off.rows
     ]
+
+
+@pytest.mark.parametrize("first", ["above", "below"])
+def test_one_pass_gives_both_crossings_inside_a_scope(first):
+    fast, slow = ta.sma(DF["close"], 5), ta.sma(DF["close"], 20)
+    plain_up, plain_down = ta.crossed_above(fast, slow), ta.crossed_below(fast, slow)
+    calls = [ta.crossed_above, ta.crossed_below]
+    if first == "below":
+        calls.reverse()
+    with memo_scope() as memo:
+        f, s = ta.sma(DF["close"], 5), ta.sma(DF["close"], 20)
+        before = memo.stats()
+        got = {fn.__name__: fn(f, s) for fn in calls}
+        after = memo.stats()
+        level = ta.crossed_above(f, 100.0)  # against a level: one direction only, nothing offered
+    assert after["misses"] - before["misses"] == 1 and after["hits"] - before["hits"] == 1
+    pd.testing.assert_series_equal(got["crossed_above"], plain_up)
+    pd.testing.assert_series_equal(got["crossed_below"], plain_down)
+    pd.testing.assert_series_equal(level, ta.crossed_above(fast, 100.0))
+    assert got["crossed_above"].any() and got["crossed_below"].any()

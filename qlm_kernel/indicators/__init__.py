@@ -39,7 +39,7 @@ from qlm_kernel.indicators._io import (
     check_same_length,
     wrap_like,
 )
-from qlm_kernel.indicators.memo import memoized
+from qlm_kernel.indicators.memo import current_memo, memoized, offer
 
 __all__ = [
     "MACD",
@@ -259,7 +259,17 @@ def _cross(a: Any, b: Any, above: bool, name: str) -> Any:
         bb = as_float_array(b, name, "b")
         check_same_length(name, a=aa, b=bb)
         check_same_index(name, a, b)
-        out = _k.cross_nb(aa, bb, above)
+        if current_memo() is None:
+            out = _k.cross_nb(aa, bb, above)
+        else:  # in an optimizer job: one pass gives both directions; the other waits in the memo
+            up, down = _k.cross_both_nb(aa, bb)
+            out, other = (up, down) if above else (down, up)
+            offer(crossed_below if above else crossed_above, (a, b), _like(other, a, b))
+    return _like(out, a, b)
+
+
+def _like(out: np.ndarray, a: Any, b: Any) -> Any:
+    """``out`` as a Series on the index of the Series input (``a`` first), else the array."""
     template = a if isinstance(a, pd.Series) else b
     if isinstance(template, pd.Series):
         return pd.Series(out, index=template.index, copy=False)

@@ -400,6 +400,18 @@ def cross_nb(a, b, above):
 
 
 @_jit
+def cross_both_nb(a, b):
+    """`cross_nb` in both directions in one pass over the inputs: (crossed above, crossed below)."""
+    N = a.shape[0]
+    up = np.zeros(N, dtype=np.bool_)
+    down = np.zeros(N, dtype=np.bool_)
+    for i in range(1, N):
+        up[i] = a[i] > b[i] and a[i - 1] <= b[i - 1]
+        down[i] = a[i] < b[i] and a[i - 1] >= b[i - 1]
+    return up, down
+
+
+@_jit
 def cross_scalar_nb(a, b, above):
     """`cross_nb` against a constant level ``b``."""
     N = a.shape[0]

@@ -76,6 +76,7 @@ __all__ = [
     "memo_from_env",
     "memo_scope",
     "memoized",
+    "offer",
     "use_memo",
 ]
 
@@ -338,14 +339,40 @@ def memoized(fn: F) -> F:
         if entry is not None:
             return _fresh(entry.value)
         result = fn(*args, **kwargs)
-        frozen = _freeze(result, bound.arguments.values())
-        if frozen is None:
-            return result
-        refs = tuple(weakref.ref(root, memo._on_input_freed(key)) for root in roots)
-        memo.put(key, _Entry(frozen[0], frozen[1], refs, tuple(keep)))
-        return _fresh(frozen[0])
+        frozen = _store(memo, key, roots, keep, result, bound.arguments.values())
+        return result if frozen is None else _fresh(frozen)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _store(memo: Memo, key: Any, roots: list[np.ndarray], keep: list[Any], result: Any, inputs: Any) -> Any:
+    """Seal ``result`` and cache it under ``key``; the sealed value, or None when it cannot be cached."""
+    frozen = _freeze(result, inputs)
+    if frozen is None:
+        return None
+    refs = tuple(weakref.ref(root, memo._on_input_freed(key)) for root in roots)
+    memo.put(key, _Entry(frozen[0], frozen[1], refs, tuple(keep)))
+    return frozen[0]
+
+
+def offer(indicator: Callable[..., Any], args: tuple[Any, ...], result: Any) -> None:
+    """Cache ``result`` as what ``indicator(*args)`` returns, when a memo scope is active: for one pass
+    that computed two indicators at once (``crossed_above`` and ``crossed_below`` of the same pair), so
+    the second call is a hit instead of a second pass over the inputs. Same keys and safety rule."""
+    memo = _CURRENT.get()
+    if memo is None:
+        return
+    fn = getattr(indicator, "__wrapped__", indicator)
+    try:
+        bound = inspect.signature(fn).bind(*args)
+    except TypeError:
+        return
+    bound.apply_defaults()
+    roots: list[np.ndarray] = []
+    keep: list[Any] = []
+    key = _call_key(fn, bound.arguments.values(), roots, keep)
+    if key is not _NOKEY:  # put() keeps an entry already there
+        _store(memo, key, roots, keep, result, bound.arguments.values())
 
 
 def _call_key(fn: Callable[..., Any], values: Any, roots: list[np.ndarray], keep: list[Any]) -> Any:
