@@ -179,18 +179,19 @@ def cancel_job(job_id: str, *, home: PathLike | None = None) -> dict[str, Any]:
 
     Sets the in-process flag (a job running here, recorded or not) and the store's ``cancel_requested``
     column (a job in another process polls it). Reply: ``{"job_id", "status", "cancel_requested":
-    True}``. An unknown id is NOT_FOUND, a finished job JOB_FINISHED; neither creates a database.
+    True}``, ``status`` being the job's state when the request arrived (it may finish cancelled a moment
+    later). An unknown id is NOT_FOUND, a finished job JOB_FINISHED; neither creates a database.
     """
     job_id = str(job_id)
-    here = cancel_in_process(job_id)
     with stores.writing(home) as store:
-        job = None if store is None else store.get_job(job_id)
+        job = None if store is None else store.get_job(job_id)  # the state the request found
+        here = cancel_in_process(job_id)
         if job is None:
             if here:
                 return {"job_id": job_id, "status": "running", "cancel_requested": True}
             raise unknown_job(job_id)
         flagged = store.request_cancel(job_id)
-        status = (store.get_job(job_id) or job)["status"]
+        status = job["status"] if flagged or here else (store.get_job(job_id) or job)["status"]
     if not flagged and not here:
         raise ConfigError(
             f"job {job_id!r} already finished (status {status}); nothing to cancel",
