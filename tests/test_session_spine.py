@@ -240,10 +240,12 @@ def test_sample_cap_is_one_rule_for_every_mcp_tool(home: Path) -> None:
 def test_mcp_defaults_are_the_python_defaults() -> None:
     import inspect
 
+    import qlm_kernel.optimization
     from qlm_kernel.sanity import walk_forward, white_noise
 
     opt = inspect.signature(tools.optimize_parameters).parameters
-    assert opt["method"].default == inspect.signature(session.optimize).parameters["method"].default == "auto"
+    python_optimize = inspect.signature(qlm_kernel.optimization.optimize).parameters
+    assert opt["method"].default == python_optimize["method"].default == "auto"
     check = inspect.signature(tools.sanity_check).parameters
     assert check["n"].default == inspect.signature(white_noise).parameters["n"].default == 100
     assert check["n_splits"].default == inspect.signature(walk_forward).parameters["n_splits"].default == 5

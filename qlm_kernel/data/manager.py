@@ -11,6 +11,7 @@ callback (event ``"imported"`` or ``"removed"``) is the seam the store layer hoo
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -115,11 +116,18 @@ class DataManager:
         return target
 
     def _require(self, name: str) -> None:
-        if not self.path(name).exists() or not self._meta_path(name).exists():
-            known = [m["name"] for m in self.list()]
-            hint = f"known datasets: {known or 'none'}; add one with DataManager().import_file()"
-            raise DataError(f"no dataset named {name!r} in {self.root}", hint=hint, code="NOT_FOUND",
-                            file=str(self.path(name)), value=name)
+        if name not in self:
+            raise self.missing(name)
+
+    def missing(self, name: str, message: str | None = None) -> DataError:
+        """NOT_FOUND for a dataset name: the closest known name, the known ones, and how to import one."""
+        known = [m["name"] for m in self.list()]
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = ((f"did you mean {close[0]!r}? " if close else "")
+                + f"known datasets: {', '.join(known) or 'none'}; "
+                "import one with `qlm data import FILE --name NAME` (or DataManager().import_file())")
+        return DataError(message or f"no dataset named {name!r} in {self.root}", hint=hint, code="NOT_FOUND",
+                         file=str(self.path(name)), value=name)
 
     # -- writing ------------------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -101,6 +103,64 @@ class BacktestSettings:
         cfg[L.CFG_DIRECTION] = L.DIRECTION_CODES[self.direction]
         cfg[L.CFG_CLOSE_AT_END] = float(self.close_at_end)
         return cfg
+
+
+def closest(name: str, known: list[str] | tuple[str, ...]) -> str | None:
+    """The known name closest to ``name`` (difflib), or None when nothing is close."""
+    found = difflib.get_close_matches(str(name), list(known), n=1)
+    return found[0] if found else None
+
+
+def unknown_key_error(
+    what: str,
+    key: str,
+    known: list[str] | tuple[str, ...],
+    *,
+    code: str,
+    extra_hint: str = "",
+    error: type[ConfigError] = ConfigError,
+) -> ConfigError:
+    """``error`` for an unknown ``what`` (a singular noun) named ``key``: lists the ``known`` names and
+    the closest match (context ``known``/``closest`` for programs)."""
+    near = closest(key, known)
+    hint = (f"did you mean {near!r}? " if near else "") + f"known: {', '.join(known)}"
+    return error(
+        f"unknown {what} {key!r}",
+        hint=hint + extra_hint,
+        code=code,
+        key=key,
+        known=list(known),
+        closest=near,
+    )
+
+
+def check_mapping(value: Any, what: str) -> dict[str, Any]:
+    """A JSON object argument as a dict (None is empty); anything else is BAD_ARGUMENT."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{what} must be an object mapping names to values, got {type(value).__name__}",
+            hint=f"e.g. {what}={{}}",
+            code="BAD_ARGUMENT",
+        )
+    return dict(value)
+
+
+def check_settings(
+    settings: Any, *, what: str = "setting", params_hint: str = "strategy parameters go in params",
+    error: type[ConfigError] = ConfigError,
+) -> dict[str, Any]:
+    """Backtest settings given by name, checked: only `SETTING_NAMES` (``UNKNOWN_SETTING`` naming the
+    closest one) with valid values; returns them as a dict (None is empty). The one check of every
+    front end's settings and of the optimizer's keywords."""
+    given = check_mapping(settings, "settings")
+    for key in given:
+        if key not in SETTING_NAMES:
+            raise unknown_key_error(what, key, SETTING_NAMES, code="UNKNOWN_SETTING",
+                                    extra_hint=f"; {params_hint}", error=error)
+    BacktestSettings(**given)  # value checks (ConfigError naming the setting)
+    return given
 
 
 def partition_settings(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

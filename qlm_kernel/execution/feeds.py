@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from qlm_kernel.strategy.run import ohlcv_frame as as_ohlcv_frame
+from qlm_kernel.strategy.run import ohlcv_frame
 
 
 class Bar(NamedTuple):
@@ -40,7 +40,7 @@ class DataFrameFeed:
     def __init__(
         self, frame: pd.DataFrame, *, pace: float = 0.0, stop: threading.Event | None = None
     ) -> None:
-        self.frame = as_ohlcv_frame(frame)
+        self.frame = ohlcv_frame(frame)
         self.pace = float(pace)
         self.stop = stop
         self.fast_until = 0  # bars before this come without pause (a resumed session's history)

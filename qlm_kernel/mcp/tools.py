@@ -24,14 +24,12 @@ from qlm_kernel import session
 from qlm_kernel.errors import OptimizationError, StrategyError
 from qlm_kernel.jsonsafe import json_safe
 from qlm_kernel.mcp import schemas
-from qlm_kernel.session.limits import MCP
+from qlm_kernel.session.limits import MAX_LISTED, MCP
 from qlm_kernel.session.spec import DataSource, RunSpec, check_mapping, check_settings
 from qlm_kernel.session.strategies import strategy_file
 
-SANITY_CHECKS = session.CHECKS
 TRADE_PREVIEW = 5
 PAPER_DEFAULT_SAMPLE = {"kind": "synthetic", "n": 2_000, "seed": 0}
-MAX_LISTED = 500
 MAX_MCP_HEAL_ATTEMPTS = 3
 DEFAULT_TIME_LIMIT = 60.0
 """Seconds a strategy's own code (loading, ``signals()``) may run in one MCP backtest: an assistant's
@@ -458,7 +456,7 @@ def stop_paper_session(session_id: SessionId) -> schemas.PaperStatus:
 
 def list_paper_sessions(limit: Limit = 20) -> schemas.PaperList:
     """Paper sessions, newest first."""
-    return {"sessions": json_safe(session.list_paper_sessions(limit=max(1, min(int(limit), MAX_LISTED))))}
+    return {"sessions": json_safe(session.list_paper_sessions(limit=limit))}
 
 
 READ_ONLY_TOOLS: tuple[Callable[..., Any], ...] = (

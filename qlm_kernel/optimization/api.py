@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from qlm_kernel.engine.settings import SETTING_NAMES, BacktestSettings
+from qlm_kernel.engine.settings import BacktestSettings, check_settings
 from qlm_kernel.errors import OptimizationError, QLMError
 from qlm_kernel.optimization.evaluate import Evaluator, check_constraints, check_objective, is_feasible
 from qlm_kernel.optimization.job import JobTracker, stored_rows
@@ -28,6 +28,7 @@ from qlm_kernel.optimization.search import (
 )
 from qlm_kernel.optimization.space import resolve_space
 from qlm_kernel.store import trial_key
+from qlm_kernel.workspace import ensure_event_recorder, frame_fingerprint, recording_enabled, resolve_data
 
 COMPARED = (
     "strategy_sha",
@@ -79,15 +80,8 @@ def optimize(
     ``resume``: a job id to finish (config must match). ``max_trials`` refuses (LIMIT_EXCEEDED) a
     search planned to run more evaluations, before any work. Other keywords are backtest settings.
     """
-    unknown = sorted(set(settings) - set(SETTING_NAMES))
-    if unknown:
-        raise OptimizationError(
-            f"unknown keyword(s) {unknown}",
-            hint=f"backtest settings are {', '.join(SETTING_NAMES)}; strategy params go in "
-            "space={'name': [values...]}",
-            code="BAD_ARGUMENT",
-            unknown=unknown,
-        )
+    settings = check_settings(settings, what="keyword", error=OptimizationError,
+                              params_hint="strategy parameters go in space={'name': [values...]}")
     stored_cfg = _stored_config(resume) if resume is not None else None
     record = record or resume is not None  # a resumed job lives in the store
     if stored_cfg is not None:
@@ -97,8 +91,6 @@ def optimize(
         space = space if space is not None else stored_cfg.get("space")
         method = stored_cfg.get("method", method) if method == "auto" else method
         n_trials = n_trials if n_trials is not None else stored_cfg.get("n_trials")
-    from qlm_kernel.workspace import ensure_event_recorder, frame_fingerprint, recording_enabled, resolve_data
-
     frame, dataset_name = resolve_data(data, dataset=dataset, sample=sample)
     cls, fixed = _strategy_class(strategy)
     space_ = resolve_space(cls, space)
@@ -106,15 +98,14 @@ def optimize(
     maximize_ = check_objective(objective, maximize)
     check_constraints(constraints)
     total = planned_trials(method_, space_, n_trials)
-    asked = total
-    if max_trials is not None and asked > max_trials:
+    if max_trials is not None and total > max_trials:
         raise OptimizationError(
-            f"this {method_} search plans {asked:,} evaluations, over the limit of {max_trials:,}",
+            f"this {method_} search plans {total:,} evaluations, over the limit of {max_trials:,}",
             hint="narrow the space (fewer values per parameter), or use method='random'/'genetic' with a "
             "smaller n_trials",
             code="LIMIT_EXCEEDED",
             limit=max_trials,
-            value=asked,
+            value=total,
         )
     settings_obj = BacktestSettings(**settings)
     config = {

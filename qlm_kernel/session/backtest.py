@@ -10,28 +10,17 @@ from qlm_kernel.session.spec import RunSpec
 from qlm_kernel.workspace.runs import recorded_backtest
 
 
-def backtest(
-    strategy: Any,
-    data: Any = None,
-    *,
-    dataset: str | None = None,
-    sample: dict[str, Any] | None = None,
-    record: bool | None = None,
-    source: str = "python",
-    **kwargs: Any,
-) -> BacktestResult:
+def backtest(strategy: Any, data: Any = None, **kwargs: Any) -> BacktestResult:
     """Backtest ``strategy`` on ``data`` (frame, file, dataset name) or ``dataset=`` / ``sample=``.
 
-    Keyword arguments are backtest settings (fill, fees, fixed_fees, slippage, init_cash, size,
-    size_type, integer, direction, sl_stop, tp_stop, tsl_stop, close_at_end) or strategy parameters.
-    The run is published on the event bus (``engine.backtest.started|finished|failed``) and, unless
-    ``record=False`` (or ``QLM_RECORD_RUNS=0``), recorded in the workspace store with its strategy
-    version, data fingerprint, params, settings, stats or error; ``res.meta["run_id"]`` is its id.
+    Keywords (`RunSpec.from_kwargs`): ``dataset``, ``sample``, ``record``, ``source``, backtest settings
+    (fill, fees, fixed_fees, slippage, init_cash, size, size_type, integer, direction, sl_stop, tp_stop,
+    tsl_stop, close_at_end) and strategy parameters. The run is published on the event bus
+    (``engine.backtest.started|finished|failed``) and, unless ``record=False`` (or
+    ``QLM_RECORD_RUNS=0``), recorded in the workspace store with its strategy version, data fingerprint,
+    params, settings, stats or error; ``res.meta["run_id"]`` is its id.
     """
-    spec = RunSpec.from_kwargs(
-        strategy, data, dataset=dataset, sample=sample, record=record, source=source, **kwargs
-    )
-    return run_backtest(spec)
+    return run_backtest(RunSpec.from_kwargs(strategy, data, **kwargs))
 
 
 def run_backtest(spec: RunSpec, limits: Limits = USER) -> BacktestResult:

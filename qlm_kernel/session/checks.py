@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from qlm_kernel.engine.settings import unknown_key_error
 from qlm_kernel.errors import ConfigError
 from qlm_kernel.optimization import grid_size
 from qlm_kernel.sanity import SanityReport, deflated_sharpe, lookahead, pbo, walk_forward, white_noise
 from qlm_kernel.session.limits import USER, Limits
 from qlm_kernel.session.optimize import optimize
-from qlm_kernel.session.spec import RunSpec, check_mapping, unknown_key_error
+from qlm_kernel.session.spec import RunSpec, check_mapping
 
 CHECKS = ("lookahead", "white_noise", "walk_forward", "pbo", "deflated_sharpe")
 DEFAULT_NOISE_SERIES = 100
@@ -45,7 +46,7 @@ def sanity_check(
     optimization, recorded as a job, and judge it).
     """
     if check not in CHECKS:
-        raise unknown_key_error("checks", check, CHECKS, code="BAD_ARGUMENT")
+        raise unknown_key_error("check", check, CHECKS, code="BAD_ARGUMENT")
     spec = RunSpec.build(
         strategy, params=params, settings=settings, data=data, dataset=dataset, sample=sample, limits=limits
     )

@@ -6,22 +6,22 @@ Reads never create the database: an empty workspace reads as empty lists.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from qlm_kernel.events.topics import validate_pattern
+from qlm_kernel.home import PathLike
 from qlm_kernel.jsonsafe import json_safe
 from qlm_kernel.session.jobs import not_found
+from qlm_kernel.session.limits import listing
 from qlm_kernel.workspace import stores
 
-PathLike = str | os.PathLike[str]
 MAX_EVENTS = 1000
 
 
 def list_heal_sessions(limit: int = 30, *, home: PathLike | None = None) -> list[dict[str, Any]]:
     """The newest heal sessions first (without their steps)."""
     with stores.reading(home) as store:
-        found = [] if store is None else store.list_heal_sessions(limit=max(1, min(int(limit), 500)))
+        found = [] if store is None else store.list_heal_sessions(limit=listing(limit))
     return json_safe(found)
 
 

@@ -13,12 +13,13 @@ import time
 from typing import Any
 
 from qlm_kernel.errors import ConfigError
+from qlm_kernel.home import PathLike
 from qlm_kernel.jsonsafe import json_safe
 from qlm_kernel.optimization import cancel_in_process, running_in_process
+from qlm_kernel.session.limits import listing
 from qlm_kernel.store import JOB_STATUSES
 from qlm_kernel.workspace import stores
 
-PathLike = str | os.PathLike[str]
 STALE_SECONDS = 60.0
 """A running job whose heartbeat is older than this is flagged ``stale`` (its worker likely died)."""
 MAX_TRIALS_SHOWN = 100
@@ -84,40 +85,19 @@ def job_view(job: dict[str, Any], now: float | None = None) -> dict[str, Any]:
 
 
 def _live_view(payload: dict[str, Any]) -> dict[str, Any]:
-    """An unrecorded job running in this process, in the same shape as a stored one."""
-    done, total = payload.get("done") or 0, payload.get("total")
+    """An unrecorded job running in this process (its progress payload), in the stored jobs' shape."""
     best = payload.get("best_params")
-    return json_safe(
-        {
-            "id": payload["job_id"],
-            "kind": "optimize",
-            "status": "running",
-            "done": done,
-            "total": total,
-            "progress": min(1.0, done / total) if total else 0.0,
-            "strategy": None,
-            "method": None,
-            "objective": None,
-            "maximize": True,
-            "space": None,
-            "dataset": None,
-            "sample": None,
-            "data_file": None,
-            "data_fingerprint": None,
-            "settings": None,
-            "best": None if best is None else {"params": best, "value": payload.get("best_value")},
-            "error": None,
-            "cancel_requested": False,
-            "pid": os.getpid(),
-            "heartbeat": time.time(),
-            "heartbeat_age_s": 0.0,
-            "stale": False,
-            "created_at": None,
-            "updated_at": None,
-            "finished_at": None,
-            "recorded": False,
-        }
-    )
+    job = {
+        "id": payload["job_id"],
+        "kind": "optimize",
+        "status": "running",
+        "done": payload.get("done"),
+        "total": payload.get("total"),
+        "best": None if best is None else {"params": best, "value": payload.get("best_value")},
+        "pid": os.getpid(),
+        "heartbeat": time.time(),
+    }
+    return {**job_view(job), "recorded": False}
 
 
 def get_job(job_id: str, trials: int = 5, *, home: PathLike | None = None) -> dict[str, Any]:
@@ -169,7 +149,7 @@ def list_jobs(
             value=status,
         )
     with stores.reading(home) as store:
-        jobs = [] if store is None else store.list_jobs(status=status, limit=max(1, min(int(limit), 500)))
+        jobs = [] if store is None else store.list_jobs(status=status, limit=listing(limit))
     now = time.time()
     return [job_view(job, now) for job in jobs]
 

@@ -43,6 +43,15 @@ class Limits:
         return asdict(self)
 
 
+MAX_LISTED = 500
+"""Rows one listing returns at most (jobs, runs, heal sessions, paper sessions), for every front end."""
+
+
+def listing(limit: Any) -> int:
+    """A listing's ``limit`` as an int in [1, `MAX_LISTED`]."""
+    return max(1, min(int(limit), MAX_LISTED))
+
+
 USER = Limits("user")
 """Python API and CLI: the user's own machine, no caps."""
 

@@ -16,7 +16,6 @@ from qlm_kernel.optimization import OptimizationResult
 from qlm_kernel.optimization import optimize as run_search
 from qlm_kernel.session.jobs import cancel_job, get_job, list_jobs
 from qlm_kernel.session.limits import USER, Limits
-from qlm_kernel.session.spec import check_settings
 from qlm_kernel.workspace import stores
 from qlm_kernel.workspace.data import check_sample
 
@@ -26,61 +25,29 @@ def optimize(
     data: Any = None,
     space: Mapping[str, Any] | None = None,
     *,
-    method: str = "auto",
-    objective: str = "sharpe",
-    maximize: bool | None = None,
-    constraints: Mapping[str, Any] | Callable[[dict[str, Any]], bool] | None = None,
-    n_trials: int | None = None,
-    seed: int = 0,
-    executor: Any = None,
-    n_jobs: int | None = None,
-    resume: str | None = None,
-    batch_size: int | None = None,
-    record: bool = True,
     dataset: str | None = None,
     sample: dict[str, Any] | None = None,
-    progress: Callable[[dict[str, Any]], Any] | None = None,
-    patience: int = 5,
+    n_jobs: int | None = None,
+    resume: str | None = None,
     limits: Limits = USER,
-    **settings: Any,
+    **options: Any,
 ) -> OptimizationResult:
     """Search ``space`` for the parameters of ``strategy`` that are best by ``objective``.
 
-    Data as in `qlm.backtest` (a frame or file, ``dataset=`` or ``sample=``); ``method`` "grid",
-    "random", "genetic" or "auto" (grid up to 5000 combinations, else genetic); other keywords are
-    backtest settings (checked by name: an unknown one is UNKNOWN_SETTING with the closest match).
-    ``limits`` caps the work for front ends that serve others (MCP). See
-    `qlm_kernel.optimization.optimize` for every argument. The job is recorded unless ``record=False``.
+    Every argument is `qlm_kernel.optimization.optimize`'s (``method="auto"``, ``objective="sharpe"``,
+    ``maximize``, ``constraints``, ``n_trials``, ``seed``, ``executor``, ``batch_size``, ``record``,
+    ``progress``, ``patience``, and backtest settings by name); data as in `qlm.backtest` (a frame or
+    file, ``dataset=`` or ``sample=``). ``limits`` caps the work for front ends that serve others
+    (MCP): its default sample when no data is named, the sample size, threads and evaluations.
     """
-    settings = check_settings(settings)
     if data is None and dataset is None and sample is None and resume is None:
         sample = limits.default_sample
     if sample is not None:
         sample = check_sample(sample, limits.max_sample_bars)
     if limits.max_threads is not None and n_jobs is not None:
         n_jobs = min(int(n_jobs), limits.max_threads)
-    return run_search(
-        strategy,
-        data,
-        space,
-        method=method,
-        objective=objective,
-        maximize=maximize,
-        constraints=constraints,
-        n_trials=n_trials,
-        seed=seed,
-        executor=executor,
-        n_jobs=n_jobs,
-        resume=resume,
-        batch_size=batch_size,
-        record=record,
-        dataset=dataset,
-        sample=sample,
-        progress=progress,
-        patience=patience,
-        max_trials=limits.max_trials,
-        **settings,
-    )
+    return run_search(strategy, data, space, dataset=dataset, sample=sample, n_jobs=n_jobs, resume=resume,
+                      max_trials=limits.max_trials, **options)
 
 
 def resume_job(

@@ -14,6 +14,7 @@ from typing import Any
 
 from qlm_kernel.errors import ConfigError, QLMError
 from qlm_kernel.jsonsafe import json_safe
+from qlm_kernel.session.limits import listing
 
 _lock = threading.Lock()
 _sessions: dict[str, _Session] = {}
@@ -173,7 +174,7 @@ def list_paper_sessions(limit: int = 50) -> list[dict[str, Any]]:
     """Sessions in the store, newest first (plus any of this process not yet stored), JSON-safe."""
     from qlm_kernel.store import default_store
 
-    rows = default_store().list_paper_sessions(limit=limit)
+    rows = default_store().list_paper_sessions(limit=listing(limit))
     out = [
         {
             "session_id": r["id"],

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from qlm_kernel.home import PathLike
 from qlm_kernel.jsonsafe import json_safe
 from qlm_kernel.session.jobs import not_found
+from qlm_kernel.session.limits import listing
 from qlm_kernel.workspace import stores
 
-PathLike = str | os.PathLike[str]
 VERSION_FIELDS = ("id", "strategy", "version", "sha256", "author", "message", "created_at")
-RUN_STATUSES = ("ok", "error")
 
 
 def version_summary(record: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -41,7 +40,7 @@ def list_runs(
     with stores.reading(home) as store:
         if store is None:
             return []
-        runs = store.list_runs(limit=max(1, min(int(limit), 500)), strategy=strategy, status=status)
+        runs = store.list_runs(limit=listing(limit), strategy=strategy, status=status)
         versions = _versions_of(store, runs)
     return json_safe([{**r, "strategy_version": versions.get(r.get("strategy_version_id"))} for r in runs])
 

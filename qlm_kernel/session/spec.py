@@ -8,68 +8,16 @@ safe because a `Param` named like a setting is refused when the strategy class i
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from qlm_kernel.engine.settings import SETTING_NAMES, BacktestSettings, partition_settings
-from qlm_kernel.errors import ConfigError
+from qlm_kernel.engine.settings import check_mapping, check_settings, partition_settings
 from qlm_kernel.session.limits import USER, Limits
 from qlm_kernel.workspace.data import check_sample, resolve_data
 
-
-def closest(name: str, known: list[str] | tuple[str, ...]) -> str | None:
-    """The known name closest to ``name`` (difflib), or None when nothing is close."""
-    found = difflib.get_close_matches(str(name), list(known), n=1)
-    return found[0] if found else None
-
-
-def unknown_key_error(
-    what: str, key: str, known: list[str] | tuple[str, ...], *, code: str, extra_hint: str = ""
-) -> ConfigError:
-    """ConfigError for an unknown key: lists the known ones and the closest match."""
-    near = closest(key, known)
-    hint = (f"did you mean {near!r}? " if near else "") + f"{what}: {', '.join(known)}"
-    return ConfigError(
-        f"unknown {what[:-1] if what.endswith('s') else what} {key!r}",
-        hint=hint + extra_hint,
-        code=code,
-        key=key,
-        known=list(known),
-        closest=near,
-    )
-
-
-def check_mapping(value: Any, what: str) -> dict[str, Any]:
-    """A JSON object argument as a dict (None is empty); anything else is BAD_ARGUMENT."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(
-            f"{what} must be an object mapping names to values, got {type(value).__name__}",
-            hint=f"e.g. {what}={{}}",
-            code="BAD_ARGUMENT",
-        )
-    return dict(value)
-
-
-def check_settings(settings: Any) -> dict[str, Any]:
-    """Backtest settings, checked: only known names (UNKNOWN_SETTING with the closest), valid values."""
-    given = check_mapping(settings, "settings")
-    for key in given:
-        if key not in SETTING_NAMES:
-            raise unknown_key_error(
-                "settings",
-                key,
-                SETTING_NAMES,
-                code="UNKNOWN_SETTING",
-                extra_hint="; strategy parameters go in params",
-            )
-    BacktestSettings(**given)  # value checks (ConfigError naming the setting)
-    return given
+__all__ = ["DataSource", "RunSpec", "check_mapping", "check_settings"]  # the checks live with the settings
 
 
 @dataclass(frozen=True)
@@ -185,7 +133,3 @@ class RunSpec:
             record=record,
             source=source,
         )
-
-    def backtest_settings(self) -> BacktestSettings:
-        """The full settings (defaults filled in)."""
-        return BacktestSettings(**self.settings)

@@ -67,17 +67,13 @@ def check_sample(sample: Any, max_bars: int | None = None) -> dict[str, Any]:
             value=str(kind),
         )
     n = sample.get("n")
-    top = max_bars if max_bars is not None else None
-    if n is not None and (
-        isinstance(n, bool) or not isinstance(n, int) or n < 2 or (top is not None and n > top)
-    ):
-        span = f"between 2 and {top:,}" if top is not None else "of at least 2"
+    too_big = max_bars is not None and isinstance(n, int) and n > max_bars
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 2 or too_big):
+        span = f"between 2 and {max_bars:,}" if max_bars is not None else "of at least 2"
         raise DataError(
             f"sample n must be an integer {span}, got {n!r}",
             code="DATA_BAD_INPUT",
-            hint="use a smaller sample"
-            if top is not None and isinstance(n, int) and n > top
-            else "e.g. n=10000",
+            hint="use a smaller sample" if too_big else "e.g. n=10000",
             value=n,
         )
     return {"kind": kind, **{k: v for k, v in sample.items() if k != "kind"}}
@@ -120,30 +116,14 @@ def resolve_data(
         path = Path(data)
         if path.suffix.lower() in DATA_FILE_SUFFIXES or path.exists():
             return load_ohlcv(path, repair=repair), None
-        if str(data) in data_manager():
+        manager = data_manager()
+        if str(data) in manager:
             return load_dataset(str(data)), str(data)
-        raise unknown_dataset(str(data), file_too=True)
+        raise manager.missing(str(data), f"{str(data)!r} is neither a data file nor a workspace dataset")
     raise DataError(
         f"data must be a DataFrame, a file path or a dataset name, got {type(data).__name__}",
         hint="use qlm.load_ohlcv('prices.csv') or qlm.sample_data('synthetic')",
         code="DATA_BAD_INPUT",
-    )
-
-
-def unknown_dataset(name: str, *, file_too: bool = False) -> DataError:
-    """NOT_FOUND for a name that is not a workspace dataset, with the closest one and how to import."""
-    known = [m["name"] for m in data_manager().list()]
-    close = difflib.get_close_matches(name, known, n=1)
-    what = (
-        "neither a data file nor a dataset in the workspace" if file_too else "not a dataset in the workspace"
-    )
-    return DataError(
-        f"{name!r} is {what}",
-        hint=(f"did you mean {close[0]!r}? " if close else "")
-        + f"datasets: {', '.join(known) or 'none yet'}; "
-        "import a file with `qlm data import FILE --name NAME`",
-        code="NOT_FOUND",
-        value=name,
     )
 
 
@@ -162,10 +142,10 @@ class DatasetCache:
 
         manager = data_manager()
         if name not in manager:
-            raise unknown_dataset(name)
+            raise manager.missing(name)
         path = manager.path(name)
-        stat = path.stat() if path.exists() else None
-        key = (str(path.parent), name, stat.st_mtime_ns if stat else 0, stat.st_size if stat else 0)
+        stat = path.stat()
+        key = (str(path.parent), name, stat.st_mtime_ns, stat.st_size)
         with self._lock:
             frame = self._frames.get(key)
             if frame is not None:

@@ -1,4 +1,5 @@
-"""The session-level ``qlm.backtest``: the engine plus events on the bus and a run in the store."""
+"""The recorded backtest: the pure engine run plus events on the bus and a run in the store (what
+`qlm.backtest`, the heal loop and walk-forward run)."""
 
 from __future__ import annotations
 

@@ -8,15 +8,12 @@ an empty workspace. A write to an existing database goes through the process's s
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from qlm_kernel.errors import QLMSystemError
-from qlm_kernel.home import home_path
+from qlm_kernel.home import PathLike, home_path
 from qlm_kernel.store import DB_FILENAME, Store, default_store
-
-PathLike = str | os.PathLike[str]
 
 
 def db_path(home: PathLike | None = None) -> Path:

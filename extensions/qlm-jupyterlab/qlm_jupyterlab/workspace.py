@@ -32,9 +32,6 @@ class Workspace:
         """``<home>/reports/run-<id>.html``: the name is built from an integer, never from a request."""
         return self.home / "reports" / f"run-{int(run_id)}.html"
 
-    def close(self) -> None:
-        """Nothing stays open between requests (kept for the server's shutdown hook)."""
-
     def info(self) -> dict[str, Any]:
         """Where the workspace is and whether it has a database yet."""
         return {"qlm_home": str(self.home), "db_path": str(self.db_path), "db_exists": self.db_path.is_file()}
