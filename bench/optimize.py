@@ -50,31 +50,9 @@ def _sma(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(nogil=True, cache=True, parallel=True)
-def bare_grid(close: np.ndarray, fast: np.ndarray, slow: np.ndarray, fees: float) -> np.ndarray:
-    """The same work fused and bare: per combo two SMAs, the crossings, long-only fills at the close."""
-    out = np.empty(fast.shape[0])
-    for j in prange(fast.shape[0]):
-        f = _sma(close, fast[j])
-        s = _sma(close, slow[j])
-        cash = 10_000.0
-        pos = 0.0
-        for i in range(1, close.shape[0]):
-            up = f[i] > s[i] and f[i - 1] <= s[i - 1]
-            down = f[i] < s[i] and f[i - 1] >= s[i - 1]
-            if pos == 0.0 and up:
-                pos = cash / (1.0 + fees) / close[i]
-                cash = 0.0
-            elif pos > 0.0 and down:
-                cash = pos * close[i] * (1.0 - fees)
-                pos = 0.0
-        out[j] = cash + pos * close[-1]
-    return out
-
-
 @njit(nogil=True, cache=True)
 def _cross_fill(close: np.ndarray, f: np.ndarray, s: np.ndarray, fees: float) -> float:
-    """`bare_grid`'s crossing and fill logic for one combo on given SMAs: the final value."""
+    """The bare references' crossing and long-only fill logic for one combo on given SMAs: final value."""
     cash = 10_000.0
     pos = 0.0
     for i in range(1, close.shape[0]):
@@ -87,6 +65,15 @@ def _cross_fill(close: np.ndarray, f: np.ndarray, s: np.ndarray, fees: float) ->
             cash = pos * close[i] * (1.0 - fees)
             pos = 0.0
     return cash + pos * close[-1]
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def bare_grid(close: np.ndarray, fast: np.ndarray, slow: np.ndarray, fees: float) -> np.ndarray:
+    """The same work fused and bare: per combo two SMAs, the crossings, long-only fills at the close."""
+    out = np.empty(fast.shape[0])
+    for j in prange(fast.shape[0]):
+        out[j] = _cross_fill(close, _sma(close, fast[j]), _sma(close, slow[j]), fees)
+    return out
 
 
 @njit(nogil=True, cache=True, parallel=True)
