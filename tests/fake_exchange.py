@@ -1,10 +1,13 @@
 """A small fake Binance spot API on 127.0.0.1, run as a subprocess by the CCXT adapter tests.
 
 Serves the endpoints the adapter uses (exchangeInfo, klines, order POST/GET/DELETE, openOrders,
-account), checks every signed request's HMAC-SHA256 signature and API-key header, and records
-requests. Test control, outside ccxt: ``POST /__control`` with JSON ``{"faults": [{"method": "POST",
-"path": "/api/v3/order", "kind": "status"|"drop"|"drop_after", "status": 503, "times": 2}],
-"hold": true|false, "release": true}``; ``GET /__requests``; ``GET /__state``.
+allOrders, account), checks every signed request's HMAC-SHA256 signature and API-key header, and
+records requests. Test control, outside ccxt: ``POST /__control`` with JSON ``{"faults": [{"method":
+"POST", "path": "/api/v3/order", "kind": "status"|"drop"|"drop_after"|"delay_after", "status": 503,
+"seconds": 1.0, "times": 2}], "hold": true|false, "release": true, "anonymous": true|false}``
+(``drop`` loses the request before it is handled, ``drop_after`` / ``delay_after`` place the order and
+then lose / delay the response; ``anonymous`` hides client order ids from order views, as exchanges
+that do not report them); ``GET /__requests``; ``GET /__state``.
 
 Usage: ``python tests/fake_exchange.py SECRET APIKEY`` prints ``PORT <n>`` and serves until killed.
 """
@@ -17,6 +20,7 @@ import hmac
 import json
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
@@ -37,6 +41,7 @@ class State:
         self.requests: list[dict] = []
         self.faults: list[dict] = []
         self.hold = False
+        self.anonymous = False
         self.n_bars = 30
 
 
@@ -105,12 +110,13 @@ def _klines(start: int | None, limit: int, n: int) -> list[list]:
     return out[:limit]
 
 
-def _order_view(o: dict) -> dict:
+def _order_view(o: dict, anonymous: bool = False) -> dict:
+    t = o.get("time", T0)
     return {
         "symbol": "BTCUSDT",
         "orderId": o["orderId"],
         "orderListId": -1,
-        "clientOrderId": o["clientOrderId"],
+        "clientOrderId": "" if anonymous else o["clientOrderId"],
         "price": "0.00000000",
         "origQty": f"{o['qty']:.8f}",
         "executedQty": f"{o['executed']:.8f}",
@@ -120,12 +126,12 @@ def _order_view(o: dict) -> dict:
         "type": "MARKET",
         "side": o["side"],
         "stopPrice": "0.00000000",
-        "time": T0,
-        "updateTime": T0,
+        "time": t,
+        "updateTime": t,
         "isWorking": True,
-        "workingTime": T0,
+        "workingTime": t,
         "origQuoteOrderQty": "0.00000000",
-        "transactTime": T0,
+        "transactTime": t,
         "fills": [
             {
                 "price": f"{PRICE:.2f}",
@@ -212,7 +218,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._text(fault["status"], "Service Unavailable")
         if fault is not None and fault["kind"] == "drop":
             return self._drop()
-        signed = url.path in ("/api/v3/order", "/api/v3/openOrders", "/api/v3/account")
+        signed = url.path in ("/api/v3/order", "/api/v3/openOrders", "/api/v3/allOrders", "/api/v3/account")
         if signed:
             if "signature" not in params or "timestamp" not in params:
                 return self._error(400, -1102, "Mandatory parameter 'signature' was not sent.")
@@ -248,6 +254,8 @@ class Handler(BaseHTTPRequestHandler):
                 return None
             if fault is not None and fault["kind"] == "drop_after":
                 return self._drop()
+            if fault is not None and fault["kind"] == "delay_after":
+                time.sleep(float(fault.get("seconds", 1.0)))
             return self._send(*response)
         if route in (("GET", "/api/v3/order"), ("DELETE", "/api/v3/order")):
             with st.lock:
@@ -262,10 +270,16 @@ class Handler(BaseHTTPRequestHandler):
                     if o["status"] != "NEW":
                         return self._error(400, -2011, "Unknown order sent.")
                     o["status"] = "CANCELED"
-                return self._send(200, _order_view(o))
+                return self._send(200, _order_view(o, st.anonymous))
         if route == ("GET", "/api/v3/openOrders"):
             with st.lock:
-                return self._send(200, [_order_view(o) for o in st.orders.values() if o["status"] == "NEW"])
+                return self._send(
+                    200, [_order_view(o, st.anonymous) for o in st.orders.values() if o["status"] == "NEW"]
+                )
+        if route == ("GET", "/api/v3/allOrders"):
+            with st.lock:
+                rows = [_order_view(o, st.anonymous) for o in st.orders.values()]
+                return self._send(200, rows[-int(params.get("limit", 500)) :])
         return self._error(404, -1000, f"no route {method} {url.path}")
 
     def _find(self, params: dict) -> dict | None:
@@ -300,6 +314,7 @@ class Handler(BaseHTTPRequestHandler):
                 "qty": qty,
                 "executed": 0.0,
                 "status": "NEW",
+                "time": int(time.time() * 1000),
             }
             st.next_id += 1
             st.orders[cid] = o
@@ -331,6 +346,8 @@ class Handler(BaseHTTPRequestHandler):
                 st.faults.extend(cmd.get("faults", []))
                 if "hold" in cmd:
                     st.hold = bool(cmd["hold"])
+                if "anonymous" in cmd:
+                    st.anonymous = bool(cmd["anonymous"])
                 if cmd.get("release"):
                     for o in st.orders.values():
                         if o["status"] == "NEW":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 import urllib.request
@@ -12,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from qlm_kernel import Param, Signals, Strategy
-from qlm_kernel.errors import ConfigError, ExecutionError
+from qlm_kernel.errors import ConfigError, ExecutionError, SecurityError
 from qlm_kernel.execution import Order
 
 pytest.importorskip("ccxt")
-from qlm_kernel.execution.ccxt_handler import CCXTExecutionHandler, CCXTFeed
+from qlm_kernel.execution.ccxt_handler import CCXTExecutionHandler, CCXTFeed, exchange_client_id
 
 KEY, SECRET = "test-api-key-7f3a", "test-secret-9c1e"
 SERVER = Path(__file__).with_name("fake_exchange.py")
@@ -68,7 +69,7 @@ def test_market_order_request_shape_balance_and_position(exchange):
         "side": "BUY",
         "type": "MARKET",
         "quantity": "0.1",
-        "newClientOrderId": "qlm-test-1",
+        "newClientOrderId": h.exchange_client_id("qlm-test-1"),  # ccxt's unified clientOrderId, mapped
     }
     assert "signature" in p["params"] and "timestamp" in p["params"]  # the server verified the HMAC
     assert h.position("BTC/USDT") == pytest.approx(0.1)
@@ -138,8 +139,166 @@ def test_a_create_whose_response_is_lost_is_not_placed_twice(exchange):
     order = h.submit(Order("BTC/USDT", "buy", size=0.02, client_order_id="lost-1"))
     assert order.status == "filled" and order.filled == pytest.approx(0.02)
     state = control("/__state")
-    assert [o["clientOrderId"] for o in state["orders"]] == ["lost-1"]
+    assert [o["clientOrderId"] for o in state["orders"]] == [h.exchange_client_id("lost-1")]
     assert state["balances"]["BTC"] == pytest.approx(0.02)
+
+
+def test_client_order_ids_are_deterministic_short_uuids_sent_as_the_unified_param(exchange):
+    cid = exchange_client_id("0123456789ab-17-e")
+    assert re.fullmatch(r"[0-9a-f]{32}", cid)  # a UUID: Binance, OKX, Kraken, Bybit, KuCoin, Coinbase take it
+    assert exchange_client_id("0123456789ab-17-e") == cid != exchange_client_id("0123456789ab-17-x")
+    assert exchange_client_id("a" * 64, "gate") == exchange_client_id("a" * 64)[:28]  # Gate's limit
+    base, control = exchange
+    h = _handler(base)
+    order = h.submit(Order("BTC/USDT", "buy", size=0.01, client_order_id="sess-with-a-long-name-0001-e"))
+    (post,) = [r for r in control("/__requests") if r["method"] == "POST"]
+    assert (
+        post["params"]["newClientOrderId"]
+        == cid_of(order)
+        == _handler(base).exchange_client_id(order.client_order_id)
+    )  # the same id after a restart, so a resumed session cannot place the order twice
+    assert "origClientOrderId" not in post["params"]
+
+
+def cid_of(order: Order) -> str:
+    return exchange_client_id(order.client_order_id, "binance")
+
+
+# The lookup after a failed create uses what the exchange offers (exchange.has); these variants make
+# the same real Binance-speaking ccxt client behave like exchanges with fewer methods.
+HAS_VARIANTS = {
+    "fetchOrder+fetchOrders": {},
+    "lists only (fetchOrders)": {"fetchOrder": False},
+    "open+closed lists only": {"fetchOrder": False, "fetchOrders": False},
+    "fetchOrder by client id only": {"fetchOrders": False, "fetchClosedOrders": False},
+}
+
+
+def _posts(control) -> list[dict]:
+    return [r for r in control("/__requests") if r["method"] == "POST" and r["path"] == "/api/v3/order"]
+
+
+@pytest.mark.parametrize("has", list(HAS_VARIANTS.values()), ids=list(HAS_VARIANTS))
+def test_a_create_that_times_out_after_placing_is_found_by_client_id_not_sent_again(exchange, has):
+    base, control = exchange
+    h = _handler(base, max_retries=2)
+    h.exchange.timeout = 400  # ms: the fake answers the create after 1.5 s, so ccxt raises RequestTimeout
+    h.exchange.has.update(has)
+    h.markets()
+    control(
+        "/__control",
+        {
+            "faults": [
+                {"method": "POST", "path": "/api/v3/order", "kind": "delay_after", "seconds": 1.5, "times": 1}
+            ]
+        },
+    )
+    order = h.submit(Order("BTC/USDT", "buy", size=0.02, client_order_id="slow-1"))
+    assert order.status == "filled" and order.filled == pytest.approx(0.02)
+    assert len(_posts(control)) == 1  # looked up, never re-sent
+    state = control("/__state")
+    assert [o["clientOrderId"] for o in state["orders"]] == [cid_of(order)]
+    assert state["balances"]["BTC"] == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("has", list(HAS_VARIANTS.values()), ids=list(HAS_VARIANTS))
+def test_a_create_lost_before_the_exchange_is_re_sent_once_the_exchange_shows_no_such_order(exchange, has):
+    base, control = exchange
+    h = _handler(base)
+    h.exchange.has.update(has)
+    h.markets()
+    control(
+        "/__control", {"faults": [{"method": "POST", "path": "/api/v3/order", "kind": "drop", "times": 1}]}
+    )
+    control("/__control", {"clear_requests": True})
+    order = h.submit(Order("BTC/USDT", "buy", size=0.03, client_order_id="dropped-1"))
+    assert order.status == "filled"
+    trail = [(r["method"], r["path"]) for r in control("/__requests")]
+    first, second = [i for i, r in enumerate(trail) if r == ("POST", "/api/v3/order")]
+    assert second > first + 1  # the second send came only after a lookup in between
+    assert all(m == "GET" for m, _ in trail[first + 1 : second])
+    assert [o["clientOrderId"] for o in control("/__state")["orders"]] == [cid_of(order)]
+
+
+def _assert_state_unknown(h, control, client_order_id: str, placed: int = 1) -> None:
+    with pytest.raises(ExecutionError) as info:
+        h.submit(Order("BTC/USDT", "buy", size=0.02, client_order_id=client_order_id))
+    err = info.value
+    assert err.code == "ORDER_STATE_UNKNOWN" and "check the exchange" in err.hint
+    assert err.context["exchange_client_order_id"] == h.exchange_client_id(client_order_id)
+    assert err.context["exchange_client_order_id"] in err.hint
+    assert len(_posts(control)) == 1  # never a blind second send
+    assert len(control("/__state")["orders"]) == placed
+
+
+def test_when_the_lookup_fails_the_order_state_is_unknown_and_nothing_is_re_sent(exchange):
+    base, control = exchange
+    h = _handler(base, max_retries=1)
+    h.markets()
+    lookups_down = [
+        {"method": "GET", "path": path, "kind": "status", "status": 503, "times": 100}
+        for path in ("/api/v3/order", "/api/v3/allOrders", "/api/v3/openOrders")
+    ]
+    control(
+        "/__control",
+        {
+            "faults": [
+                {"method": "POST", "path": "/api/v3/order", "kind": "drop_after", "times": 1},
+                *lookups_down,
+            ]
+        },
+    )
+    _assert_state_unknown(h, control, "unknown-1")
+
+
+def test_an_exchange_that_cannot_look_orders_up_gets_no_second_send(exchange):
+    base, control = exchange
+    h = _handler(base)
+    h.exchange.has.update({"fetchOrder": False, "fetchOrders": False, "fetchOpenOrders": False})
+    h.markets()
+    control(
+        "/__control", {"faults": [{"method": "POST", "path": "/api/v3/order", "kind": "drop", "times": 1}]}
+    )
+    _assert_state_unknown(h, control, "blind-1", placed=0)  # though this request never reached it
+
+
+def test_an_order_without_a_client_id_that_may_be_ours_makes_the_state_unknown(exchange):
+    base, control = exchange
+    h = _handler(base)
+    h.exchange.has.update({"fetchOrder": False})  # lists only, and they do not report client ids
+    h.markets()
+    control(
+        "/__control",
+        {
+            "anonymous": True,
+            "faults": [{"method": "POST", "path": "/api/v3/order", "kind": "drop_after", "times": 1}],
+        },
+    )
+    _assert_state_unknown(h, control, "anon-1")
+
+
+def test_verbose_and_plain_http_urls_are_refused(monkeypatch):
+    monkeypatch.setenv("QLM_BINANCE_API_KEY", KEY)
+    monkeypatch.setenv("QLM_BINANCE_SECRET", SECRET)
+    with pytest.raises(SecurityError) as info:
+        CCXTExecutionHandler("binance", config={"verbose": True})
+    assert info.value.code == "VERBOSE_REFUSED" and info.value.hint
+    for urls in ("http://gateway.example.com", {"private": "http://10.1.2.3/api/v3"}, "ftp://127.0.0.1/"):
+        with pytest.raises(SecurityError) as info:
+            CCXTExecutionHandler("binance", api_urls=urls)
+        assert info.value.code == "INSECURE_URL" and "https" in info.value.hint
+    with pytest.raises(SecurityError) as info:
+        CCXTExecutionHandler("binance", config={"urls": {"api": {"public": "http://api.example.com/api/v3"}}})
+    assert (
+        info.value.code == "INSECURE_URL"
+        and info.value.context["setting"] == "config['urls']['api']['public']"
+    )
+    h = CCXTExecutionHandler("binance", api_urls="https://gateway.example.com")
+    assert h.exchange.urls["api"]["private"] == "https://gateway.example.com/api/v3"
+    for local in ("http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080"):
+        assert (
+            CCXTExecutionHandler("binance", api_urls=local).exchange.urls["api"]["public"].startswith(local)
+        )
 
 
 def test_open_orders_cancel_and_fills_found_by_polling(exchange):

@@ -7,15 +7,23 @@ ccxt is an optional extra (``pip install qlm-kernel[ccxt]``) imported only here,
   logged, never in ``repr`` and scrubbed from every error message. Keys in ``config`` are refused.
 - **Sandbox/testnet** is on by default (``sandbox=True``: ccxt's ``set_sandbox_mode``); live trading
   needs ``sandbox=False`` explicitly. ``api_urls`` points the exchange's API at another base URL
-  (a local fake exchange in tests, a self-hosted gateway).
+  (a local fake exchange in tests, a self-hosted gateway). Signed requests travel over https only:
+  an ``api_urls`` or ``config["urls"]`` URL that is not https is refused (``SecurityError``
+  INSECURE_URL; plain http is allowed to loopback addresses only, where nothing leaves the machine),
+  and so is ccxt's ``verbose`` option (``SecurityError`` VERBOSE_REFUSED: it prints signed requests,
+  API key included, bypassing logging and its redaction).
 - **Errors**: insufficient funds -> ``ExecutionError(EXCHANGE_INSUFFICIENT_FUNDS)``, invalid orders
   -> EXCHANGE_INVALID_ORDER, unknown orders -> EXCHANGE_NOT_FOUND, bad keys -> EXCHANGE_AUTH,
   other exchange errors -> EXCHANGE_ERROR. Network errors, timeouts, rate limits and exchange
   downtime are retried with jittered exponential backoff (``max_retries``); then EXCHANGE_UNAVAILABLE
   or EXCHANGE_RATE_LIMIT.
-- **Idempotency**: the client order id goes to the exchange (``newClientOrderId`` on Binance). When
-  a create request fails on the network, the order is looked up by that id before it is sent again,
-  so a request that reached the exchange is never placed twice.
+- **Idempotency**: every order carries ccxt's unified ``clientOrderId`` param on every exchange:
+  `exchange_client_id` of the order's client id, 32 hex digits (a UUID; 28 on Gate), the same for the
+  same order after a restart. A create that fails on the network (timeout, dropped connection, 5xx,
+  rate limit) is never re-sent blind: the order is first looked up by that id with what the
+  exchange offers (``has``: fetchOrder by client id, then fetchOrders or fetchOpenOrders +
+  fetchClosedOrders) and re-sent only when the exchange affirmatively shows no such order; when
+  that cannot be told, ``ExecutionError`` ORDER_STATE_UNKNOWN asks the user to check the exchange.
 - **Fills** are read from the create response and by polling working orders on each bar (`on_bar`).
 - Spot only: the "position" in a symbol is the total balance of its base currency; protective
   exits (``sl_stop``...) are simulated by the paper handler only and refused here.
@@ -23,6 +31,7 @@ ccxt is an optional extra (``pip install qlm-kernel[ccxt]``) imported only here,
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import os
@@ -30,12 +39,14 @@ import random
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
 
-from qlm_kernel.errors import ConfigError, ExecutionError
+from qlm_kernel.errors import ConfigError, ExecutionError, SecurityError
 from qlm_kernel.execution.base import ExecutionHandler, unknown_order
 from qlm_kernel.execution.feeds import Bar
 from qlm_kernel.execution.types import Fill, Order, Position
@@ -62,6 +73,54 @@ def exchange_keys(exchange_id: str) -> tuple[str | None, str | None]:
     key = os.environ.get(prefix + "API_KEY") or os.environ.get("QLM_CCXT_API_KEY")
     secret = os.environ.get(prefix + "SECRET") or os.environ.get("QLM_CCXT_SECRET")
     return key or None, secret or None
+
+
+_CLIENT_ID_NAMESPACE = uuid.UUID("6f1e2c9a-3b7d-5e4f-8a21-0c9d4b7e5a13")
+# the longest client order id an exchange takes where that is under 32 characters
+_CLIENT_ID_LENGTH = {"gate": 28, "gateio": 28}
+
+
+def exchange_client_id(client_order_id: str, exchange_id: str = "") -> str:
+    """The ``clientOrderId`` sent for an order: a UUID (32 hex) of its client id, cut to the exchange cap."""
+    return uuid.uuid5(_CLIENT_ID_NAMESPACE, client_order_id).hex[: _CLIENT_ID_LENGTH.get(exchange_id, 32)]
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _refuse_insecure_urls(value: Any, setting: str) -> None:
+    """Refuse a URL override that is not https (http to loopback only): signed requests carry the key."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_insecure_urls(item, f"{setting}[{key!r}]")
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _refuse_insecure_urls(item, setting)
+        return
+    if not isinstance(value, str) or "://" not in value:
+        return
+    parts = urlsplit(value)
+    scheme = parts.scheme.lower()
+    if scheme in ("https", "wss"):
+        return
+    if scheme in ("http", "ws") and _is_loopback(parts.hostname):
+        return
+    raise SecurityError(
+        f"refusing the exchange URL {value!r} in {setting}: API requests must use https",
+        hint="use an https:// URL (plain http is allowed to 127.0.0.1/localhost only)",
+        code="INSECURE_URL",
+        setting=setting,
+        url=value,
+    )
 
 
 class _Redact(logging.Filter):
@@ -122,6 +181,18 @@ class CCXTExecutionHandler(ExecutionHandler):
                     code="SECRET_IN_CONFIG",
                     setting=secret_key,
                 )
+        if config.get("verbose"):
+            raise SecurityError(
+                "ccxt's verbose option is refused: it prints every signed request, API key included",
+                hint="drop config['verbose']; to debug, enable DEBUG logging of 'ccxt.base.exchange' "
+                "(keys and signatures are redacted there)",
+                code="VERBOSE_REFUSED",
+                setting="verbose",
+            )
+        if "urls" in config:
+            _refuse_insecure_urls(config["urls"], "config['urls']")
+        if api_urls is not None:
+            _refuse_insecure_urls(api_urls, "api_urls")
         if exchange not in ccxt.exchanges:
             raise ConfigError(
                 f"unknown ccxt exchange {exchange!r}",
@@ -147,6 +218,7 @@ class CCXTExecutionHandler(ExecutionHandler):
         self.backoff_cap = float(backoff_cap)
         self._sleep = sleep
         self._orders: dict[str, Order] = {}
+        self._by_exchange_cid: dict[str, str] = {}  # exchange client id -> our client id
         self._symbols: set[str] = set()
         self._last: dict[str, float] = {}
         self._bar: dict[str, int] = {}
@@ -179,12 +251,14 @@ class CCXTExecutionHandler(ExecutionHandler):
             text = text.replace(s, "***")
         return _SIGNATURE.sub(lambda m: m.group(1) + "=***", text)
 
+    def _delay(self, attempt: int) -> float:
+        return min(self.backoff_cap, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
+
     def call(
         self,
         what: str,
         fn: Callable[..., Any],
         *args: Any,
-        before_retry: Callable[[], Any] | None = None,
         **kwargs: Any,
     ) -> Any:
         """Run a ccxt call; retry network errors/rate limits with backoff; map errors to ExecutionError."""
@@ -208,7 +282,7 @@ class CCXTExecutionHandler(ExecutionHandler):
                         attempts=attempt + 1,
                         ccxt_error=type(exc).__name__,
                     ) from None
-                delay = min(self.backoff_cap, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
+                delay = self._delay(attempt)
                 log.warning(
                     "%s %s: %s; retry %d in %.2fs",
                     self.exchange_id,
@@ -219,10 +293,6 @@ class CCXTExecutionHandler(ExecutionHandler):
                 )
                 self._sleep(delay)
                 attempt += 1
-                if before_retry is not None:
-                    found = before_retry()
-                    if found is not None:
-                        return found
             except ccxt.BaseError as exc:
                 raise self._map(exc, what) from None
 
@@ -301,18 +371,7 @@ class CCXTExecutionHandler(ExecutionHandler):
             self._symbols.add(order.symbol)
             amount = self._amount(order)
             amount = float(self.exchange.amount_to_precision(order.symbol, amount))
-            params = {"newClientOrderId": order.client_order_id}
-            response = self.call(
-                "create order",
-                self.exchange.create_order,
-                order.symbol,
-                "market",
-                order.side,
-                amount,
-                None,
-                params,
-                before_retry=lambda: self._lookup(order),
-            )
+            response = self._create(order, amount)
             order.target_size = amount
             order.submitted_at = order.arrival_at = time.time()
             order.status = "open"
@@ -336,15 +395,140 @@ class CCXTExecutionHandler(ExecutionHandler):
         free = float(self.balance().get(quote, 0.0))
         return (order.cash_fraction or 0.0) * free / price * 0.998  # room for fees and price moves
 
-    def _lookup(self, order: Order) -> dict[str, Any] | None:
-        """The exchange's record of an order by client id (after a failed create), or None."""
+    def exchange_client_id(self, client_order_id: str) -> str:
+        """The unified ``clientOrderId`` this handler sends for the order with this client id."""
+        return exchange_client_id(client_order_id, self.exchange_id)
+
+    def _create(self, order: Order, amount: float) -> dict[str, Any]:
+        """Place the order; after a network failure look it up, re-send only if it is affirmatively absent."""
         ccxt = _ccxt()
-        try:
-            return self.exchange.fetch_order(None, order.symbol, {"origClientOrderId": order.client_order_id})
-        except (ccxt.OrderNotFound, ccxt.NetworkError):
+        cid = self.exchange_client_id(order.client_order_id)
+        self._by_exchange_cid[cid] = order.client_order_id
+        attempt = 0
+        while True:
+            try:
+                return self.exchange.create_order(
+                    order.symbol, "market", order.side, amount, None, {"clientOrderId": cid}
+                )
+            except ccxt.NetworkError as exc:  # the request may or may not have reached the exchange
+                failure = exc
+            except ccxt.BaseError as exc:
+                raise self._map(exc, "create order") from None
+            delay = self._delay(attempt)
+            log.warning(
+                "%s create order %s: %s; looking the order up by client id in %.2fs",
+                self.exchange_id,
+                cid,
+                type(failure).__name__,
+                delay,
+            )
+            self._sleep(delay)  # give the exchange time to register an order that did arrive
+            found = self._find_placed(order, cid, amount, failure)
+            if found is not None:
+                return found
+            attempt += 1
+            if attempt > self.max_retries:
+                limited = isinstance(failure, ccxt.DDoSProtection)
+                raise ExecutionError(
+                    f"{self.exchange_id} create order failed after {attempt} attempts (the exchange shows "
+                    f"no order {cid}, so none was placed): {self._scrub(str(failure))}",
+                    hint="the exchange is rate limiting; slow down"
+                    if limited
+                    else "check the network / exchange status, then retry",
+                    code="EXCHANGE_RATE_LIMIT" if limited else "EXCHANGE_UNAVAILABLE",
+                    exchange=self.exchange_id,
+                    operation="create order",
+                    attempts=attempt,
+                    client_order_id=order.client_order_id,
+                    exchange_client_order_id=cid,
+                    ccxt_error=type(failure).__name__,
+                )
+
+    def _find_placed(
+        self, order: Order, cid: str, amount: float, failure: Exception
+    ) -> dict[str, Any] | None:
+        """The exchange's record of a create that failed on the network; None only if it shows no such order.
+
+        Asks what the exchange supports (``exchange.has``): fetchOrder by client id, then the order
+        lists (fetchOrders, or fetchOpenOrders + fetchClosedOrders). Absence counts when the lists
+        were read and hold no order that is or might be this one (one with no client id, same side
+        and amount); only when the exchange has no lists, a not-found from fetchOrder by client id.
+        Otherwise raises ExecutionError ORDER_STATE_UNKNOWN: never a blind (maybe duplicate) re-send.
+        """
+        has = self.exchange.has
+        asked: list[str] = []
+        by_id_absent = False
+        if has.get("fetchOrder"):
+            asked.append("fetchOrder")
+            try:
+                info = self.call(
+                    "fetch order by client id",
+                    self.exchange.fetch_order,
+                    "",
+                    order.symbol,
+                    {"clientOrderId": cid},
+                )
+                if self._same_cid(info.get("clientOrderId"), cid):
+                    return info
+            except ExecutionError as err:
+                by_id_absent = err.context.get("ccxt_error") == "OrderNotFound"
+        lists: list[Callable[..., Any]] = []
+        if has.get("fetchOrders"):
+            lists = [self.exchange.fetch_orders]
+        elif has.get("fetchOpenOrders") and has.get("fetchClosedOrders"):
+            lists = [self.exchange.fetch_open_orders, self.exchange.fetch_closed_orders]
+        lists_absent = bool(lists)
+        since = (time.time() - 600) * 1000  # orders older than this are not the one just sent
+        for fetch in lists:
+            asked.append(fetch.__name__)
+            try:
+                infos = self.call("look up order", fetch, order.symbol)
+            except ExecutionError:
+                lists_absent = False
+                continue
+            for info in infos:
+                if self._same_cid(info.get("clientOrderId"), cid):
+                    return info
+                recent = info.get("timestamp") is None or float(info["timestamp"]) >= since
+                if (
+                    not info.get("clientOrderId")
+                    and recent
+                    and info.get("side") == order.side
+                    and math.isclose(float(info.get("amount") or 0.0), amount, rel_tol=1e-9)
+                ):
+                    lists_absent = False  # an order without a client id that may be this one
+        if lists_absent or (not lists and by_id_absent):
             return None
-        except ccxt.BaseError:
-            return None
+        raise ExecutionError(
+            f"{self.exchange_id} create order {cid} failed on the network "
+            f"({type(failure).__name__}) and the exchange could not tell whether it was placed",
+            hint=f"check the exchange for an order with client order id {cid} ({order.side} {amount:g} "
+            f"{order.symbol}) before trading on; it was not re-sent, to avoid a duplicate",
+            code="ORDER_STATE_UNKNOWN",
+            exchange=self.exchange_id,
+            operation="create order",
+            client_order_id=order.client_order_id,
+            exchange_client_order_id=cid,
+            asked=asked,
+            ccxt_error=type(failure).__name__,
+        )
+
+    @staticmethod
+    def _same_cid(seen: Any, cid: str) -> bool:
+        """Whether an exchange's client order id is ours (Gate returns it with a ``t-`` prefix)."""
+        return isinstance(seen, str) and (seen == cid or seen.endswith("-" + cid))
+
+    def _fetch(self, order: Order) -> dict[str, Any]:
+        """The exchange's record of one of our orders: by exchange id where known, else by client id."""
+        if order.exchange_id is not None:
+            return self.call("fetch order", self.exchange.fetch_order, order.exchange_id, order.symbol)
+        return self.call(
+            "fetch order",
+            self.exchange.fetch_order,
+            "",
+            order.symbol,
+            {"clientOrderId": self.exchange_client_id(order.client_order_id)},
+        )
 
     def _update(self, order: Order, info: dict[str, Any]) -> None:
         """Apply an exchange order record: new fills (emitted) and the status."""
@@ -396,23 +580,22 @@ class CCXTExecutionHandler(ExecutionHandler):
             if not order.is_open:
                 return order
             try:
-                info = self.call(
-                    "cancel order",
-                    self.exchange.cancel_order,
-                    order.exchange_id,
-                    order.symbol,
-                    {"origClientOrderId": client_order_id},
-                )
+                if order.exchange_id is not None:
+                    info = self.call(
+                        "cancel order", self.exchange.cancel_order, order.exchange_id, order.symbol
+                    )
+                else:
+                    info = self.call(
+                        "cancel order",
+                        self.exchange.cancel_order,
+                        "",
+                        order.symbol,
+                        {"clientOrderId": self.exchange_client_id(client_order_id)},
+                    )
             except ExecutionError as err:
                 if err.code != "EXCHANGE_NOT_FOUND":
                     raise
-                info = self.call(
-                    "fetch order",
-                    self.exchange.fetch_order,
-                    order.exchange_id,
-                    order.symbol,
-                    {"origClientOrderId": client_order_id},
-                )
+                info = self._fetch(order)
             self._update(order, info)
             return order
 
@@ -427,7 +610,10 @@ class CCXTExecutionHandler(ExecutionHandler):
         for sym in symbols:
             for info in self.call("fetch open orders", self.exchange.fetch_open_orders, sym):
                 cid = info.get("clientOrderId")
-                order = self._orders.get(cid) if cid else None
+                ours = self._by_exchange_cid.get(cid) if cid else None
+                if cid and ours is None and "-" in cid:
+                    ours = self._by_exchange_cid.get(cid.rsplit("-", 1)[1])
+                order = self._orders.get(ours) if ours else None
                 if order is None:
                     order = Order(
                         sym,
@@ -490,14 +676,7 @@ class CCXTExecutionHandler(ExecutionHandler):
         try:
             for order in list(self._orders.values()):
                 if order.is_open and (symbol is None or order.symbol == symbol):
-                    info = self.call(
-                        "fetch order",
-                        self.exchange.fetch_order,
-                        order.exchange_id,
-                        order.symbol,
-                        {"origClientOrderId": order.client_order_id},
-                    )
-                    self._update(order, info)
+                    self._update(order, self._fetch(order))
         finally:
             remove()
         return fills
