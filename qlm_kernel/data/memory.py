@@ -90,3 +90,14 @@ def estimate_csv_bytes(file_size: int, sample: bytes) -> int:
 def estimate_rows_bytes(rows: int, copies: int = 3) -> int:
     """Peak bytes to materialise ``rows`` canonical rows with ``copies`` transient copies."""
     return int(rows * BYTES_PER_ROW * copies)
+
+
+def text_cap(sample: bytes, budget: int) -> int:
+    """The most CSV text bytes whose load fits ``budget`` (the inverse of `estimate_csv_bytes`, 2x at least).
+
+    A decompressed file is capped by this while it streams, so its size never has to be trusted
+    (a gzip trailer's ISIZE is mod 2**32 and anyone can write it). The 2x keeps room for joining
+    the decompressed pieces into one buffer.
+    """
+    per_byte = estimate_csv_bytes(1 << 20, sample) / (1 << 20)
+    return max(int(budget / max(per_byte, 2.0)), 0)
