@@ -20,7 +20,8 @@ from qlm_kernel.workspace.strategies import (
 
 def strategy_file(name: Any) -> str:
     """The file of a strategy *name* (workspace first, then the bundled examples); names only, no paths —
-    what a front end serving others (MCP) resolves, so a client cannot point at arbitrary files."""
+    what a front end serving others (MCP) resolves, so a client cannot point at arbitrary files. A
+    workspace file that is a symlink is refused (`SecurityError` SYMLINK), as for reads and writes."""
     from qlm_kernel.strategy.loader import find_strategy_file
 
     return str(find_strategy_file(check_strategy_name(name)[:-3]))

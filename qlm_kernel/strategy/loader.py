@@ -8,6 +8,8 @@ so an edited file is never served stale. Syntax errors and import-time exception
 Bare names (``"sma_cross"``) are looked up in ``$QLM_HOME/strategies/`` (default ``./.qlm``) and then
 in the bundled examples, ``examples_dir()`` = ``<repo>/strategies`` located as
 ``Path(__file__).parents[2] / "strategies"`` (valid for a source checkout or an editable install).
+A file in the workspace's strategies folder that is a symlink is never run, by name or by path
+(`SecurityError` SYMLINK, the rule strategy reads and writes follow): it could point anywhere.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from qlm_kernel.errors import ConfigError, StrategyError
+from qlm_kernel.errors import ConfigError, SecurityError, StrategyError
 from qlm_kernel.strategy.base import SignalsStrategy, Strategy
 from qlm_kernel.strategy.signals import Signals
 from qlm_kernel.strategy.timelimit import TimeLimitExceeded, current_limit, run_limited
@@ -48,14 +50,34 @@ def strategy_dirs() -> list[Path]:
 
 def available_strategies() -> dict[str, Path]:
     """Strategy names -> files over `strategy_dirs()`; a workspace file hides an example of the same
-    name. Files starting with ``_`` are skipped."""
+    name. Files starting with ``_`` are skipped. A symlink is listed as the link itself, not its
+    target, so loading it meets `refuse_workspace_link`."""
     found: dict[str, Path] = {}
     for folder in strategy_dirs():
         if folder.is_dir():
             for path in sorted(folder.glob("*.py")):
                 if not path.name.startswith("_"):
-                    found.setdefault(path.stem, path.resolve())
+                    entry = folder.resolve() / path.name if path.is_symlink() else path.resolve()
+                    found.setdefault(path.stem, entry)
     return found
+
+
+def refuse_workspace_link(path: Path, name: str | None = None) -> None:
+    """Raise `SecurityError` SYMLINK if ``path`` is a symlink in the workspace's strategies folder.
+
+    The running path's copy of the rule `qlm_kernel.workspace.strategies.strategy_file_path` applies to
+    reads and writes: a link there could make a strategy name run any file on the machine.
+    """
+    root = user_strategies_dir()
+    if not path.is_symlink() or not root.is_dir() or path.parent.resolve() != root.resolve():
+        return
+    raise SecurityError(
+        "strategy files cannot be symlinks (it could point outside the workspace)",
+        hint="replace the link with a regular file",
+        code="SYMLINK",
+        name=name if name is not None else path.name,
+        file=str(path),
+    )
 
 
 def find_strategy_file(name: str) -> Path:
@@ -63,6 +85,7 @@ def find_strategy_file(name: str) -> Path:
     stem = name[:-3] if name.endswith(".py") else name
     searched = [folder / f"{stem}.py" for folder in strategy_dirs()]
     for path in searched:
+        refuse_workspace_link(path, name)  # even a dangling link: it must not fall through to an example
         if path.is_file():
             return path.resolve()
     names = sorted(available_strategies())
@@ -152,6 +175,7 @@ def _split_class(text: str) -> tuple[str, str | None]:
 def _locate(path: str | os.PathLike[str]) -> Path:
     raw = os.fspath(path)
     candidate = Path(raw).expanduser()
+    refuse_workspace_link(candidate)
     if candidate.is_file():
         file = candidate.resolve()
     elif os.sep not in raw and "/" not in raw:
