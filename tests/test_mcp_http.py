@@ -223,9 +223,11 @@ def test_status_answers_while_an_optimization_runs(server):
     assert seen_running is not None and not finished_first
     job = seen_running["running_jobs"][0]
     assert job["total"] == 80 and job["done"] < 80
-    for key in ("memory", "cpu", "numba", "database", "bus", "mcp"):
+    for key in ("memory", "cpu", "numba", "database", "bus", "workers", "mcp"):
         assert key in seen_running
-    assert seen_running["numba"]["compiled_modes"] >= 1
+    busy = [w for w in seen_running["workers"]["strategy"]["workers"] if w["state"] == "busy"]
+    assert [w["target"] for w in busy] == ["qlm_kernel.mcp.tools:optimize_parameters"]  # not in the kernel
+    assert busy[0]["pid"] != seen_running["pid"]
     assert seen_running["database"]["size_bytes"] > 0 and seen_running["mcp"]["connected"] >= 1
 
 
@@ -265,7 +267,10 @@ def test_research_tools(server):
     assert error_record(bad)["code"] == "BAD_ARGUMENT"
 
 
-def test_twenty_concurrent_calls_all_succeed(server):
+def test_twenty_concurrent_calls_are_each_answered_run_or_busy(server):
+    """Backtests run in worker processes; past the workers a call is BUSY at once (never queued), the
+    status calls all answer, and a BUSY call run again afterwards succeeds."""
+
     async def go():
         async with http_client(server) as client:
             calls = []
@@ -279,12 +284,20 @@ def test_twenty_concurrent_calls_all_succeed(server):
                             {"strategy": "rsi_reversion", "sample": {**SMALL_SAMPLE, "seed": i}},
                         )
                     )
-            return await asyncio.gather(*calls)
+            results = await asyncio.gather(*calls)
+            busy = [i for i, r in zip(range(0, 20, 2), results[::2], strict=True) if r.is_error]
+            retried = [await client.call_tool("run_backtest", {"strategy": "rsi_reversion",
+                                                               "sample": {**SMALL_SAMPLE, "seed": i}})
+                       for i in busy]
+            return results, busy, retried
 
-    results = run(go())
-    assert len(results) == 20 and not any(r.is_error for r in results)
-    seeds = {r.structured_content["sample"]["seed"] for r in results[::2]}
-    assert seeds == set(range(0, 20, 2))
+    results, busy, retried = run(go())
+    assert not any(r.is_error for r in results[1::2])
+    assert all(error_record(results[i])["code"] == "BUSY" for i in busy)
+    assert len(busy) <= 10 - 1  # at least one backtest ran at once
+    ran = {r.structured_content["sample"]["seed"] for r in results[::2] if not r.is_error}
+    ran |= {structured(r)["sample"]["seed"] for r in retried}
+    assert ran == set(range(0, 20, 2))
 
 
 def test_client_calls_publish_on_the_kernel_bus(server):

@@ -84,8 +84,12 @@ def test_market_structure_refuses_bad_data():
 
 
 def test_sample_specs_are_validated(home):
-    with pytest.raises(DataError, match="between 2 and"):
+    with pytest.raises(ConfigError, match="over the MCP limit") as caught:
         tools.run_backtest("sma_cross", sample={"kind": "synthetic", "n": 10**9})
+    assert caught.value.code == "LIMIT_EXCEEDED"
+    assert caught.value.context["option"] == "QLM_MCP_MAX_SAMPLE_BARS"
+    with pytest.raises(DataError, match="between 2 and"):
+        tools.run_backtest("sma_cross", sample={"kind": "synthetic", "n": 1})
     with pytest.raises(DataError, match="unknown sample field"):
         tools.run_backtest("sma_cross", sample={"kind": "synthetic", "path": "/etc/passwd"})
     with pytest.raises(ConfigError, match="unknown setting"):

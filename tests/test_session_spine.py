@@ -21,7 +21,7 @@ import pytest
 import qlm_kernel as qlm
 from qlm_kernel import session
 from qlm_kernel.cli import main as cli_main
-from qlm_kernel.errors import ConfigError, DataError, OptimizationError, QLMError
+from qlm_kernel.errors import ConfigError, DataError, QLMError
 from qlm_kernel.mcp import tools
 from qlm_kernel.store import default_store
 
@@ -287,7 +287,11 @@ def test_sanity_checks_take_dataset_and_sample_like_backtest(home: Path) -> None
 def test_mcp_grid_size_is_capped_before_any_work(home: Path) -> None:
     space = {"fast": list(range(2, 200)), "slow": list(range(10, 410, 2))}  # 39,600 combinations
     record = error_of(tools.optimize_parameters, "sma_cross", space, sample=SAMPLE, method="grid")
-    assert record["code"] == "LIMIT_EXCEEDED" and record["type"] == OptimizationError.__name__
+    assert record["code"] == "LIMIT_EXCEEDED" and record["type"] == ConfigError.__name__
+    assert record["context"]["option"] == "QLM_MCP_MAX_TRIALS" and "QLM_MCP_MAX_TRIALS" in record["hint"]
+    record = error_of(tools.optimize_parameters, "sma_cross", space, sample=SAMPLE, method="genetic",
+                      n_trials=10**6)
+    assert record["code"] == "LIMIT_EXCEEDED" and record["context"]["cap"] == "max_trials"
     assert default_store().list_jobs() == []
 
 

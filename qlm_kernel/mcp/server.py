@@ -4,8 +4,13 @@ a prompt; built per start.
 Every tool call is published on the kernel's bus (``mcp.tool.called|finished|failed``). A `QLMError`
 comes back as an MCP tool error whose text is the error's JSON (and ``structured_content =
 {"error": ...}``), never a crashed server; an unexpected exception is wrapped the same way as a
-``QLMSystemError`` (code INTERNAL). Synchronous tools run on worker threads (the SDK does that), so a
-long backtest or optimization never blocks `get_system_status`.
+``QLMSystemError`` (code INTERNAL).
+
+Tools that run strategy code (`tools.WORKER_TOOLS`) run in worker processes
+(`qlm_kernel.session.workers`): their caps are checked here first (a refusal comes at once), the
+worker is killed at the tool's time limit (TIMEOUT) or when the request is cancelled, and a call that
+finds every worker busy is refused at once (BUSY). The kernel itself only answers: the other tools
+read the store and run on the SDK's threads, so `get_system_status` answers while every worker works.
 
 No ``from __future__ import annotations`` here: the SDK reads these signatures' real annotations.
 """
@@ -16,6 +21,7 @@ import inspect
 import itertools
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -31,6 +37,7 @@ from qlm_kernel.jsonsafe import json_safe
 from qlm_kernel.mcp import schemas, tools
 from qlm_kernel.mcp.clients import ClientTracker
 from qlm_kernel.session.jobs import not_found
+from qlm_kernel.session.workers import run_isolated, warm_workers
 
 SERVER_NAME = "qlm"
 INSTRUCTIONS = (
@@ -166,18 +173,66 @@ def build_server(
     add(get_system_status, READ_ONLY)
     _add_resources(server)
     _add_prompts(server)
+    warm_workers()  # in the background: the first tool call finds a worker ready
     return server
 
 
 def _for_mcp(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The tool as MCP calls it: a ``progress`` parameter becomes MCP progress notifications, ``replies``
-    the client's model through sampling; every other tool is registered as declared."""
+    the client's model through sampling, a tool in `tools.WORKER_TOOLS` runs in a worker process; every
+    other tool is registered as declared."""
     parameters = inspect.signature(fn).parameters
     if "progress" in parameters:
         return _with_progress(fn)
     if "replies" in parameters:
         return _with_sampling(fn)
+    if fn.__name__ in tools.WORKER_TOOLS:
+        return _isolated(fn)
     return fn
+
+
+def _arguments(fn: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with ``fn``'s defaults filled in (the deadlines and caps read them), without progress."""
+    sig = inspect.signature(fn)
+    bound = sig.bind_partial(**{k: v for k, v in kwargs.items() if k in sig.parameters})
+    bound.apply_defaults()
+    arguments = dict(bound.arguments)
+    arguments.pop("progress", None)
+    return arguments
+
+
+def worker_call(fn: Callable[..., Any], kwargs: dict[str, Any], *,
+                progress: Callable[[dict[str, Any]], Any] | None = None,
+                cancel: threading.Event | None = None) -> Any:
+    """``fn(**kwargs)`` in a worker process: caps checked here first, then its deadline enforced."""
+    spec = tools.WORKER_TOOLS[fn.__name__]
+    arguments = _arguments(fn, kwargs)
+    if spec.precheck is not None:
+        spec.precheck(arguments)
+    deadline = spec.deadline(arguments)
+    own = arguments.get("time_limit")
+    reported = own if isinstance(own, (int, float)) and deadline - own <= tools.KILL_MARGIN_S else None
+    return run_isolated(f"{fn.__module__}:{fn.__name__}", arguments, time_limit=deadline, progress=progress,
+                        cancel=cancel, reported_limit=reported)
+
+
+async def _cancellable(call: Callable[[threading.Event], Any]) -> Any:
+    """``call(cancel)`` on a thread; cancelling the MCP request sets ``cancel``, which kills the worker."""
+    cancel = threading.Event()
+    try:
+        return await anyio.to_thread.run_sync(call, cancel, abandon_on_cancel=True)
+    except anyio.get_cancelled_exc_class():
+        cancel.set()
+        raise
+
+
+def _isolated(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The tool run in a worker process (no progress, no sampling)."""
+
+    async def tool(**kwargs: Any) -> Any:
+        return await _cancellable(lambda cancel: worker_call(fn, kwargs, cancel=cancel))
+
+    return _named(tool, fn, inspect.signature(fn, eval_str=True))
 
 
 def _signature(fn: Callable[..., Any], drop: str, add: list[inspect.Parameter]) -> inspect.Signature:
@@ -194,23 +249,21 @@ def _ctx_param() -> inspect.Parameter:
 
 
 def _with_progress(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run the tool on a worker thread, forwarding its ``progress`` payloads (done/total/best) as MCP
-    progress notifications; cancelling the request cancels the job the tool started."""
+    """Run the tool in a worker process, forwarding its ``progress`` payloads (done/total/best) as MCP
+    progress notifications; cancelling the request kills the worker at once (its job: cancelled)."""
 
     async def tool(ctx: Context, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
         updates: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        job_ids: list[str] = []
+        cancel = threading.Event()
 
         def progress(payload: dict[str, Any]) -> None:
             loop.call_soon_threadsafe(updates.put_nowait, dict(payload))
 
-        work = asyncio.ensure_future(anyio.to_thread.run_sync(functools.partial(fn, **kwargs,
-                                                                                progress=progress)))
+        call = functools.partial(worker_call, fn, kwargs, progress=progress, cancel=cancel)
+        work = asyncio.ensure_future(anyio.to_thread.run_sync(call, abandon_on_cancel=True))
 
         async def report(payload: dict[str, Any]) -> None:
-            if payload.get("job_id") and not job_ids:
-                job_ids.append(payload["job_id"])
             done, total = payload.get("done") or 0, payload.get("total")
             best = payload.get("best_value")
             text = f"{done}/{total} trials" + (f", best {best:.4g}" if isinstance(best, float) else "")
@@ -227,8 +280,8 @@ def _with_progress(fn: Callable[..., Any]) -> Callable[..., Any]:
             while not updates.empty():
                 await report(updates.get_nowait())
         except asyncio.CancelledError:
-            if job_ids:
-                tools.cancel_job(job_ids[0])
+            cancel.set()
+            work.cancel()
             raise
         return work.result()
 
@@ -280,7 +333,8 @@ def _plan(
     if len(replies) >= max_attempts:
         return None
     prompt = tools.heal_next_prompt(
-        strategy, replies, dataset, sample, params, settings, max_attempts, time_limit
+        strategy, replies, dataset, sample, params, settings, max_attempts, time_limit,
+        compute=lambda arguments: worker_call(tools.plan_heal_prompt, arguments),
     )
     if prompt is None:
         return None
@@ -349,10 +403,11 @@ Reply3 = Annotated[CreateMessageResult | None, Resolve(_reply_3)]
 def _with_sampling(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The heal tool with the client's model: up to three sampled replies, resolved before the body."""
 
-    def tool(ctx: Context, reply_1: Any = None, reply_2: Any = None, reply_3: Any = None,
-             **kwargs: Any) -> Any:
-        replies = [r for r in (reply_1, reply_2, reply_3) if r is not None]
-        return fn(**kwargs, replies=replies if _can_sample(ctx) else None)
+    async def tool(ctx: Context, reply_1: Any = None, reply_2: Any = None, reply_3: Any = None,
+                   **kwargs: Any) -> Any:
+        texts = [tools.reply_text(r) for r in (reply_1, reply_2, reply_3) if r is not None]
+        arguments = {**kwargs, "replies": texts if _can_sample(ctx) else None}
+        return await _cancellable(lambda cancel: worker_call(fn, arguments, cancel=cancel))
 
     positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
     resolved = [inspect.Parameter(f"reply_{k}", positional, annotation=ann)

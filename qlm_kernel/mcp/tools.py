@@ -9,13 +9,20 @@ through `strategy_file` (no paths) and data through ``dataset`` (a workspace dat
 (generated) — never a file path — so a client cannot make the server read arbitrary files.
 Defaults are the Python API's (`qlm.optimize`, `qlm.sanity.*`).
 
+Tools that run strategy code are listed in `WORKER_TOOLS` with how long their worker may take and the
+cheap checks (caps) made before a worker is asked: the server runs them in worker processes
+(`qlm_kernel.session.workers`), so an endless loop is killed at its time limit and the kernel never runs
+an assistant's code. Caps are `qlm_kernel.session.limits.MCP` (server options ``QLM_MCP_*``).
+
 No ``from __future__ import annotations``: the SDK reads these signatures' real annotations.
 """
 
+import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -32,8 +39,19 @@ TRADE_PREVIEW = 5
 PAPER_DEFAULT_SAMPLE = {"kind": "synthetic", "n": 2_000, "seed": 0}
 MAX_MCP_HEAL_ATTEMPTS = 3
 DEFAULT_TIME_LIMIT = 60.0
-"""Seconds a strategy's own code (loading, ``signals()``) may run in one MCP backtest: an assistant's
-endless loop becomes a TIMEOUT StrategyError instead of a worker thread lost for good."""
+"""Seconds a strategy's own code (loading, ``signals()``) may run in one MCP backtest by default."""
+DEFAULT_JOB_TIME_LIMIT = 600.0
+"""Seconds an optimization may run by default (the whole job)."""
+DEFAULT_CHECK_TIME_LIMIT = 300.0
+"""Seconds a sanity check may run by default (all its backtests)."""
+DEFAULT_LOAD_TIME_LIMIT = 10.0
+"""Seconds loading one strategy file may take when strategies are listed."""
+KILL_MARGIN_S = 0.75
+"""A tool that limits its strategy code itself (run_backtest, paper start) has its worker killed this long
+after its limit: the worker interrupts a Python loop at the limit (reporting the line it was on) and the
+kill stops what cannot be interrupted (a Numba loop), still within the limit + 1 s."""
+LIST_DEADLINE_S = 120.0
+HEAL_MARGIN_S = 30.0
 
 # --- argument types: one description each, shared by every tool that takes them -------------------
 
@@ -59,13 +77,31 @@ Settings = Annotated[
 ]
 Space = Annotated[
     dict[str, list[Any]],
-    Field(description=f'parameter -> list of values, e.g. {{"fast": [5, 10]}}; at most {MCP.max_trials:,} '
-          "combinations"),
+    Field(description=f'parameter -> list of values, e.g. {{"fast": [5, 10]}}; a grid has at most '
+          f"{MCP.max_trials:,} combinations"),
 ]
 Objective = Annotated[str, Field(description="a stats key, e.g. sharpe, total_return, calmar")]
 Seed = Annotated[int, Field(description="random seed of the search or check")]
 Limit = Annotated[int, Field(ge=1, le=MAX_LISTED, description="how many, newest first")]
 JobId = Annotated[str, Field(description="a job id from optimize_parameters or list_jobs")]
+
+
+def _time_limit_arg(default: float, what: str) -> Any:
+    """A ``time_limit`` argument type: seconds ``what`` may run, > 0, at most the server's cap."""
+    return Annotated[float, Field(gt=0, description=f"seconds {what} may run (at most "
+                                  f"{MCP.max_time_limit:g}; default {default:g})")]
+
+
+LoadTimeLimit = _time_limit_arg(DEFAULT_LOAD_TIME_LIMIT, "loading one strategy file")
+BacktestTimeLimit = _time_limit_arg(DEFAULT_TIME_LIMIT, "the strategy's own code")
+JobTimeLimit = _time_limit_arg(DEFAULT_JOB_TIME_LIMIT, "the whole search")
+CheckTimeLimit = _time_limit_arg(DEFAULT_CHECK_TIME_LIMIT, "the whole check")
+PaperTimeLimit = _time_limit_arg(DEFAULT_TIME_LIMIT, "the strategy's signals at the start of the session")
+
+
+def check_time_limit(seconds: float) -> None:
+    """Refuse a time limit above the server's cap (LIMIT_EXCEEDED naming QLM_MCP_MAX_TIME_LIMIT)."""
+    MCP.check("time_limit", seconds, "max_time_limit", "ask for less time")
 SessionId = Annotated[str, Field(description="from start_paper_session")]
 
 
@@ -112,10 +148,16 @@ def trades_summary(trades: Any, preview: int = TRADE_PREVIEW) -> dict[str, Any]:
 # --- strategies -----------------------------------------------------------------------------------
 
 
-def list_strategies() -> schemas.StrategyList:
+def list_strategies(
+    time_limit: LoadTimeLimit = DEFAULT_LOAD_TIME_LIMIT,
+) -> schemas.StrategyList:
     """Strategies in the workspace and the bundled examples: class, parameters (defaults, ranges),
     load errors, and how many versions the store holds."""
-    return {"strategies": json_safe(session.strategies.list_strategies())}
+    from qlm_kernel.strategy import time_limit_scope
+
+    check_time_limit(time_limit)
+    with time_limit_scope(time_limit):
+        return {"strategies": json_safe(session.strategies.list_strategies())}
 
 
 def read_strategy(name: StrategyName) -> schemas.StrategySource:
@@ -150,14 +192,13 @@ def run_backtest(
     report: Annotated[
         bool, Field(description="also save an HTML report (resource qlm://reports/...)")
     ] = False,
-    time_limit: Annotated[
-        float, Field(gt=0, le=600, description="seconds the strategy's own code may run")
-    ] = DEFAULT_TIME_LIMIT,
+    time_limit: BacktestTimeLimit = DEFAULT_TIME_LIMIT,
 ) -> schemas.BacktestOutput:
     """Backtest a strategy: stats (total_return, sharpe, max_drawdown, ...), a trades summary and the
     stored run id. A broken strategy returns a StrategyError with file, line, excerpt and traceback."""
     from qlm_kernel.strategy import time_limit_scope
 
+    check_time_limit(time_limit)
     spec = RunSpec.build(strategy_file(strategy), params=params, settings=settings, dataset=dataset,
                          sample=sample, source="mcp", limits=MCP)
     started = time.perf_counter()
@@ -205,29 +246,16 @@ def optimize_parameters(
     sample: SampleSpec = None,
     settings: Settings = None,
     n_trials: Annotated[
-        int | None, Field(ge=1, le=MCP.max_trials, description="random/genetic: evaluations")
+        int | None, Field(ge=1, description=f"random/genetic: evaluations (at most {MCP.max_trials:,})")
     ] = None,
     seed: Seed = 0,
     maximize: Annotated[bool | None, Field(description="default: the objective's natural direction")] = None,
+    time_limit: JobTimeLimit = DEFAULT_JOB_TIME_LIMIT,
     progress: Callable[[dict[str, Any]], Any] | None = None,
 ) -> schemas.OptimizeOutput:
     """Search a parameter space as a recorded job, with MCP progress notifications; returns the job id,
     the best params, value and stats and the top trials. Cancelling the request cancels the job."""
-    space = check_mapping(space, "space")
-    if not space:
-        raise OptimizationError(
-            "space is empty",
-            code="BAD_ARGUMENT",
-            hint='map each parameter to a list of values, e.g. {"fast": [5, 10, 20]}',
-        )
-    for key, values in space.items():
-        if not isinstance(values, list) or not values:
-            raise OptimizationError(
-                f"space[{key!r}] must be a non-empty list of values",
-                code="BAD_ARGUMENT",
-                hint='e.g. {"fast": [5, 10, 20]}',
-                param=key,
-            )
+    space = _check_optimize_request(space, method, n_trials, time_limit)
     res = session.optimize(
         strategy_file(strategy),
         dataset=dataset,
@@ -248,6 +276,37 @@ def optimize_parameters(
         ranked = trials[trials["status"] == "ok"].sort_values(res.objective, ascending=not res.maximize)
         out["top"] = ranked.head(5).to_dict("records")
     return json_safe(out)
+
+
+def _check_space(space: Any) -> dict[str, list[Any]]:
+    space = check_mapping(space, "space")
+    if not space:
+        raise OptimizationError(
+            "space is empty",
+            code="BAD_ARGUMENT",
+            hint='map each parameter to a list of values, e.g. {"fast": [5, 10, 20]}',
+        )
+    for key, values in space.items():
+        if not isinstance(values, list) or not values:
+            raise OptimizationError(
+                f"space[{key!r}] must be a non-empty list of values",
+                code="BAD_ARGUMENT",
+                hint='e.g. {"fast": [5, 10, 20]}',
+                param=key,
+            )
+    return space
+
+
+def _check_optimize_request(space: Any, method: str, n_trials: int | None,
+                            time_limit: float) -> dict[str, Any]:
+    """The caps of one optimization request, checked before any work: time limit, trials, grid size."""
+    space = _check_space(space)
+    check_time_limit(time_limit)
+    MCP.check("n_trials", n_trials, "max_trials", "ask for fewer trials")
+    if method == "grid":
+        MCP.check("grid size", math.prod(len(v) for v in space.values()), "max_trials",
+                  "use fewer values per parameter, or method='genetic'/'random' with n_trials")
+    return space
 
 
 def get_job(
@@ -289,21 +348,30 @@ def sanity_check(
     params: Params = None,
     space: Annotated[dict[str, list[Any]] | None, Field(description="for every check but lookahead")] = None,
     n: Annotated[
-        int, Field(ge=1, le=MCP.max_noise_series, description="white_noise: number of permuted series")
+        int, Field(ge=1, description="white_noise: number of permuted series (at most "
+                   f"{MCP.max_noise_series})")
     ] = session.checks.DEFAULT_NOISE_SERIES,
     n_splits: Annotated[
-        int, Field(ge=1, le=MCP.max_splits, description="walk_forward: number of folds")
+        int, Field(ge=1, description=f"walk_forward: number of folds (at most {MCP.max_splits})")
     ] = session.checks.DEFAULT_SPLITS,
     objective: Objective = "sharpe",
     settings: Settings = None,
     seed: Seed = 0,
+    time_limit: CheckTimeLimit = DEFAULT_CHECK_TIME_LIMIT,
 ) -> schemas.CheckReport:
     """Is this overfit or peeking ahead? Runs one check and returns its report: passed, verdict, numbers.
     A passed check is not proof of an edge (PBO below 0.5 says the selection generalises in rank)."""
+    _check_check_request(check, space, n, n_splits, time_limit)
     report = session.sanity_check(check, strategy_file(strategy), dataset=dataset, sample=sample,
                                   params=params, settings=settings, space=space, n=n, n_splits=n_splits,
                                   objective=objective, seed=seed, limits=MCP)
     return json_safe(report.to_dict())
+
+
+def _check_check_request(check: str, space: Any, n: int, n_splits: int, time_limit: float) -> None:
+    """The caps of one sanity-check request, checked before any work."""
+    check_time_limit(time_limit)
+    session.checks.check_counts(check, check_mapping(space, "space"), n, n_splits, MCP)
 
 
 # --- data and system ------------------------------------------------------------------------------
@@ -332,7 +400,8 @@ _plans: OrderedDict[str, str | None] = OrderedDict()
 PLAN_CACHE_SIZE = 64
 
 
-def _reply_text(reply: Any) -> str:
+def reply_text(reply: Any) -> str:
+    """The text of a model reply (a sampling result, a message or a string)."""
     content = getattr(reply, "content", reply)
     return str(getattr(content, "text", content))
 
@@ -340,37 +409,57 @@ def _reply_text(reply: Any) -> str:
 def heal_next_prompt(strategy: str, replies: list[Any], dataset: str | None = None,
                      sample: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
                      settings: dict[str, Any] | None = None, max_attempts: int = 3,
-                     time_limit: float = 10.0) -> str | None:
+                     time_limit: float = 10.0,
+                     compute: Callable[[dict[str, Any]], str | None] | None = None) -> str | None:
     """The heal prompt the model must answer next after ``replies`` (a dry run), or None when done.
 
-    Memoized on the file's code, the replies and the arguments: the MCP request/retry exchange asks
-    for the same plan on every round, and a plan must not change between rounds (a time-limit trace
-    can name a different line of an endless loop each time it is interrupted).
+    Memoized (in this process) on the file's code, the replies and the arguments: the MCP request/retry
+    exchange asks for the same plan on every round, and a plan must not change between rounds (a
+    time-limit trace can name a different line of an endless loop each time it is interrupted).
+    ``compute(arguments)`` makes the plan (the server: in a worker process); default `plan_heal_prompt`.
     """
     import hashlib
     import json
 
-    from qlm_kernel.session import heal_next_prompt as next_prompt
     from qlm_kernel.session.strategies import check_strategy_name, strategy_file_path
 
-    kwargs = {**check_settings(settings), **check_mapping(params, "params")}
+    texts = [reply_text(r) for r in replies]
+    arguments = {"strategy": strategy, "replies": texts, "dataset": dataset, "sample": sample,
+                 "params": params, "settings": settings, "max_attempts": max_attempts,
+                 "time_limit": time_limit}
     path = strategy_file_path(check_strategy_name(strategy))
     code = path.read_bytes() if path.is_file() else b""
-    key = hashlib.sha256(json.dumps(
-        [str(path), hashlib.sha256(code).hexdigest(), [_reply_text(r) for r in replies], dataset, sample,
-         kwargs, max_attempts, time_limit], sort_keys=True, default=str).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps([str(path), hashlib.sha256(code).hexdigest(), arguments],
+                                    sort_keys=True, default=str).encode()).hexdigest()
     with _plans_lock:
         if key in _plans:
             _plans.move_to_end(key)
             return _plans[key]
-    frame, dataset_name = _data(dataset, sample)
-    prompt = next_prompt(strategy, frame, list(replies), dataset=dataset_name, max_attempts=max_attempts,
-                         time_limit=time_limit, workspace_only=True, **kwargs)
+    prompt = (compute or (lambda a: plan_heal_prompt(**a)))(arguments)
     with _plans_lock:
         _plans[key] = prompt
         while len(_plans) > PLAN_CACHE_SIZE:
             _plans.popitem(last=False)
     return prompt
+
+
+def plan_heal_prompt(strategy: str, replies: list[str], dataset: str | None = None,
+                     sample: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
+                     settings: dict[str, Any] | None = None, max_attempts: int = 3,
+                     time_limit: float = 10.0) -> str | None:
+    """One heal plan, uncached: a dry run of the heal loop on a scratch copy with ``replies``."""
+    from qlm_kernel.session import heal_next_prompt as next_prompt
+
+    kwargs = {**check_settings(settings), **check_mapping(params, "params")}
+    frame, dataset_name = _data(dataset, sample)
+    return next_prompt(strategy, frame, list(replies), dataset=dataset_name, max_attempts=max_attempts,
+                       time_limit=time_limit, workspace_only=True, **kwargs)
+
+
+def heal_deadline(max_attempts: int, time_limit: float) -> float:
+    """Seconds a whole heal (or one plan) may take in its worker: every attempt's run and re-run at
+    ``time_limit`` each, plus loading, validation and recording."""
+    return (int(max_attempts) + 1) * (float(time_limit) + 2.0) + HEAL_MARGIN_S
 
 
 class ReplayModel:
@@ -396,7 +485,8 @@ def heal_strategy(
         int, Field(ge=1, le=MAX_MCP_HEAL_ATTEMPTS, description="model replies to try (1-3)")
     ] = MAX_MCP_HEAL_ATTEMPTS,
     time_limit: Annotated[
-        float, Field(gt=0, le=120, description="seconds the strategy may run per attempt")
+        float, Field(gt=0, description="seconds the strategy may run per attempt (at most "
+                     f"{MCP.max_time_limit:g})")
     ] = 10.0,
     replies: list[Any] | None = None,
 ) -> schemas.HealOutput:
@@ -407,6 +497,7 @@ def heal_strategy(
     from qlm_kernel.session.strategies import check_strategy_name
 
     check_strategy_name(strategy)  # names only over MCP: no paths
+    check_time_limit(time_limit)
     kwargs = {**check_settings(settings), **check_mapping(params, "params")}
     frame, dataset_name = _data(dataset, sample)
     model = None if replies is None else ReplayModel(replies)
@@ -434,14 +525,29 @@ def start_paper_session(
         dict[str, Any] | None,
         Field(description="risk limits: max_position, max_daily_loss, max_orders_per_minute"),
     ] = None,
+    time_limit: PaperTimeLimit = DEFAULT_TIME_LIMIT,
 ) -> schemas.PaperStarted:
     """Paper-trade a strategy on replayed bars (simulated broker with latency and slippage) in the
-    background; returns the session id. Orders, fills and P&L go to the store and the bus."""
+    background, in its own worker process; returns the session id once the first bar is done. Orders,
+    fills and P&L go to the store and the bus. A strategy that takes longer than ``time_limit`` on one
+    bar is stopped (TIMEOUT)."""
+    check_paper_request(time_limit)
     file = strategy_file(strategy)
-    frame, _ = _data(dataset, sample if dataset is not None or sample is not None else PAPER_DEFAULT_SAMPLE)
-    return json_safe(session.start_paper_session(file, data=frame, params=check_mapping(params, "params"),
-                                                 settings=check_mapping(settings, "settings"), speed=speed,
-                                                 risk=check_mapping(risk, "risk") or None))
+    if dataset is None and sample is None:
+        sample = dict(PAPER_DEFAULT_SAMPLE)
+    source = DataSource.of(dataset=dataset, sample=sample, limits=MCP)
+    return json_safe(session.start_isolated_paper_session(
+        str(file), dataset=source.dataset, sample=source.sample, params=check_mapping(params, "params"),
+        settings=check_mapping(settings, "settings"), speed=speed, risk=check_mapping(risk, "risk") or None,
+        time_limit=time_limit, max_sessions=MCP.max_paper_sessions))
+
+
+def check_paper_request(time_limit: float) -> None:
+    """The caps of a paper-session request: time limit, paper sessions running in this process."""
+    check_time_limit(time_limit)
+    running = session.running_paper_sessions()
+    MCP.check("paper sessions running", running + 1, "max_paper_sessions",
+              "stop one (stop_paper_session) before starting another")
 
 
 def paper_session_status(session_id: SessionId) -> schemas.PaperStatus:
@@ -457,6 +563,33 @@ def stop_paper_session(session_id: SessionId) -> schemas.PaperStatus:
 def list_paper_sessions(limit: Limit = 20) -> schemas.PaperList:
     """Paper sessions, newest first."""
     return {"sessions": json_safe(session.list_paper_sessions(limit=limit))}
+
+
+@dataclass(frozen=True)
+class WorkerTool:
+    """How a tool that runs strategy code runs in a worker: the seconds its worker may take (from the
+    tool's arguments, defaults applied) and the cheap checks made before a worker is asked."""
+
+    deadline: Callable[[dict[str, Any]], float]
+    precheck: Callable[[dict[str, Any]], Any] | None = None
+
+
+WORKER_TOOLS: dict[str, WorkerTool] = {
+    "list_strategies": WorkerTool(lambda a: LIST_DEADLINE_S, lambda a: check_time_limit(a["time_limit"])),
+    "run_backtest": WorkerTool(lambda a: a["time_limit"] + KILL_MARGIN_S,
+                               lambda a: check_time_limit(a["time_limit"])),
+    "optimize_parameters": WorkerTool(
+        lambda a: a["time_limit"],
+        lambda a: _check_optimize_request(a["space"], a["method"], a["n_trials"], a["time_limit"])),
+    "sanity_check": WorkerTool(
+        lambda a: a["time_limit"],
+        lambda a: _check_check_request(a["check"], a["space"], a["n"], a["n_splits"], a["time_limit"])),
+    "heal_strategy": WorkerTool(lambda a: heal_deadline(a["max_attempts"], a["time_limit"]),
+                                lambda a: check_time_limit(a["time_limit"])),
+    "plan_heal_prompt": WorkerTool(lambda a: heal_deadline(a["max_attempts"], a["time_limit"])),
+}
+"""Tools (and the heal planner) the server runs in worker processes. start_paper_session is not here:
+it returns at once and its session runs in a worker of its own (`session.start_isolated_paper_session`)."""
 
 
 READ_ONLY_TOOLS: tuple[Callable[..., Any], ...] = (

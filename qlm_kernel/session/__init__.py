@@ -8,14 +8,15 @@ server extension). Each user operation is written once here; the skins parse inp
 - healing: `heal`; paper trading: `start_paper_session`, `paper_session_status`, `stop_paper_session`,
   `list_paper_sessions`
 - data: `list_datasets`, `import_dataset`, `resolve_data`; strategy files: `qlm_kernel.session.strategies`
-- `system_status`; front-end caps: `qlm_kernel.session.limits`
+- `system_status`; front-end caps: `qlm_kernel.session.limits`; worker processes for code the user did
+  not write: `qlm_kernel.session.workers` (`run_isolated`, `warm_workers`, `workers_status`)
 """
 
 from __future__ import annotations
 
 from qlm_kernel.healing import HEAL_SYSTEM_PROMPT, heal
 from qlm_kernel.healing.preview import next_prompt as heal_next_prompt
-from qlm_kernel.session import history, strategies
+from qlm_kernel.session import history, strategies, workers
 from qlm_kernel.session.backtest import backtest, run_backtest
 from qlm_kernel.session.checks import CHECKS, sanity_check
 from qlm_kernel.session.datasets import analyze_market, import_dataset, list_datasets
@@ -25,6 +26,8 @@ from qlm_kernel.session.optimize import optimize, resume_job
 from qlm_kernel.session.paper import (
     list_paper_sessions,
     paper_session_status,
+    running_paper_sessions,
+    start_isolated_paper_session,
     start_paper_session,
     stop_paper_session,
 )
@@ -73,10 +76,13 @@ __all__ = [
     "resolve_data",
     "resume_job",
     "run_backtest",
+    "running_paper_sessions",
     "sanity_check",
+    "start_isolated_paper_session",
     "start_paper_session",
     "stop_event_recorder",
     "stop_paper_session",
     "strategies",
     "system_status",
+    "workers",
 ]

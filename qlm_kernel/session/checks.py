@@ -23,6 +23,24 @@ DEFAULT_NOISE_SERIES = 100
 DEFAULT_SPLITS = 5
 
 
+def check_counts(check: str, space: dict[str, Any], n: int, n_splits: int, limits: Limits) -> None:
+    """The front end's caps on one check's work: grid size, white-noise series and folds, and the
+    evaluations they multiply to (LIMIT_EXCEEDED naming the cap's server option); cheap, runs nothing."""
+    if check == "lookahead" or not space:
+        return
+    sized = {k: v if isinstance(v, (list, tuple, range)) else [v] for k, v in space.items()}
+    grid = grid_size(sized)
+    limits.check("grid size", grid, "max_trials", "use fewer values per parameter")
+    if check == "white_noise":
+        limits.check("white-noise series n", int(n), "max_noise_series", "use a smaller n")
+        limits.check("white-noise evaluations (n x grid size)", int(n) * grid, "max_trials",
+                     "use a smaller n or fewer values per parameter")
+    if check == "walk_forward":
+        limits.check("walk-forward n_splits", int(n_splits), "max_splits", "use fewer splits")
+        limits.check("walk-forward evaluations (n_splits x grid size)", int(n_splits) * grid, "max_trials",
+                     "use fewer splits or fewer values per parameter")
+
+
 def sanity_check(
     check: str,
     strategy: Any,
@@ -60,16 +78,12 @@ def sanity_check(
             code="BAD_ARGUMENT",
             hint='e.g. space={"fast": [5, 10, 20], "slow": [50, 100]}',
         )
-    if limits.max_trials is not None:
-        sized = {k: v if isinstance(v, (list, tuple, range)) else [v] for k, v in space.items()}
-        limits.check("grid size", grid_size(sized), limits.max_trials, "use fewer values per parameter")
+    check_counts(check, space, n, n_splits, limits)
     if check == "white_noise":
-        limits.check("white-noise series n", int(n), limits.max_noise_series, "use a smaller n")
         return white_noise(
             spec.strategy, frame, space=space, n=int(n), objective=objective, seed=seed, **spec.settings
         )
     if check == "walk_forward":
-        limits.check("walk-forward n_splits", int(n_splits), limits.max_splits, "use fewer splits")
         return walk_forward(
             spec.strategy, frame, space=space, n_splits=int(n_splits), objective=objective, **spec.settings
         )

@@ -16,6 +16,7 @@ from qlm_kernel.optimization import OptimizationResult
 from qlm_kernel.optimization import optimize as run_search
 from qlm_kernel.session.jobs import cancel_job, get_job, list_jobs
 from qlm_kernel.session.limits import USER, Limits
+from qlm_kernel.session.spec import check_sample_size
 from qlm_kernel.workspace import stores
 from qlm_kernel.workspace.data import check_sample
 
@@ -43,6 +44,7 @@ def optimize(
     if data is None and dataset is None and sample is None and resume is None:
         sample = limits.default_sample
     if sample is not None:
+        check_sample_size(sample, limits)
         sample = check_sample(sample, limits.max_sample_bars)
     if limits.max_threads is not None and n_jobs is not None:
         n_jobs = min(int(n_jobs), limits.max_threads)

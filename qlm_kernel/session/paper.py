@@ -1,13 +1,17 @@
-"""Paper sessions in background threads: what the MCP tools, widgets and CLI call.
+"""Paper sessions in background threads or worker processes: what the MCP tools, widgets and CLI call.
 
 `start_paper_session` replays data (a dataset, a sample or a frame) through `paper_trade` on a
 thread at ``speed`` bars per second (0 = as fast as possible), on the simulated clock, recording
-the session in the store. Status, stop and listing return JSON-safe dicts; sessions started by other
-processes (or finished earlier) are read from the store.
+the session in the store. `start_isolated_paper_session` (MCP) runs the same session in a worker
+process of its own (`run_paper_session`), watched by a thread here: a strategy that takes longer than
+its time limit on one bar is killed there, and the kernel never runs its code. Status, stop and
+listing return JSON-safe dicts; sessions started by other processes (or finished earlier) are read
+from the store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from typing import Any
@@ -31,6 +35,25 @@ class _Session:
         self.error: dict[str, Any] | None = None
         self.status = "running"
         self.thread: threading.Thread | None = None
+        self.worker_pid: int | None = None
+        """Set for a session running in a worker process (`start_isolated_paper_session`)."""
+        self.kill = threading.Event()
+
+
+def running_paper_sessions() -> int:
+    """Paper sessions running in this process (threads or workers it watches)."""
+    with _lock:
+        return sum(1 for entry in _sessions.values() if entry.status == "running")
+
+
+def _check_speed(speed: Any) -> None:
+    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or speed < 0:
+        raise ConfigError(
+            f"speed={speed!r} must be bars per second >= 0 (0 = as fast as possible)",
+            hint="e.g. speed=20",
+            setting="speed",
+            value=repr(speed),
+        )
 
 
 def start_paper_session(
@@ -55,13 +78,7 @@ def start_paper_session(
     from qlm_kernel.execution.replay import resolve_paper_strategy, strategy_label
     from qlm_kernel.workspace.data import resolve_data
 
-    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or speed < 0:
-        raise ConfigError(
-            f"speed={speed!r} must be bars per second >= 0 (0 = as fast as possible)",
-            hint="e.g. speed=20",
-            setting="speed",
-            value=repr(speed),
-        )
+    _check_speed(speed)
     frame, _ = resolve_data(data, dataset=dataset, sample=sample)
     kwargs = {**(settings or {}), **(params or {})}
     strat = resolve_paper_strategy(strategy, dict(params or {}))  # fail fast on a bad strategy/params
@@ -109,6 +126,118 @@ def start_paper_session(
             _sessions.pop(session_id, None)
         raise QLMError.from_dict(entry.error)
     return {"session_id": session_id, "strategy": entry.strategy, "bars": len(frame), "speed": speed}
+
+
+def run_paper_session(
+    strategy: str,
+    *,
+    session_id: str,
+    dataset: str | None = None,
+    sample: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    speed: float = 20.0,
+    risk: dict[str, Any] | None = None,
+    symbol: str = "ASSET",
+    progress: Any = None,
+) -> dict[str, Any]:
+    """A whole paper session, start to end (a worker's call): progress after every bar, and a stop when
+    the parent signals one (`qlm_kernel.isolation.worker.stop_requested`)."""
+    from qlm_kernel.execution.feeds import DataFrameFeed
+    from qlm_kernel.execution.trading import paper_trade
+    from qlm_kernel.isolation.worker import stop_requested
+    from qlm_kernel.store import default_store
+    from qlm_kernel.workspace.data import resolve_data
+
+    frame, _ = resolve_data(None, dataset=dataset, sample=sample)
+    stop = stop_requested()
+    feed = DataFrameFeed(frame, pace=1.0 / speed if speed else 0.0, stop=stop)
+
+    def on_bar(summary: dict[str, Any]) -> None:
+        if progress is not None:
+            progress({**json_safe(summary), "session_id": session_id, "bars": len(frame)})
+
+    result = paper_trade(strategy, feed, session_id=session_id, store=default_store(), stop=stop,
+                         on_bar=on_bar, risk=risk, symbol=symbol, **{**(settings or {}), **(params or {})})
+    return {"session_id": session_id, "status": result.meta["status"], "bars": len(frame)}
+
+
+def start_isolated_paper_session(
+    strategy: str,
+    *,
+    dataset: str | None = None,
+    sample: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    speed: float = 20.0,
+    risk: dict[str, Any] | None = None,
+    symbol: str = "ASSET",
+    time_limit: float = 60.0,
+    max_sessions: int | None = None,
+) -> dict[str, Any]:
+    """`start_paper_session` in a worker process of the ``paper`` pool; returns once the first bar is
+    done (or raises its error: a strategy that does not finish a bar within ``time_limit`` s is a
+    TIMEOUT). Later, a bar that takes longer than ``time_limit`` (plus the pause between bars) kills
+    the worker and fails the session, with the error stored."""
+    from pathlib import Path
+
+    from qlm_kernel.session.workers import run_isolated
+
+    _check_speed(speed)
+    session_id = uuid.uuid4().hex[:12]
+    entry = _Session(session_id, Path(strategy).stem)
+    first = threading.Event()
+    stall_limit = float(time_limit) + (1.0 / speed if speed else 0.0)
+
+    def progress(summary: dict[str, Any]) -> None:
+        entry.summary = summary
+        first.set()
+
+    def started(pid: int) -> None:
+        entry.worker_pid = pid
+
+    def run() -> None:
+        try:
+            out = run_isolated(
+                "qlm_kernel.session.paper:run_paper_session",
+                {"strategy": strategy, "session_id": session_id, "dataset": dataset, "sample": sample,
+                 "params": params, "settings": settings, "speed": speed, "risk": risk, "symbol": symbol},
+                time_limit=stall_limit, stall=True, progress=progress, cancel=entry.kill, started=started,
+                pool="paper", pool_size=max_sessions, what="one bar of the paper session",
+            )
+            entry.status = out["status"]
+        except QLMError as err:
+            stopped = entry.stop.is_set()
+            entry.status = "stopped" if stopped else "failed"
+            entry.error = None if stopped else err.to_dict()
+            _close_row(session_id, entry.status, None if stopped else err)
+        finally:
+            first.set()
+
+    entry.thread = threading.Thread(target=run, name=f"qlm-paper-{session_id}", daemon=True)
+    with _lock:
+        _sessions[session_id] = entry
+    entry.thread.start()
+    first.wait()
+    if entry.error is not None and not entry.summary:
+        with _lock:
+            _sessions.pop(session_id, None)
+        raise QLMError.from_dict(entry.error)
+    return {"session_id": session_id, "strategy": entry.strategy, "bars": entry.summary.get("bars", 0),
+            "speed": speed}
+
+
+def _close_row(session_id: str, status: str, error: Any) -> None:
+    """Mark a session whose worker was killed as ``status`` in the store (if its row says running)."""
+    from qlm_kernel.store import default_store
+
+    try:
+        store = default_store()
+        row = store.get_paper_session(session_id)
+        if row is not None and row["status"] == "running":
+            store.set_paper_session_status(session_id, status, error=error)
+    except QLMError:  # the store is unreachable: the status call reports the entry's own state
+        pass
 
 
 def paper_session_status(session_id: str) -> dict[str, Any]:
@@ -165,8 +294,17 @@ def stop_paper_session(session_id: str, *, timeout: float = 10.0) -> dict[str, A
             )
         return status
     entry.stop.set()
+    if entry.worker_pid is not None:  # a session in a worker: ask it, then make sure
+        import os
+        import signal
+
+        with contextlib.suppress(OSError):
+            os.kill(entry.worker_pid, signal.SIGUSR1)
     if entry.thread is not None:
         entry.thread.join(timeout)
+        if entry.thread.is_alive() and entry.worker_pid is not None:
+            entry.kill.set()
+            entry.thread.join(timeout)
     return paper_session_status(session_id)
 
 

@@ -20,6 +20,13 @@ from qlm_kernel.workspace.data import check_sample, resolve_data
 __all__ = ["DataSource", "RunSpec", "check_mapping", "check_settings"]  # the checks live with the settings
 
 
+def check_sample_size(sample: Any, limits: Limits) -> None:
+    """Refuse a sample above the front end's ``max_sample_bars`` cap (LIMIT_EXCEEDED, naming the option)."""
+    n = sample.get("n") if isinstance(sample, dict) else None
+    if isinstance(n, int) and not isinstance(n, bool):
+        limits.check("sample n (bars)", n, "max_sample_bars", "ask for fewer bars")
+
+
 @dataclass(frozen=True)
 class DataSource:
     """Where a run's bars come from: a frame or file (``data``), a workspace ``dataset``, or a ``sample``."""
@@ -54,6 +61,7 @@ class DataSource:
         """A source from the usual three arguments; none at all means the front end's default sample."""
         if data is None and dataset is None and sample is None and limits.default_sample is not None:
             sample = dict(limits.default_sample)
+        check_sample_size(sample, limits)
         return cls(
             data, dataset, None if sample is None else check_sample(sample, limits.max_sample_bars), repair
         )

@@ -1,7 +1,8 @@
 """`system_status`: what the kernel is doing and can afford, cheap enough to poll (a few ms).
 
 Memory and CPU from psutil, running jobs from the store, the Numba kernels' compile/cache state,
-the database file, the MCP clients seen and the event bus counters. Reads only; never compiles.
+the database file, the worker pools, the MCP clients seen and the event bus counters. Reads only;
+never compiles.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ def database_status() -> tuple[dict[str, Any], list[dict[str, Any]]]:
 def system_status(server: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything above plus the MCP server's own view (transport, url, clients) when given."""
     from qlm_kernel.events import get_bus
+    from qlm_kernel.session.workers import workers_status
 
     started = time.perf_counter()
     database, jobs = database_status()
@@ -122,6 +124,7 @@ def system_status(server: dict[str, Any] | None = None) -> dict[str, Any]:
         "database": database,
         "running_jobs": jobs,
         "bus": get_bus().stats(),
+        "workers": workers_status(),
         "mcp": server or {},
     }
     status["elapsed_ms"] = (time.perf_counter() - started) * 1000.0

@@ -33,12 +33,17 @@ def ensure_event_recorder() -> Any:
     """Start (once per workspace) the background writer persisting every bus event in the store.
 
     Returns the recorder, or None when the store cannot be opened (the error is logged; the run's
-    own record attempt reports it on the result).
+    own record attempt reports it on the result), and None in a worker process: a worker's events go
+    to its parent, which republishes and records them (recording them here too would store each twice).
     """
     global _recorder, _recorder_home
     from qlm_kernel.events import EventRecorder, get_bus
     from qlm_kernel.home import qlm_home
+    from qlm_kernel.isolation import in_worker
     from qlm_kernel.store import default_store
+
+    if in_worker():
+        return None
 
     home = str(qlm_home())
     with _recorder_lock:
