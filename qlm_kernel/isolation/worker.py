@@ -36,6 +36,11 @@ def _on_stop_signal(signum: int, frame: Any) -> None:
     _stop.set()
 
 
+WORKER_NICENESS = 5
+INTERRUPT_GRACE_S = 0.2
+"""An interrupted user-code thread that has not stopped after this is left behind: the worker is then
+"dirty" and retired (killed) once its call has answered."""
+
 USER_CODE_THREAD = "qlm-user-code"
 """Name of the threads `qlm_kernel.strategy.timelimit` runs user code in: one still alive after a call
 means an interrupted loop that never returned to the interpreter (a "dirty" worker, retired)."""
@@ -128,6 +133,10 @@ def serve(conn: Connection) -> None:
 
     started = time.perf_counter()
     signal.signal(signal.SIGUSR1, _on_stop_signal)
+    os.nice(WORKER_NICENESS)  # the kernel (the notebook, the server answering status) goes first
+    from qlm_kernel.strategy.timelimit import set_interrupt_grace
+
+    set_interrupt_grace(INTERRUPT_GRACE_S)
     budget = int(os.environ.get("QLM_WORKER_MEMORY_BYTES", "0") or 0)
     cap = limit_address_space(budget) if budget > 0 else None
     _warm()

@@ -10,7 +10,8 @@ from qlm_kernel.session.spec import RunSpec
 from qlm_kernel.workspace.runs import recorded_backtest
 
 
-def backtest(strategy: Any, data: Any = None, **kwargs: Any) -> BacktestResult:
+def backtest(strategy: Any, data: Any = None, *, isolate: bool = False, time_limit: float | None = None,
+             **kwargs: Any) -> BacktestResult:
     """Backtest ``strategy`` on ``data`` (frame, file, dataset name) or ``dataset=`` / ``sample=``.
 
     Keywords (`RunSpec.from_kwargs`): ``dataset``, ``sample``, ``record``, ``source``, backtest settings
@@ -19,7 +20,20 @@ def backtest(strategy: Any, data: Any = None, **kwargs: Any) -> BacktestResult:
     (``engine.backtest.started|finished|failed``) and, unless ``record=False`` (or
     ``QLM_RECORD_RUNS=0``), recorded in the workspace store with its strategy version, data fingerprint,
     params, settings, stats or error; ``res.meta["run_id"]`` is its id.
+
+    ``isolate=True`` runs it in a worker process (`qlm_kernel.session.isolate`), killed after
+    ``time_limit`` seconds (default 600) with a TIMEOUT StrategyError; the strategy must be a file.
     """
+    if isolate:
+        from qlm_kernel.session.isolate import run_in_worker
+
+        return run_in_worker("qlm_kernel.session.backtest:backtest", strategy, {"data": data, **kwargs},
+                             time_limit)
+    if time_limit is not None:
+        from qlm_kernel.strategy import time_limit_scope
+
+        with time_limit_scope(time_limit):
+            return run_backtest(RunSpec.from_kwargs(strategy, data, **kwargs))
     return run_backtest(RunSpec.from_kwargs(strategy, data, **kwargs))
 
 

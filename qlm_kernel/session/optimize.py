@@ -31,6 +31,8 @@ def optimize(
     n_jobs: int | None = None,
     resume: str | None = None,
     limits: Limits = USER,
+    isolate: bool = False,
+    time_limit: float | None = None,
     **options: Any,
 ) -> OptimizationResult:
     """Search ``space`` for the parameters of ``strategy`` that are best by ``objective``.
@@ -40,7 +42,16 @@ def optimize(
     ``progress``, ``patience``, and backtest settings by name); data as in `qlm.backtest` (a frame or
     file, ``dataset=`` or ``sample=``). ``limits`` caps the work for front ends that serve others
     (MCP): its default sample when no data is named, the sample size, threads and evaluations.
+    ``isolate=True`` runs the search in a worker process (`qlm_kernel.session.isolate`; a strategy file,
+    progress callbacks still called here), killed after ``time_limit`` seconds (default 600).
     """
+    if isolate:
+        from qlm_kernel.session.isolate import run_in_worker
+
+        progress = options.pop("progress", None)
+        kwargs = {"data": data, "space": space, "dataset": dataset, "sample": sample, "n_jobs": n_jobs,
+                  "resume": resume, "limits": limits, **options}
+        return run_in_worker("qlm_kernel.session.optimize:optimize", strategy, kwargs, time_limit, progress)
     if data is None and dataset is None and sample is None and resume is None:
         sample = limits.default_sample
     if sample is not None:

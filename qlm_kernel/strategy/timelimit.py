@@ -109,6 +109,13 @@ def _interrupt(worker: threading.Thread, seconds: float, box: dict[str, Any]) ->
     return err
 
 
+def set_interrupt_grace(seconds: float) -> None:
+    """How long an interrupted worker thread gets to unwind before it is abandoned (default 1 s). A QLM
+    worker process uses less: an abandoned thread there is ended by killing the whole process."""
+    global _GRACE_S
+    _GRACE_S = float(seconds)
+
+
 def _async_raise(ident: int | None, exc_type: type[BaseException]) -> None:
     """Ask the interpreter to raise ``exc_type`` in thread ``ident`` at its next bytecode."""
     if ident is None:
