@@ -3,7 +3,9 @@
 ``list`` and ``show`` read the database read-only (never creating it) and print the session's job view;
 ``cancel`` is the session's one cancel (in-process flag and the store's ``cancel_requested``, which a
 worker in another process polls between batches). The best trials of ``show`` are ranked by objective,
-highest first, unless the job minimizes (``"maximize": false`` in its config).
+highest first, unless the job minimizes (``"maximize": false`` in its config). A job whose process died
+shows as ``abandoned`` (``show`` says why and how to resume it); one that is silent but not yet reaped
+shows as ``running (stale)``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from qlm_kernel.cli import output, storeio
 
-JOB_STATUSES = ("pending", "running", "done", "failed", "cancelled")  # = qlm_kernel.store.JOB_STATUSES
+JOB_STATUSES = ("pending", "running", "done", "failed", "cancelled", "abandoned")  # = store.JOB_STATUSES
 LIST_HEADERS = ("id", "kind", "status", "progress", "best", "created (utc)", "updated (utc)", "cancel")
 TRIAL_HEADERS = ("#", "objective", "status", "params", "metrics")
 
@@ -107,9 +109,14 @@ def data_text(job: dict[str, Any]) -> str:
     return "data given in memory"
 
 
+def status_text(job: dict[str, Any]) -> str:
+    """The status, with ``(stale)`` for an active job whose owner went silent."""
+    return f"{job['status']} (stale)" if job.get("stale") else str(job["status"])
+
+
 def list_row(job: dict[str, Any]) -> list[str]:
     """One table row of ``qlm jobs list``."""
-    return [job["id"], job["kind"], job["status"], progress_text(job), best_text(job.get("best")),
+    return [job["id"], job["kind"], status_text(job), progress_text(job), best_text(job.get("best")),
             storeio.fmt_time(job.get("created_at")), storeio.fmt_time(job.get("updated_at")),
             "requested" if job.get("cancel_requested") else storeio.NONE]
 
@@ -126,12 +133,14 @@ def describe_job(view: dict[str, Any]) -> str:
     age = view["heartbeat_age_s"]
     best = view.get("best") or {}
     lines = [
-        f"job {job['id']} ({job['kind']}): {job['status']}"
+        f"job {job['id']} ({job['kind']}): {status_text(job)}"
         + (", cancel requested" if job.get("cancel_requested") else ""),
         f"progress: {progress_text(job)}",
         f"created {storeio.fmt_time(job.get('created_at'))} UTC, updated "
         f"{storeio.fmt_time(job.get('updated_at'))} UTC, finished {storeio.fmt_time(job.get('finished_at'))}",
-        f"worker pid {job.get('pid') or storeio.NONE}, last heartbeat "
+        f"worker pid {job.get('pid') or storeio.NONE}"
+        + (f" on {job['host']}" if job.get("host") else "")
+        + ", last heartbeat "
         + (f"{age:.0f}s ago" if age is not None else storeio.NONE),
         f"search: {job.get('method') or storeio.NONE} over {storeio.compact(job.get('space'))}, "
         f"objective {job.get('objective') or storeio.NONE} "
@@ -145,6 +154,10 @@ def describe_job(view: dict[str, Any]) -> str:
         error = job["error"]
         lines += ["", *output.human_error(error if isinstance(error, dict) else {"message": str(error)})
                   .splitlines()]
+    error_hint = job["error"].get("hint") if isinstance(job.get("error"), dict) else None
+    if job.get("resumable") and not error_hint:
+        lines.append(f"resume: the same `qlm optimize` command with --resume {job['id']}, or "
+                     f"qlm.optimize.resume({job['id']!r}) in Python")
     if trials["count"] is not None:
         lines += trials_section(trials)
     return "\n".join(lines)

@@ -1,7 +1,10 @@
 """The optimization job's life: store row (progress, heartbeat, trials), bus events, cancellation.
 
 `JobTracker` is the only place that talks to the store and the bus for a job, so the search and the
-runner stay pure. ``record=False`` keeps the events but touches no store.
+runner stay pure. ``record=False`` keeps the events but touches no store. A recorded job is owned by
+this process (pid, host) and beats (`qlm_kernel.store.heartbeat`) from its start to `finish`, so a long
+batch without progress is never taken for abandoned. Resuming a job another live process still runs is
+refused (JOB_RUNNING); a failed, cancelled or abandoned one (or one whose owner is gone) is resumed.
 """
 
 from __future__ import annotations
@@ -12,10 +15,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from qlm_kernel.errors import OptimizationError
 from qlm_kernel.events import publish
-from qlm_kernel.store.jobs import new_job_id
+from qlm_kernel.optimization.runner import in_batch
+from qlm_kernel.store import heartbeat
+from qlm_kernel.store.jobs import new_job_id, orphan_reason, stale_after_seconds
 
 PROGRESS_INTERVAL_S = 0.25  # at most ~4 job.progress events per second
+IDLE_GRACE_S = 30.0
+"""Outside a batch, a job that the search has not touched for this long no longer beats (interrupted)."""
 _cancel_lock = threading.Lock()
 _cancelled: set[str] = set()
 _running: dict[str, JobTracker] = {}
@@ -57,6 +65,8 @@ class JobTracker:
         self.total = total
         self.progress_cb = progress
         self.started = time.monotonic()
+        self._thread = threading.get_ident()
+        self._touched = self.started
         self._last_emit = float("-inf")
         self.done = 0
         self.computed = 0
@@ -65,12 +75,15 @@ class JobTracker:
         if resume is not None:
             self.job_id = resume
             if self.store is not None:
-                self.store.update_job(resume, status="running", total=total, pid=os.getpid())
+                _refuse_live(self.store, resume)
+                self.store.update_job(resume, status="running", total=total, pid=os.getpid(), error=None)
         elif self.store is not None:
             self.job_id = self.store.create_job("optimize", config, total=total)
             self.store.update_job(self.job_id, status="running")
         else:
             self.job_id = new_job_id()
+        if self.store is not None:
+            heartbeat.keep_alive(self.store, self.job_id, self.working)
         # A resumed job that was cancelled before keeps the store's flag (it cannot be cleared): then
         # only the in-process `cancel` stops it.
         self._store_flag_stale = (
@@ -91,8 +104,14 @@ class JobTracker:
             },
         )
 
+    def working(self) -> bool:
+        """Whether the job is still being worked on: a batch is computing, or the search touched the job
+        in the last `IDLE_GRACE_S` (an interrupted search stops both, so its job goes stale)."""
+        return in_batch(self._thread) or time.monotonic() - self._touched < IDLE_GRACE_S
+
     def cancel_requested(self) -> bool:
         """The in-process flag or the store's flag (set by another process)."""
+        self._touched = time.monotonic()
         with _cancel_lock:
             if self.job_id in _cancelled:
                 return True
@@ -102,6 +121,7 @@ class JobTracker:
 
     def record(self, rows: list[dict[str, Any]], computed: int) -> None:
         """Store newly computed trial rows and report progress (events throttled)."""
+        self._touched = time.monotonic()
         self.done += len(rows)
         self.computed += computed
         new = [r for r in rows if not r.get("_stored")]
@@ -163,6 +183,29 @@ class JobTracker:
         with _cancel_lock:
             _cancelled.discard(self.job_id)
             _running.pop(self.job_id, None)
+        heartbeat.stop(self.job_id)
+
+
+def _refuse_live(store: Any, job_id: str) -> None:
+    """JOB_RUNNING when ``job_id`` is pending/running here or under a live owner elsewhere."""
+    with _cancel_lock:
+        here = job_id in _running
+    job = store.get_job(job_id)
+    if job is None or job.get("status") not in ("pending", "running"):
+        return
+    if not here and job.get("pid") == os.getpid():
+        return  # this process owned it and is not running it any more
+    if here or orphan_reason(job, time.time(), stale_after_seconds()) is None:
+        raise OptimizationError(
+            f"job {job_id} is still {job['status']} "
+            f"(pid {job.get('pid')} on {job.get('host') or 'this host'})",
+            code="JOB_RUNNING",
+            hint="wait for it to finish, or cancel it first ('qlm jobs cancel ID'); a job whose process "
+            "died is resumable once it shows as abandoned",
+            job_id=job_id,
+            pid=job.get("pid"),
+            host=job.get("host"),
+        )
 
 
 def _store_row(row: dict[str, Any]) -> dict[str, Any]:

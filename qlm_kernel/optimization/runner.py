@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,6 +24,29 @@ from qlm_kernel.optimization.evaluate import Evaluator
 _worker_lock = threading.Lock()
 _worker_classes: dict[tuple[str, str | None, str], type] = {}
 _worker_evaluators: dict[tuple[Any, ...], Evaluator] = {}
+_batch_lock = threading.Lock()
+_threads_in_batch: Counter[int] = Counter()
+
+
+@contextlib.contextmanager
+def _batch() -> Iterator[None]:
+    """Mark the calling thread as waiting on a batch (what the job heartbeat asks `in_batch`)."""
+    ident = threading.get_ident()
+    with _batch_lock:
+        _threads_in_batch[ident] += 1
+    try:
+        yield
+    finally:
+        with _batch_lock:
+            _threads_in_batch[ident] -= 1
+            if _threads_in_batch[ident] <= 0:
+                del _threads_in_batch[ident]
+
+
+def in_batch(thread_ident: int | None) -> bool:
+    """True while the thread ``thread_ident`` waits in a runner's `run` (a batch being computed)."""
+    with _batch_lock:
+        return _threads_in_batch.get(thread_ident, 0) > 0  # type: ignore[arg-type]
 
 
 class ThreadRunner:
@@ -37,9 +62,10 @@ class ThreadRunner:
         return self.n_jobs
 
     def run(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if self.pool is None:
-            return self.evaluator.evaluate_many(batch)
-        return list(self.pool.map(self.evaluator.evaluate, batch))
+        with _batch():
+            if self.pool is None:
+                return self.evaluator.evaluate_many(batch)
+            return list(self.pool.map(self.evaluator.evaluate, batch))
 
     def close(self) -> None:
         """Stop the threads and free the job's indicator memo."""
@@ -119,6 +145,10 @@ class DaskRunner:
         return self._workers
 
     def run(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        with _batch():
+            return self._run(batch)
+
+    def _run(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         from distributed import as_completed
 
         n = max(1, min(len(batch), self._workers * 2))

@@ -1,28 +1,47 @@
 """Jobs (optimizations) as every front end shows them: one view, one list, one cancel.
 
 `job_view` is the one shape the CLI (``qlm jobs``), the MCP tools (``get_job``, ``list_jobs``), the
-widgets and the JupyterLab sidebar print; `cancel_job` the one cancel with one reply. A job is found
-in the workspace store or, unrecorded (``record=False``), among the jobs running in this process.
-Reads never create the database: an unknown id in an empty workspace is NOT_FOUND, nothing more.
+widgets and the JupyterLab sidebar print; `cancel_job` the one cancel with one reply; `reap_jobs` the
+one way to mark jobs whose owner is gone. A job is found in the workspace store or, unrecorded
+(``record=False``), among the jobs running in this process. Reads never create the database: an
+unknown id in an empty workspace is NOT_FOUND, nothing more.
+
+Abandoned jobs: a pending/running job whose owner process died (or stopped beating for
+``STALE_SECONDS``) is marked ``abandoned`` — by the next writable store that opens, or by `list_jobs` /
+`get_job` when they meet one (the only time a read writes: one short transaction on an existing
+database, and never when it is read-only). Abandoned jobs resume like failed and cancelled ones.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
+from collections.abc import Iterable
 from typing import Any
 
-from qlm_kernel.errors import ConfigError
+from qlm_kernel.errors import ConfigError, QLMError
+from qlm_kernel.events import publish
 from qlm_kernel.home import PathLike
 from qlm_kernel.jsonsafe import json_safe
 from qlm_kernel.optimization import cancel_in_process, running_in_process
 from qlm_kernel.session.limits import listing
-from qlm_kernel.store import JOB_STATUSES
+from qlm_kernel.store import (
+    ACTIVE_STATUSES,
+    JOB_STATUSES,
+    RESUMABLE_STATUSES,
+    STALE_AFTER_S,
+    orphan_reason,
+    reaped_payload,
+    stale_after_seconds,
+)
 from qlm_kernel.workspace import stores
 
-STALE_SECONDS = 60.0
-"""A running job whose heartbeat is older than this is flagged ``stale`` (its worker likely died)."""
+STALE_SECONDS = STALE_AFTER_S
+"""A pending/running job whose heartbeat is older than this (``$QLM_JOB_STALE_SECONDS``, default 60 s)
+is flagged ``stale`` and reaped as ``abandoned``; live jobs beat every few seconds."""
 MAX_TRIALS_SHOWN = 100
+_log = logging.getLogger(__name__)
 
 
 def not_found(what: str, ident: Any, hint: str, **context: Any) -> ConfigError:
@@ -50,6 +69,7 @@ def job_view(job: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     fraction = 1.0 if status == "done" else (min(1.0, done / total) if total else 0.0)
     beat = job.get("heartbeat")
     age = None if not isinstance(beat, (int, float)) else max(0.0, now - beat)
+    limit = stale_after_seconds()
     best = job.get("best") if isinstance(job.get("best"), dict) else None
     return json_safe(
         {
@@ -73,9 +93,11 @@ def job_view(job: dict[str, Any], now: float | None = None) -> dict[str, Any]:
             "error": job.get("error"),
             "cancel_requested": bool(job.get("cancel_requested", False)),
             "pid": job.get("pid"),
+            "host": job.get("host"),
             "heartbeat": beat,
             "heartbeat_age_s": age,
-            "stale": status == "running" and age is not None and age > STALE_SECONDS,
+            "stale": status in ACTIVE_STATUSES and age is not None and age > limit,
+            "resumable": status in RESUMABLE_STATUSES,
             "created_at": job.get("created_at"),
             "updated_at": job.get("updated_at"),
             "finished_at": job.get("finished_at"),
@@ -104,17 +126,17 @@ def get_job(job_id: str, trials: int = 5, *, home: PathLike | None = None) -> di
     """One job's view plus its first and best ``trials`` trials (0 for none; at most 100)."""
     job_id = str(job_id)
     n = max(0, min(int(trials), MAX_TRIALS_SHOWN))
-    with stores.reading(home) as store:
-        job = None if store is None else store.get_job(job_id)
-        if job is None:
-            live = running_in_process(job_id)
-            if live is None:
-                raise unknown_job(job_id)
-            return {
-                **_live_view(live),
-                "trials": {"count": None, "order": "maximize", "first": [], "best": []},
-            }
-        rows = store.list_trials(job_id) if n > 0 else []
+    job, rows = _stored_job(job_id, n, home)
+    if job is not None and _reap_if_orphaned([job], home):
+        job, rows = _stored_job(job_id, n, home)
+    if job is None:
+        live = running_in_process(job_id)
+        if live is None:
+            raise unknown_job(job_id)
+        return {
+            **_live_view(live),
+            "trials": {"count": None, "order": "maximize", "first": [], "best": []},
+        }
     view = job_view(job)
     order = "maximize" if view["maximize"] is not False else "minimize"
     return {
@@ -128,6 +150,14 @@ def get_job(job_id: str, trials: int = 5, *, home: PathLike | None = None) -> di
             }
         ),
     }
+
+
+def _stored_job(job_id: str, n: int, home: PathLike | None) -> tuple[dict[str, Any] | None, list[dict]]:
+    """The stored job (None if unknown) and, when ``n`` > 0, all its trials; read-only."""
+    with stores.reading(home) as store:
+        job = None if store is None else store.get_job(job_id)
+        rows = store.list_trials(job_id) if job is not None and n > 0 else []  # type: ignore[union-attr]
+    return job, rows
 
 
 def best_trials(trials: list[dict[str, Any]], n: int, *, minimize: bool) -> list[dict[str, Any]]:
@@ -149,9 +179,60 @@ def list_jobs(
             value=status,
         )
     with stores.reading(home) as store:
+        active = [] if store is None else store.active_jobs()  # orphans may be outside the page
         jobs = [] if store is None else store.list_jobs(status=status, limit=listing(limit))
+    if _reap_if_orphaned(active, home):
+        with stores.reading(home) as store:
+            jobs = [] if store is None else store.list_jobs(status=status, limit=listing(limit))
     now = time.time()
     return [job_view(job, now) for job in jobs]
+
+
+def reap_jobs(
+    owner_pids: Iterable[int] | None = None,
+    *,
+    status: str = "abandoned",
+    stale_after: float | None = None,
+    home: PathLike | None = None,
+) -> list[str]:
+    """Mark pending/running jobs whose owner is gone with ``status`` ("abandoned" or "cancelled");
+    returns their ids. Safe from any thread.
+
+    ``owner_pids``: the jobs owned by these pids on this host (e.g. worker processes a pool stopped),
+    whether or not they still run. None: every job whose owner process is dead on this host or whose
+    heartbeat is older than ``stale_after`` seconds (default ``$QLM_JOB_STALE_SECONDS`` or 60). Each
+    job keeps an error saying why (code JOB_ABANDONED, or JOB_REAPED for cancelled) and each is
+    announced on the bus like any job ending: ``job.failed`` (payload ``status: "abandoned"``) or
+    ``job.cancelled``, with ``job_id``, ``reason``, ``done``, ``total``. No database: nothing to reap.
+    """
+    if status not in ("abandoned", "cancelled"):
+        raise ConfigError(
+            f"cannot reap jobs as {status!r}",
+            code="BAD_ARGUMENT",
+            hint="reap as 'abandoned' (resumable; the default) or 'cancelled'",
+            value=status,
+        )
+    pids = None if owner_pids is None else [int(pid) for pid in owner_pids]
+    with stores.writing(home) as store:
+        reaped = [] if store is None else store.reap_jobs(pids, status=status, stale_after=stale_after)
+    for job in reaped:
+        publish("job.cancelled" if job["status"] == "cancelled" else "job.failed", reaped_payload(job))
+    return [job["id"] for job in reaped]
+
+
+def _reap_if_orphaned(jobs: list[dict[str, Any]], home: PathLike | None) -> bool:
+    """Reap when ``jobs`` (just read) hold a pending/running job without a live owner; True when the
+    caller should read again (the reap ran; opening the store may have done it already). A store that
+    cannot be written (read-only file, busy) leaves them as they are (shown ``stale``)."""
+    now, limit = time.time(), stale_after_seconds()
+    if not any(orphan_reason(job, now, limit) for job in jobs):
+        return False
+    try:
+        reap_jobs(home=home)
+    except QLMError as err:
+        _log.warning("could not mark abandoned jobs: %s", err)
+        return False
+    return True
 
 
 def cancel_job(job_id: str, *, home: PathLike | None = None) -> dict[str, Any]:

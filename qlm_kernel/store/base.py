@@ -63,6 +63,8 @@ class StoreBase:
                                     pragmas=pragmas)
         try:
             self.schema_version = self._open()
+            if not readonly:
+                self._after_open()
         except BaseException:
             self._pool.close()
             raise
@@ -105,6 +107,9 @@ class StoreBase:
                 self._write(f"migrate to v{step.version} ({step.name})",
                             lambda c, s=step: mig.apply_migration(c, s))
         return max(version, latest)
+
+    def _after_open(self) -> None:
+        """Housekeeping a writable store does once when it opens (`Store` reaps jobs, prunes)."""
 
     def _inspect(self, conn: sqlite3.Connection) -> int:
         version = mig.user_version(conn)  # the first read of the file: NOTADB -> DB_CORRUPT

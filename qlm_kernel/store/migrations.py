@@ -245,12 +245,61 @@ _V5_HEAL: tuple[str, ...] = (
     )""",
 )
 
+# Jobs get the terminal-but-resumable status 'abandoned' (the owner process died or stopped beating) and
+# the owner's host name. SQLite cannot change a CHECK constraint in place, so jobs and trials are rebuilt:
+# both are copied into new tables and the old ones dropped trials first, so the DROP of jobs never
+# cascades (foreign keys stay on); renaming jobs_v6 to jobs rewrites trials' reference with it.
+_V6_JOB_OWNERS: tuple[str, ...] = (
+    """CREATE TABLE jobs_v6 (
+        id               TEXT PRIMARY KEY,
+        kind             TEXT NOT NULL,
+        config           TEXT,
+        status           TEXT NOT NULL DEFAULT 'pending'
+                         CHECK (status IN ('pending', 'running', 'done', 'failed', 'cancelled', 'abandoned')),
+        done             INTEGER NOT NULL DEFAULT 0,
+        total            INTEGER,
+        best             TEXT,
+        error            TEXT,
+        heartbeat        REAL,
+        pid              INTEGER,
+        host             TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
+        created_at       TEXT NOT NULL,
+        updated_at       TEXT NOT NULL,
+        finished_at      TEXT
+    )""",
+    """INSERT INTO jobs_v6 (rowid, id, kind, config, status, done, total, best, error, heartbeat, pid, host,
+                           cancel_requested, created_at, updated_at, finished_at)
+       SELECT rowid, id, kind, config, status, done, total, best, error, heartbeat, pid, NULL,
+              cancel_requested, created_at, updated_at, finished_at FROM jobs""",
+    """CREATE TABLE trials_v6 (
+        id         INTEGER PRIMARY KEY,
+        job_id     TEXT NOT NULL REFERENCES jobs_v6(id) ON DELETE CASCADE,
+        trial_key  TEXT NOT NULL,
+        params     TEXT NOT NULL,
+        metrics    TEXT,
+        objective  REAL,
+        status     TEXT NOT NULL DEFAULT 'ok',
+        created_at TEXT NOT NULL,
+        UNIQUE (job_id, trial_key)
+    )""",
+    """INSERT INTO trials_v6 (id, job_id, trial_key, params, metrics, objective, status, created_at)
+       SELECT id, job_id, trial_key, params, metrics, objective, status, created_at FROM trials""",
+    "DROP TABLE trials",
+    "DROP TABLE jobs",
+    "ALTER TABLE jobs_v6 RENAME TO jobs",
+    "ALTER TABLE trials_v6 RENAME TO trials",
+    "CREATE INDEX jobs_by_status ON jobs (status, created_at)",
+    "CREATE INDEX jobs_by_created ON jobs (created_at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: config, datasets, strategies, strategy_versions, runs", _V1_CORE),
     Migration(2, "jobs and trials", _V2_JOBS),
     Migration(3, "events", _V3_EVENTS),
     Migration(4, "paper trading: sessions, orders, fills", _V4_PAPER),
     Migration(5, "self-healing: heal sessions and steps", _V5_HEAL),
+    Migration(6, "job owners: status 'abandoned', owner host", _V6_JOB_OWNERS),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -15,6 +15,8 @@ from qlm_kernel.widgets.live import STATIC, LiveWidget, stylesheet
 
 MAX_HISTORY = 400  # points kept for the best-objective chart (thinned evenly beyond that)
 TERMINAL = {"job.finished": "done", "job.cancelled": "cancelled", "job.failed": "failed"}
+"""The final status per topic; a ``job.failed`` whose payload says ``status: "abandoned"`` (its process
+died, see `qlm_kernel.session.jobs.reap_jobs`) shows as abandoned."""
 
 
 class OptimizationProgress(LiveWidget):
@@ -26,7 +28,7 @@ class OptimizationProgress(LiveWidget):
     _css = stylesheet("progress.css")
 
     job_id = t.Unicode("").tag(sync=True)
-    status = t.Unicode("waiting").tag(sync=True)  # waiting | running | cancelling | done | cancelled | failed
+    status = t.Unicode("waiting").tag(sync=True)  # waiting|running|cancelling|done|cancelled|failed|abandoned
     kind = t.Unicode("").tag(sync=True)
     strategy = t.Unicode("").tag(sync=True)
     objective = t.Unicode("").tag(sync=True)
@@ -131,7 +133,7 @@ class OptimizationProgress(LiveWidget):
             return False
         self._apply_progress(payload)
         if event.topic in TERMINAL:
-            s["status"] = TERMINAL[event.topic]
+            s["status"] = "abandoned" if payload.get("status") == "abandoned" else TERMINAL[event.topic]
             if event.topic == "job.failed":
                 s["error"] = compact(payload.get("error") or {})
             return "now"

@@ -1,4 +1,7 @@
-/** Running and recent jobs with progress bars and a Cancel action. */
+/**
+ * Running and recent jobs with progress bars and a Cancel action. Statuses: pending, running (shown
+ * "stale" when its owner went silent), done, failed, cancelled, abandoned (its process died; resumable).
+ */
 
 import { showErrorMessage } from '@jupyterlab/apputils';
 
@@ -105,7 +108,14 @@ export class JobsSection {
         h('span', { class: 'qlm-dim' }, stamp(job.created_at)),
         cancel
       ),
-      job.error ? h('div', { class: 'qlm-error' }, `${job.error.code}: ${job.error.message}`) : null
+      job.error ? h('div', { class: 'qlm-error' }, `${job.error.code}: ${job.error.message}`) : null,
+      job.status === 'abandoned'
+        ? h(
+            'div',
+            { class: 'qlm-dim qlm-small qlm-resume-hint' },
+            `its process is gone; resume with qlm.optimize.resume('${job.id}')`
+          )
+        : null
     );
   }
 

@@ -40,7 +40,12 @@ export interface IJob {
   best: { params?: JSONObject; value?: number | null } | null;
   error: IQLMErrorRecord | null;
   cancel_requested: boolean;
+  /** Pending/running but its owner sent no heartbeat for too long (about to be marked abandoned). */
   stale: boolean;
+  /** Failed, cancelled or abandoned (its process died): qlm.optimize.resume(id) finishes it. */
+  resumable?: boolean;
+  pid?: number | null;
+  host?: string | null;
   created_at: string;
   updated_at: string;
   finished_at: string | null;

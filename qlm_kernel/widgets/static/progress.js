@@ -117,7 +117,7 @@ function render({ model, el: root }) {
     error.style.display = err ? "block" : "none";
     error.textContent = err ? `${err.code || err.type || "error"}: ${err.message || ""}${err.hint ? "\nhint: " + err.hint : ""}` : "";
     cancel.disabled = !(status === "running" || (status === "waiting" && jobId));
-    cancel.style.display = ["done", "failed", "cancelled"].includes(status) ? "none" : "";
+    cancel.style.display = ["done", "failed", "cancelled", "abandoned"].includes(status) ? "none" : "";
   }
   const names = ["status", "done", "total", "rate", "eta_s", "elapsed_s", "best_value", "best_params",
                  "history", "error", "job_id", "kind", "strategy", "objective"];
