@@ -1,17 +1,23 @@
 """The QLM Jupyter server extension's handlers on a real store, through a real Jupyter server (jp_fetch).
 
-Shapes of every endpoint, authentication, QLMError JSON answers, read-only access (a missing database
-is never created), no request path reaching the file system, job cancel, and the live event stream.
+Shapes of every endpoint, authentication and authorization, QLMError JSON answers, read-only access (a
+missing database is never created), no request path reaching the file system, job cancel, the live event
+stream, and store reads off the event loop (a read waiting for a locked database delays no other request).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from jupyter_server.auth.authorizer import Authorizer
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from qlm_kernel.store import Store
@@ -32,10 +38,23 @@ def qlm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+class HeaderRoleAuthorizer(Authorizer):
+    """A real server authorizer with roles from a request header: ``X-Test-Role: reader`` may only read
+    the ``qlm`` resource, ``nobody`` may do nothing with it; requests without the header may do all."""
+
+    def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+        """Allow by role (the header), for the qlm resource only."""
+        role = handler.request.headers.get("X-Test-Role")
+        if resource != "qlm" or role is None:
+            return True
+        return role == "reader" and action == "read"
+
+
 @pytest.fixture
 def jp_server_config(qlm_home: Path) -> dict[str, Any]:
-    """Enable the extension (QLM_HOME is set before the server starts)."""
-    return {"ServerApp": {"jpserver_extensions": {"qlm_jupyterlab": True}}}
+    """Enable the extension (QLM_HOME is set before the server starts), with the role authorizer."""
+    return {"ServerApp": {"jpserver_extensions": {"qlm_jupyterlab": True},
+                          "authorizer_class": HeaderRoleAuthorizer}}
 
 
 @pytest.fixture
@@ -298,3 +317,64 @@ async def test_event_stream_delivers_new_events_within_a_second(
     assert text.startswith(f"id: {body['last_id']}\n")
     with pytest.raises(HTTPClientError):  # the stream never ends by itself: the client times out
         await fetch
+
+
+async def test_authorization_is_asked_for_read_and_write(jp_fetch: Any, filled: dict[str, Any]) -> None:
+    reader, nobody = {"X-Test-Role": "reader"}, {"X-Test-Role": "nobody"}
+    jobs = json.loads((await jp_fetch("qlm", "api", "jobs", headers=reader)).body)["jobs"]
+    assert {j["id"] for j in jobs} == {filled["running"], filled["done"]}  # a reader may look
+    with pytest.raises(HTTPClientError) as info:  # ... but not cancel
+        await jp_fetch("qlm", "api", "jobs", filled["running"], "cancel", method="POST", body=b"",
+                       headers=reader)
+    assert info.value.code == 403
+    with Store(_db(filled), readonly=True) as store:
+        assert store.get_job(filled["running"])["cancel_requested"] is False
+    for path in ("status", "jobs", f"jobs/{filled['running']}", "runs", f"runs/{filled['run']}/report",
+                 "strategies", "heal", "events", "events/stream", "mcp", "quickstart"):
+        with pytest.raises(HTTPClientError) as info:
+            await jp_fetch("qlm", "api", *path.split("/"), headers=nobody)
+        assert info.value.code == 403, path
+        assert b"SmaCross" not in (info.value.response.body or b""), path
+
+
+@pytest.fixture
+def locked_db(filled: dict[str, Any]) -> Iterator[subprocess.Popen]:
+    """Another process holding an exclusive lock on the workspace database until it reads a line."""
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import sqlite3, sys
+conn = sqlite3.connect({str(_db(filled))!r}, isolation_level=None)
+conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+conn.execute("BEGIN EXCLUSIVE")
+conn.execute("INSERT INTO config (key, value, updated_at) VALUES ('test.lock', '1', 'now')")
+print("locked", flush=True)
+sys.stdin.readline()
+conn.execute("COMMIT")
+"""], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    yield holder
+    holder.kill()
+    holder.wait(timeout=30)
+
+
+def release(holder: subprocess.Popen) -> None:
+    """Let the lock holder commit and exit."""
+    assert holder.stdin is not None
+    holder.stdin.write("\n")
+    holder.stdin.flush()
+    holder.wait(timeout=30)
+
+
+async def test_a_read_waiting_for_a_lock_does_not_block_other_requests(
+        jp_fetch: Any, filled: dict[str, Any], locked_db: subprocess.Popen) -> None:
+    slow = asyncio.ensure_future(jp_fetch("qlm", "api", "jobs"))  # waits for the lock (busy timeout)
+    await asyncio.sleep(0.3)
+    assert not slow.done()
+    started = time.monotonic()
+    status = await asyncio.wait_for(get(jp_fetch, "status"), timeout=5)  # served meanwhile
+    quickstart = await asyncio.wait_for(get(jp_fetch, "quickstart"), timeout=5)
+    waited = time.monotonic() - started
+    assert status["db_exists"] is True and quickstart["name"] == "quickstart.ipynb"
+    assert waited < 2.0 and not slow.done()  # the jobs read is still waiting for the lock
+    release(locked_db)
+    response = await asyncio.wait_for(slow, timeout=30)
+    assert {j["id"] for j in json.loads(response.body)["jobs"]} == {filled["running"], filled["done"]}

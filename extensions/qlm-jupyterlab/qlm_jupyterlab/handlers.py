@@ -2,6 +2,14 @@
 events and MCP status of the server's workspace, each one call to `qlm_kernel.session` (the same views
 and errors as the CLI and the MCP tools); job cancel is the one write.
 
+Every method is ``@authenticated`` and ``@authorized`` on the resource `AUTH_RESOURCE` (``"qlm"``):
+GETs ask the server's authorizer for ``read``, the cancel POST for ``write``, so a deployment with a
+real authorizer (JupyterHub roles, a custom `Authorizer`) decides who may look and who may cancel.
+
+Nothing blocks the server's event loop: every store read (SQLite, which may wait up to its busy
+timeout for a lock) and file read runs on a small thread pool (`off_loop`, `MAX_WORKERS` threads), so a
+slow read delays only its own request.
+
 Every failure answers JSON ``{"error": QLMError.to_dict()}`` with a matching HTTP status. Path
 segments are matched by strict patterns (integers, short ids) and only ever used as SQL parameters or,
 for run reports, turned into ``run-<integer>.html``: nothing from a request names a file.
@@ -13,11 +21,14 @@ import functools
 import json
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import tornado.web
+from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
+from tornado.ioloop import IOLoop
 
 from qlm_jupyterlab import mcpstatus, views
 from qlm_jupyterlab.workspace import Workspace
@@ -31,6 +42,17 @@ ID = r"([A-Za-z0-9_-]{1,64})"
 INT = r"([0-9]{1,12})"
 NAME = r"([A-Za-z0-9_.-]{1,128})"
 MAX_LIMIT = 1000
+AUTH_RESOURCE = "qlm"
+"""The resource name the server's authorizer is asked about (actions: read for GET, write for POST)."""
+MAX_WORKERS = 4
+"""Threads for blocking reads; more concurrent requests queue for one (SQLite reads take milliseconds)."""
+T = TypeVar("T")
+_pool = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="qlm-jupyterlab")
+
+
+async def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking call (a session read or write, a file read) on the extension's threads."""
+    return await IOLoop.current().run_in_executor(_pool, functools.partial(fn, *args, **kwargs))
 
 
 def http_status(err: QLMError) -> int:
@@ -68,7 +90,9 @@ def api(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]
 
 
 class QLMHandler(APIHandler):
-    """Base: the workspace, argument parsing and JSON answers."""
+    """Base: the workspace, argument parsing and JSON answers; authorization on `AUTH_RESOURCE`."""
+
+    auth_resource = AUTH_RESOURCE
 
     @property
     def workspace(self) -> Workspace:
@@ -112,6 +136,7 @@ class StatusHandler(QLMHandler):
     """GET: the workspace, whether it has a database, the stream's polling interval."""
 
     @tornado.web.authenticated
+    @authorized
     @api
     async def get(self) -> None:
         from qlm_jupyterlab import __version__
@@ -124,123 +149,139 @@ class JobsHandler(QLMHandler):
     """GET: the newest jobs with progress (``?status=running&limit=50``)."""
 
     @tornado.web.authenticated
+    @authorized
     @api
     async def get(self) -> None:
         limit = self.int_arg("limit", 50, minimum=1)
         status = self.get_argument("status", None)
-        self.reply({"jobs": session.list_jobs(status, limit, home=self.workspace.home)})
+        self.reply({"jobs": await off_loop(session.list_jobs, status, limit, home=self.workspace.home)})
 
 
 class JobHandler(QLMHandler):
     """GET: one job."""
 
     @tornado.web.authenticated
+    @authorized
     @api
     async def get(self, job_id: str) -> None:
-        self.reply({"job": session.get_job(job_id, self.int_arg("trials", 0, maximum=100),
-                                           home=self.workspace.home)})
+        trials = self.int_arg("trials", 0, maximum=100)
+        self.reply({"job": await off_loop(session.get_job, job_id, trials, home=self.workspace.home)})
 
 
 class CancelHandler(QLMHandler):
     """POST: ask a job (in any process) to stop; its worker sees the flag between batches."""
 
     @tornado.web.authenticated
+    @authorized
     @api
     async def post(self, job_id: str) -> None:
-        self.reply(session.cancel_job(job_id, home=self.workspace.home))
+        self.reply(await off_loop(session.cancel_job, job_id, home=self.workspace.home))
 
 
 class RunsHandler(QLMHandler):
     """GET: the newest runs with key stats (``?limit=30``)."""
 
     @tornado.web.authenticated
+    @authorized
     @api
     async def get(self) -> None:
         limit = self.int_arg("limit", 30, minimum=1)
-        runs = session.list_runs(limit, home=self.workspace.home)
-        self.reply({"runs": [views.run_view(run, self.workspace) for run in runs]})
+        runs = await off_loop(session.list_runs, limit, home=self.workspace.home)
+        self.reply({"runs": await off_loop(lambda: [views.run_view(run, self.workspace) for run in runs])})
 
 
 class RunHandler(QLMHandler):
     """GET: one run's full record (stats, params, settings, error)."""
 
     @tornado.web.authenticated
+    @authorized
     @api
     async def get(self, run_id: str) -> None:
-        run = session.get_run(int(run_id), home=self.workspace.home)
-        self.reply({"run": views.run_view(run, self.workspace, full=True)})
+        run = await off_loop(session.get_run, int(run_id), home=self.workspace.home)
+        self.reply({"run": await off_loop(views.run_view, run, self.workspace, full=True)})
 
 
 class ReportHandler(QLMHandler):
     """GET: the HTML report ``<QLM_HOME>/reports/run-<id>.html`` of a run, when one was saved."""
 
     @tornado.web.authenticated
+    @authorized
     @api
     async def get(self, run_id: str) -> None:
         path: Path = self.workspace.report_path(int(run_id))
-        if not path.is_file():
+        body = await off_loop(_read_if_file, path)
+        if body is None:
             raise ConfigError(f"run {run_id} has no HTML report", code="NOT_FOUND", run_id=int(run_id),
                               hint="reports are saved by the MCP run_backtest tool with report=true")
         self.set_header("Cache-Control", "no-store")
-        self.finish(path.read_bytes(), set_content_type="text/html; charset=utf-8")
+        self.finish(body, set_content_type="text/html; charset=utf-8")
 
 
 class StrategiesHandler(QLMHandler):
     """GET: every versioned strategy."""
 
     @tornado.web.authenticated
+    @authorized
     @api
     async def get(self) -> None:
-        self.reply({"strategies": history.versioned_strategies(home=self.workspace.home)})
+        self.reply({"strategies": await off_loop(history.versioned_strategies, home=self.workspace.home)})
 
 
 class VersionsHandler(QLMHandler):
     """GET: the versions of one strategy (oldest first, no code)."""
 
     @tornado.web.authenticated
+    @authorized
     @api
     async def get(self, name: str) -> None:
-        self.reply({"strategy": name, "versions": history.strategy_versions(name, home=self.workspace.home)})
+        versions = await off_loop(history.strategy_versions, name, home=self.workspace.home)
+        self.reply({"strategy": name, "versions": versions})
 
 
 class HealListHandler(QLMHandler):
     """GET: the newest heal sessions."""
 
     @tornado.web.authenticated
+    @authorized
     @api
     async def get(self) -> None:
         limit = self.int_arg("limit", 30, minimum=1)
-        self.reply({"sessions": history.list_heal_sessions(limit, home=self.workspace.home)})
+        self.reply({"sessions": await off_loop(history.list_heal_sessions, limit, home=self.workspace.home)})
 
 
 class HealHandler(QLMHandler):
     """GET: one heal session with its steps (timeline, diffs in patch steps)."""
 
     @tornado.web.authenticated
+    @authorized
     @api
     async def get(self, session_id: str) -> None:
-        self.reply({"session": history.get_heal_session(session_id, home=self.workspace.home)})
+        heal = await off_loop(history.get_heal_session, session_id, home=self.workspace.home)
+        self.reply({"session": heal})
 
 
 class EventsHandler(QLMHandler):
     """GET: one batch of events after an id (``?after=0&limit=200&topic=job.*``); ``last_id`` included."""
 
     @tornado.web.authenticated
+    @authorized
     @api
     async def get(self) -> None:
         after = self.int_arg("after", 0, maximum=2**62)
         limit = self.int_arg("limit", 200, minimum=1)
-        self.reply(history.tail_events(after, limit, self.topics_arg(), home=self.workspace.home))
+        topics = self.topics_arg()
+        self.reply(await off_loop(history.tail_events, after, limit, topics, home=self.workspace.home))
 
 
 class MCPHandler(QLMHandler):
     """GET: MCP servers and clients as recorded in the event log, plus client configurations."""
 
     @tornado.web.authenticated
+    @authorized
     @api
     async def get(self) -> None:
         status: mcpstatus.MCPStatus = self.settings["qlm_mcp_status"]
-        status.update(self.workspace.home)
+        await off_loop(status.update, self.workspace.home)
         snapshot = status.snapshot(time.time())
         for server in snapshot["servers"]:
             server["reachable"] = (await mcpstatus.reachable(server.get("url"))
@@ -254,15 +295,22 @@ class QuickstartHandler(QLMHandler):
     """GET: the bundled quickstart notebook's JSON (the front end saves a copy through the contents API)."""
 
     @tornado.web.authenticated
+    @authorized
     @api
     async def get(self) -> None:
         import qlm_kernel
 
         path = Path(qlm_kernel.__file__).resolve().parents[1] / "notebooks" / "quickstart.ipynb"
-        if not path.is_file():
+        body = await off_loop(_read_if_file, path)
+        if body is None:
             raise ConfigError("no bundled quickstart notebook", code="NOT_FOUND",
                               hint="open notebooks/quickstart.ipynb from a QLM checkout")
-        self.reply({"name": path.name, "content": json.loads(path.read_text(encoding="utf-8"))})
+        self.reply({"name": path.name, "content": json.loads(body.decode("utf-8"))})
+
+
+def _read_if_file(path: Path) -> bytes | None:
+    """The bytes of a regular file, or None when there is none."""
+    return path.read_bytes() if path.is_file() else None
 
 
 def routes(base_url: str) -> list[tuple[str, type[QLMHandler]]]:
