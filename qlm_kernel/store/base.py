@@ -45,7 +45,7 @@ class StoreBase:
     def __init__(self, path: str | os.PathLike[str] | None = None, *, readonly: bool = False,
                  busy_timeout: float = DEFAULT_BUSY_TIMEOUT, retries: int = 3,
                  pragmas: Mapping[str, int | str] | None = None,
-                 migrations: Sequence[mig.Migration] | None = None) -> None:
+                 migrations: Sequence[mig.Migration] | None = None, housekeeping: bool = True) -> None:
         if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, (int, float)) or busy_timeout < 0:
             raise ConfigError("busy_timeout must be a number of seconds >= 0", hint="e.g. busy_timeout=10",
                               value=repr(busy_timeout))
@@ -63,7 +63,7 @@ class StoreBase:
                                     pragmas=pragmas)
         try:
             self.schema_version = self._open()
-            if not readonly:
+            if housekeeping and not readonly:
                 self._after_open()
         except BaseException:
             self._pool.close()

@@ -293,6 +293,15 @@ _V6_JOB_OWNERS: tuple[str, ...] = (
     "CREATE INDEX jobs_by_created ON jobs (created_at)",
 )
 
+# Retention: when housekeeping last ran (kept out of the user's config), and events found by age.
+_V7_MAINTENANCE: tuple[str, ...] = (
+    """CREATE TABLE maintenance (
+        task     TEXT PRIMARY KEY,
+        last_run REAL NOT NULL
+    )""",
+    "CREATE INDEX events_by_created ON events (created_at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: config, datasets, strategies, strategy_versions, runs", _V1_CORE),
     Migration(2, "jobs and trials", _V2_JOBS),
@@ -300,6 +309,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "paper trading: sessions, orders, fills", _V4_PAPER),
     Migration(5, "self-healing: heal sessions and steps", _V5_HEAL),
     Migration(6, "job owners: status 'abandoned', owner host", _V6_JOB_OWNERS),
+    Migration(7, "retention: maintenance table, events by time", _V7_MAINTENANCE),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
