@@ -21,7 +21,7 @@ import numba
 from qlm_kernel import Param, Signals, Strategy
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=False)
 def spin(n):
     x = 0
     while n > 0:

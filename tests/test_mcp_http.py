@@ -500,7 +500,29 @@ def test_start_stop_cycles_leak_no_threads_or_ports(home):
     assert not {h.port for h in qmcp.running_servers()} & set(ports)
 
 
-def test_handle_shows_a_client_config(server):
+def test_handle_shows_a_client_config_with_the_token_masked(server):
     config = server.client_config()["mcpServers"]["qlm"]
     assert config["url"] == server.url and config["headers"]["Authorization"] == f"Bearer {server.token}"
-    assert server.token in server._repr_html_() and "mcpServers" in repr(server)
+    shown = server._repr_html_() + repr(server)  # notebook outputs are saved to disk
+    assert server.token not in shown and server.token[:8] not in shown
+    assert "mcpServers" in shown and f"...{server.token[-4:]}" in shown
+    assert str(server.config_path) in shown and (server.config_path.stat().st_mode & 0o777) == 0o600
+    assert json.loads(server.config_path.read_text()) == server.client_config()
+
+
+def test_the_token_comes_from_a_private_file_never_the_command_line(tmp_path, capsys):
+    from qlm_kernel.errors import SecurityError
+    from qlm_kernel.mcp.security import resolve_token
+
+    file = tmp_path / "token"
+    file.write_text("a-token-of-at-least-16-chars\n")
+    file.chmod(0o644)
+    with pytest.raises(SecurityError) as caught:
+        resolve_token(None, file)
+    assert caught.value.code == "TOKEN_FILE_OPEN" and "chmod 600" in caught.value.hint
+    file.chmod(0o600)
+    assert resolve_token(None, file) == "a-token-of-at-least-16-chars"
+    from qlm_kernel.cli import main
+
+    assert main(["mcp", "--http", "--token", "a-token-of-at-least-16-chars"]) == 2  # usage error, no server
+    assert "did you mean --token-file?" in capsys.readouterr().err

@@ -3,7 +3,9 @@
 ``--stdio`` is what an MCP client launches as a subprocess (nothing but protocol on stdout).
 ``--http`` serves streamable HTTP (``/mcp``) and legacy SSE (``/sse``) on 127.0.0.1 until Ctrl-C or
 SIGTERM, after printing the client configuration (URL and bearer token; ``--json`` prints it as one
-JSON document). The token is ``--token``, else ``$QLM_MCP_TOKEN``, else random.
+JSON document; the text form masks the token and names the 0600 file holding the full configuration).
+The token is read from ``--token-file`` (mode 600), else ``$QLM_MCP_TOKEN``, else random: never from the
+command line, where every user of the machine sees it in ``ps``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
     mode.add_argument("--http", action="store_true", help="serve streamable HTTP (/mcp) and SSE (/sse)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind with --http (127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="port with --http (8765; 0 picks a free one)")
-    p.add_argument("--token", default=None, help="bearer token (default $QLM_MCP_TOKEN or random)")
+    p.add_argument("--token-file", default=None, metavar="FILE",
+                   help="read the bearer token from FILE (mode 600); default $QLM_MCP_TOKEN, else random "
+                   "(never on the command line: other users see it in ps)")
     p.add_argument("--allow-host", action="append", default=None, metavar="HOST:PORT",
                    help="extra Host header to accept (required when binding beyond loopback)")
     p.set_defaults(run=run_mcp)
@@ -41,7 +45,8 @@ def run_mcp(args: argparse.Namespace) -> int:
         return output.EXIT_OK
     from qlm_kernel.mcp.http import start
 
-    handle = start(port=args.port, host=args.host, token=args.token, allowed_hosts=args.allow_host)
+    handle = start(port=args.port, host=args.host, token_file=args.token_file,
+                   allowed_hosts=args.allow_host)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -35,6 +35,9 @@ from typing import Any
 from qlm_kernel.errors import QLMError, QLMSystemError, StrategyError
 from qlm_kernel.isolation.environment import qlm_settings, scrubbed_environment
 
+ARM_MARGIN_S = 0.5
+"""A limited run of user code (``arm`` from the worker) is killed this long after its own limit: the
+worker interrupts a Python loop itself at the limit; what holds the GIL (a Numba loop) is killed."""
 POLL_S = 0.05
 """How often a waiting call checks its deadline, its cancel flag and its worker's life."""
 STARTUP_TIMEOUT_S = 120.0
@@ -119,6 +122,8 @@ class Worker:
                     return
             elif self.process.poll() is not None:
                 break
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(1.0 if time.monotonic() < deadline else 0.0)
         code = self.process.poll()
         self.kill()
         raise QLMSystemError(
@@ -209,12 +214,13 @@ class WorkerPool:
 
         threading.Thread(target=start, name="qlm-worker-start", daemon=True).start()
 
-    def warm(self) -> None:
-        """Start workers in the background until the pool is full (idle, busy or starting)."""
+    def warm(self, count: int | None = None) -> None:
+        """Start workers in the background until ``count`` (default: all) exist (idle, busy or starting)."""
         with self._cond:
             if self._closed:
                 return
-            missing = self.size - (len(self._busy) + len(self._idle) + self._starting)
+            wanted = self.size if count is None else min(int(count), self.size)
+            missing = wanted - (len(self._busy) + len(self._idle) + self._starting)
             self._starting += max(missing, 0)
         for _ in range(max(missing, 0)):
             self._start_in_background()
@@ -332,6 +338,7 @@ class WorkerPool:
             if started is not None:
                 started(worker.pid)
             deadline = time.monotonic() + float(time_limit)
+            armed: dict[int, tuple[float, float]] = {}  # limited runs in progress: id -> (kill at, limit)
             while True:
                 if cancel is not None and cancel.is_set():
                     self._count("cancelled")
@@ -339,8 +346,14 @@ class WorkerPool:
                     name = target.rpartition(":")[2]
                     raise QLMError(f"{name} was cancelled; its worker process was stopped",
                                    code="CANCELLED", hint="run it again when needed")
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                now = time.monotonic()
+                run_deadline, run_limit = min(armed.values(), default=(float("inf"), 0.0))
+                if run_deadline <= now:
+                    self._count("timeouts")
+                    self._discard(worker, "timeout")
+                    raise timeout_error(run_limit, what)
+                remaining = min(deadline, run_deadline) - now
+                if deadline <= now:
                     self._count("timeouts")
                     self._discard(worker, "timeout")
                     raise timeout_error(reported_limit or time_limit, what)
@@ -352,7 +365,12 @@ class WorkerPool:
                     kind, message = worker.conn.recv()
                 except (EOFError, OSError):
                     raise self._died(worker) from None
-                if kind == "event":
+                if kind == "arm":
+                    armed[message["id"]] = (time.monotonic() + message["seconds"] + ARM_MARGIN_S,
+                                            message["seconds"])
+                elif kind == "disarm":
+                    armed.pop(message["id"], None)
+                elif kind == "event":
                     publish(message["topic"], message.get("payload") or {}, source=message.get("source"))
                 elif kind == "progress":
                     if stall:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import itertools
 import os
 import resource
 import signal
@@ -134,9 +135,17 @@ def serve(conn: Connection) -> None:
     started = time.perf_counter()
     signal.signal(signal.SIGUSR1, _on_stop_signal)
     os.nice(WORKER_NICENESS)  # the kernel (the notebook, the server answering status) goes first
-    from qlm_kernel.strategy.timelimit import set_interrupt_grace
+    from qlm_kernel.strategy.timelimit import set_interrupt_grace, watch_limits
 
     set_interrupt_grace(INTERRUPT_GRACE_S)
+    runs = itertools.count(1)
+
+    def limited_run_started(seconds: float) -> int:
+        token = next(runs)
+        send(("arm", {"id": token, "seconds": float(seconds)}))
+        return token
+
+    watch_limits(limited_run_started, lambda token: send(("disarm", {"id": token})))
     budget = int(os.environ.get("QLM_WORKER_MEMORY_BYTES", "0") or 0)
     cap = limit_address_space(budget) if budget > 0 else None
     _warm()

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
-from qlm_kernel.errors import QLMSystemError
+from qlm_kernel.errors import QLMError, QLMSystemError
 from qlm_kernel.events import publish
 from qlm_kernel.events.topics import MCP_SERVER_STARTED, MCP_SERVER_STOPPED
 from qlm_kernel.mcp.security import (
     MAX_REQUEST_BYTES,
     StaticTokenVerifier,
     auth_settings,
+    mask_token,
     resolve_token,
     transport_security,
 )
@@ -46,6 +49,7 @@ class ServerHandle:
         self.url = f"{self.base_url}/mcp"
         self.sse_url = f"{self.base_url}/sse"
         self.started_at = time.time()
+        self.config_path: Path | None = None
 
     @property
     def running(self) -> bool:
@@ -56,9 +60,24 @@ class ServerHandle:
         """The HTTP headers a client must send."""
         return {"Authorization": f"Bearer {self.token}"}
 
-    def client_config(self, name: str = "qlm") -> dict[str, Any]:
-        """The ``mcpServers`` entry for an MCP client (Claude Desktop/Code, Cursor, VS Code, ...)."""
-        return {"mcpServers": {name: {"type": "http", "url": self.url, "headers": self.headers()}}}
+    def client_config(self, name: str = "qlm", *, reveal: bool = True) -> dict[str, Any]:
+        """The ``mcpServers`` entry for an MCP client (Claude Desktop/Code, Cursor, VS Code, ...);
+        ``reveal=False`` masks the token (what the handle's repr shows)."""
+        token = self.token if reveal else mask_token(self.token)
+        headers = {"Authorization": f"Bearer {token}"}
+        return {"mcpServers": {name: {"type": "http", "url": self.url, "headers": headers}}}
+
+    def write_config_file(self) -> Path:
+        """The full client configuration (token included) in a file only this user can read; its path."""
+        from qlm_kernel.home import workspace_dir
+
+        path = workspace_dir("mcp") / f"client-{self.port}.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(self.client_config(), out, indent=2)
+        os.chmod(path, 0o600)
+        self.config_path = path
+        return path
 
     def info(self) -> dict[str, Any]:
         """What `get_system_status` reports about this server (never the token)."""
@@ -77,6 +96,8 @@ class ServerHandle:
         with _lock:
             if self in _running:
                 _running.remove(self)
+        if self.config_path is not None:
+            self.config_path.unlink(missing_ok=True)
         if self._thread.is_alive():
             raise QLMSystemError(
                 "the MCP server thread did not stop",
@@ -92,19 +113,24 @@ class ServerHandle:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _where_the_token_is(self) -> str:
+        where = f"in {self.config_path} (readable only by you), or " if self.config_path else ""
+        return f"the token is masked here (outputs are saved to disk): it is {where}in server.client_config()"
+
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<QLM MCP server {state} at {self.url}>\n{json.dumps(self.client_config(), indent=2)}"
+        config = json.dumps(self.client_config(reveal=False), indent=2)
+        return f"<QLM MCP server {state} at {self.url}>\n{config}\n{self._where_the_token_is()}"
 
     def _repr_html_(self) -> str:
         import html
 
-        config = html.escape(json.dumps(self.client_config(), indent=2))
+        config = html.escape(json.dumps(self.client_config(reveal=False), indent=2))
         state = "running" if self.running else "stopped"
         return (
             f"<div><b>QLM MCP server</b> {state} at <code>{html.escape(self.url)}</code> "
-            f"(legacy SSE: <code>{html.escape(self.sse_url)}</code>)<br>Paste into your MCP client's "
-            f"configuration:<pre>{config}</pre></div>"
+            f"(legacy SSE: <code>{html.escape(self.sse_url)}</code>)<br>Your MCP client's "
+            f"configuration:<pre>{config}</pre>{html.escape(self._where_the_token_is())}.</div>"
         )
 
 
@@ -149,13 +175,16 @@ def start(
     host: str = "127.0.0.1",
     token: str | None = None,
     *,
+    token_file: str | os.PathLike[str] | None = None,
     allowed_hosts: list[str] | None = None,
     allowed_origins: list[str] | None = None,
     timeout: float = 15.0,
 ) -> ServerHandle:
     """Serve QLM's MCP tools over HTTP from a daemon thread of this process; returns a `ServerHandle`.
 
-    ``port=0`` picks a free port. ``token``: the bearer token (default ``$QLM_MCP_TOKEN`` or random).
+    ``port=0`` picks a free port. ``token``: the bearer token (else read from ``token_file``, else
+    ``$QLM_MCP_TOKEN``, else random). The full client configuration is written to
+    ``$QLM_HOME/mcp/client-PORT.json`` (mode 0600, removed on stop); the handle's repr masks the token.
     Binds 127.0.0.1 unless ``host`` says otherwise (then ``allowed_hosts`` is required).
     """
     import socket
@@ -167,7 +196,7 @@ def start(
 
     if recording_enabled(None):
         ensure_event_recorder()  # what assistants do reaches the store's event log (JupyterLab sidebar)
-    token = resolve_token(token)
+    token = resolve_token(token, token_file)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -213,6 +242,8 @@ def start(
         time.sleep(0.01)
     with _lock:
         _running.append(handle)
+    with contextlib.suppress(OSError, QLMError):  # the handle still works; only the file is missing
+        handle.write_config_file()
     publish(
         MCP_SERVER_STARTED, {"transport": "http", "url": handle.url, "sse_url": handle.sse_url}, source="mcp"
     )

@@ -29,8 +29,34 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def resolve_token(token: str | None) -> str:
-    """The given token, else ``$QLM_MCP_TOKEN``, else a new random one; refuses weak tokens."""
+def mask_token(token: str) -> str:
+    """A token as it may be shown (notebook outputs are saved): its last four characters."""
+    return f"...{token[-4:]}" if len(token) > 8 else "..."
+
+
+def read_token_file(path: str | os.PathLike[str]) -> str:
+    """The token in ``path`` (whitespace stripped); the file must be readable by its owner only."""
+    from pathlib import Path
+
+    file = Path(path).expanduser()
+    try:
+        mode = file.stat().st_mode
+        text = file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SecurityError(f"cannot read the token file {file}: {exc.strerror}", code="TOKEN_FILE",
+                            hint="write the token into a file only you can read: chmod 600 FILE") from None
+    if mode & 0o077:
+        raise SecurityError(f"the token file {file} can be read by other users (mode {mode & 0o777:o})",
+                            code="TOKEN_FILE_OPEN", hint=f"chmod 600 {file}")
+    return text
+
+
+def resolve_token(token: str | None, token_file: str | os.PathLike[str] | None = None) -> str:
+    """The given token, else the one in ``token_file``, else ``$QLM_MCP_TOKEN``, else a new random one;
+    refuses weak tokens. (A token on a command line is visible to every user in ``ps``: the CLI takes
+    ``--token-file`` or the environment instead.)"""
+    if not token and token_file is not None:
+        token = read_token_file(token_file)
     token = token or os.environ.get(TOKEN_ENV) or new_token()
     if len(token) < 16:
         raise SecurityError(

@@ -37,6 +37,7 @@ from qlm_kernel.jsonsafe import json_safe
 from qlm_kernel.mcp import schemas, tools
 from qlm_kernel.mcp.clients import ClientTracker
 from qlm_kernel.session.jobs import not_found
+from qlm_kernel.session.limits import MCP
 from qlm_kernel.session.workers import run_isolated, warm_workers
 
 SERVER_NAME = "qlm"
@@ -173,7 +174,7 @@ def build_server(
     add(get_system_status, READ_ONLY)
     _add_resources(server)
     _add_prompts(server)
-    warm_workers()  # in the background: the first tool call finds a worker ready
+    warm_workers(MCP.max_paper_sessions)  # in the background: the first tool call finds a worker ready
     return server
 
 

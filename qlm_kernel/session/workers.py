@@ -46,11 +46,11 @@ def run_isolated(
                         **options)
 
 
-def warm_workers() -> None:
-    """Start the pool's workers in the background (a server calls this when it starts), so the first
-    request does not pay the worker's start-up (about a second of imports)."""
-    pool = default_pool(on_lost=_close_jobs_of)
-    pool.warm()
+def warm_workers(paper_sessions: int | None = None) -> None:
+    """Start the strategy pool's workers and one paper-session worker in the background (a server calls
+    this when it starts), so the first request does not pay a worker's start-up (about a second)."""
+    default_pool(on_lost=_close_jobs_of).warm()
+    default_pool(on_lost=_close_jobs_of, name="paper", size=paper_sessions).warm(1)
 
 
 def workers_status() -> dict[str, Any]:

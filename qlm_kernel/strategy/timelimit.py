@@ -69,10 +69,32 @@ def time_limit_scope(seconds: float | None) -> Iterator[None]:
         _LIMIT.reset(token)
 
 
+LimitWatcher = tuple[Callable[[float], Any], Callable[[Any], Any]]
+_watcher: LimitWatcher | None = None
+
+
+def watch_limits(started: Callable[[float], Any], ended: Callable[[Any], Any]) -> None:
+    """Report every limited run: ``token = started(seconds)`` before it, ``ended(token)`` after. A QLM
+    worker process tells its parent, which kills the process if a run outlives its limit — the only
+    way to stop code that never returns to the interpreter (a Numba loop holding the GIL)."""
+    global _watcher
+    _watcher = (started, ended)
+
+
 def run_limited(fn: Callable[[], T], seconds: float | None) -> T:
     """``fn()``, or `TimeLimitExceeded` after ``seconds`` (None: run inline, no thread)."""
     if seconds is None:
         return fn()
+    watcher = _watcher
+    token = watcher[0](seconds) if watcher is not None else None
+    try:
+        return _run_in_thread(fn, seconds)
+    finally:
+        if watcher is not None:
+            watcher[1](token)
+
+
+def _run_in_thread(fn: Callable[[], T], seconds: float) -> T:
     box: dict[str, Any] = {}
     context = contextvars.copy_context()
     context.run(_LIMIT.set, None)  # nested calls inside the worker run inline

@@ -1,0 +1,191 @@
+"""Strategy code from an assistant, over real MCP transports (stdio and streamable HTTP): endless loops
+answered TIMEOUT within the limit + 1 s by every tool that runs strategy code, nothing left spinning,
+the server answering throughout; BUSY past the workers; secrets out of reach; caps refused at once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from mcp import Client
+
+from qlm_kernel.isolation import shutdown_default_pool
+from tests.isolation_cases import write_cases
+from tests.mcp_helpers import error_record, http_client, serving, stdio_params, structured
+
+LIMIT = 1.5
+SAMPLE = {"kind": "synthetic", "n": 2000, "seed": 0}
+SECRET = "s3cr3t-value-for-the-test"
+TRANSPORTS = ["stdio", "http"]
+
+
+@contextlib.asynccontextmanager
+async def connect(transport: str, home: Path) -> AsyncIterator[Client]:
+    """A real client of a fresh server on ``home``: ``qlm mcp --stdio`` or the in-kernel HTTP server."""
+    if transport == "stdio":
+        async with Client(stdio_params(str(home), QLM_CCXT_SECRET=SECRET, MY_API_KEY=SECRET)) as client:
+            yield client
+        return
+    mp = pytest.MonkeyPatch()
+    mp.setenv("QLM_CCXT_SECRET", SECRET)
+    mp.setenv("MY_API_KEY", SECRET)
+    shutdown_default_pool()  # this process's workers start afresh, from an environment holding secrets
+    try:
+        with serving(home) as handle:
+            async with http_client(handle) as client:
+                yield client
+    finally:
+        shutdown_default_pool()
+        mp.undo()
+
+
+@pytest.fixture
+def cases(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    write_cases(home / "strategies")
+    return home
+
+
+async def status(client: Client) -> dict[str, Any]:
+    return structured(await client.call_tool("get_system_status", {}))
+
+
+async def settled(client: Client) -> dict[str, Any]:
+    """The status once every strategy worker is started and idle (replacements take about a second)."""
+    for _ in range(300):
+        state = await status(client)
+        pool, paper = state["workers"]["strategy"], state["workers"]["paper"]
+        if pool.get("started") and pool["idle"] == pool["size"] and paper.get("idle", 0) >= 1:
+            return state
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"workers did not settle: {state['workers']}")
+
+
+def busy_children(server_pid: int) -> list[tuple[int, float]]:
+    """The server's child processes using a core (CPU percent measured over half a second)."""
+    children = psutil.Process(server_pid).children(recursive=True)
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.cpu_percent(None)
+    time.sleep(0.5)
+    out = []
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            percent = child.cpu_percent(None)
+            if percent > 50:
+                out.append((child.pid, percent))
+    return out
+
+
+def calls(strategy: str) -> dict[str, dict[str, Any]]:
+    """Every tool that runs strategy code, asked to run ``strategy`` under the LIMIT."""
+    common = {"strategy": strategy, "sample": SAMPLE, "time_limit": LIMIT}
+    return {
+        "run_backtest": common,
+        "optimize_parameters": {**common, "space": {"fast": [5, 10, 20]}},
+        "sanity_check": {**common, "check": "lookahead"},
+        "heal_strategy": {**common, "max_attempts": 1},
+        "start_paper_session": {**common, "speed": 0},
+    }
+
+
+def timeout_code(tool: str, result: Any) -> str | None:
+    """The TIMEOUT a tool answered: its error's code, or for a heal without a model its diagnosis."""
+    if tool == "heal_strategy" and not result.is_error:
+        return (result.structured_content.get("diagnosis") or {}).get("code")
+    return error_record(result)["code"] if result.is_error else None
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_endless_loops_time_out_in_every_tool_and_leave_no_core_busy(cases: Path, transport: str) -> None:
+    async def go() -> list[tuple[str, str, str | None, float, list[Any]]]:
+        rows = []
+        async with connect(transport, cases) as client:
+            for strategy in ("py_loop.py", "numba_loop.py"):
+                for tool, arguments in calls(strategy).items():
+                    before = await settled(client)
+                    started = time.perf_counter()
+                    result = await client.call_tool(tool, arguments)
+                    seconds = time.perf_counter() - started
+                    after = await settled(client)
+                    rows.append((strategy, tool, timeout_code(tool, result), seconds,
+                                 busy_children(after["pid"])))
+                    assert before["pid"] == after["pid"]  # the same server answered throughout
+            ok = structured(await client.call_tool("run_backtest",
+                                                   {"strategy": "sma_cross", "sample": SAMPLE}))
+            rows.append(("sma_cross", "run_backtest", None, ok["bars"], []))
+        return rows
+
+    rows = asyncio.run(go())
+    for strategy, tool, code, seconds, spinning in rows[:-1]:
+        assert code == "TIMEOUT", (strategy, tool, code)
+        assert seconds < LIMIT + 1.0, (strategy, tool, seconds)
+        assert spinning == [], (strategy, tool, spinning)
+    assert rows[-1][3] == SAMPLE["n"]  # and the next ordinary call works
+
+
+def test_fifty_concurrent_endless_calls_are_busy_or_timeout_while_status_stays_fast(cases: Path) -> None:
+    async def go() -> tuple[list[Any], list[float], list[float]]:
+        async with connect("http", cases) as client:
+            await settled(client)
+            done = asyncio.Event()
+            round_trips: list[float] = []
+            server_ms: list[float] = []
+
+            async def poll() -> None:
+                while not done.is_set():
+                    started = time.perf_counter()
+                    state = await status(client)
+                    round_trips.append((time.perf_counter() - started) * 1000)
+                    server_ms.append(state["elapsed_ms"])
+                    await asyncio.sleep(0.05)
+
+            poller = asyncio.ensure_future(poll())
+            results = await asyncio.gather(*[
+                client.call_tool("run_backtest", {"strategy": "numba_loop.py", "sample": SAMPLE,
+                                                  "time_limit": 3})
+                for _ in range(50)
+            ])
+            done.set()
+            await poller
+            return results, round_trips, server_ms
+
+    results, round_trips, server_ms = asyncio.run(go())
+    codes = [error_record(r)["code"] for r in results]
+    assert set(codes) <= {"BUSY", "TIMEOUT"} and "TIMEOUT" in codes and "BUSY" in codes
+    assert len(round_trips) >= 20
+    assert max(server_ms) < 100, server_ms
+    assert sorted(round_trips)[int(len(round_trips) * 0.9)] < 100, round_trips
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_strategy_reads_no_secret_and_a_huge_grid_is_refused_at_once(cases: Path, transport: str) -> None:
+    side = 31_623  # 31,623 x 31,623 = 1,000,014,129 combinations
+    space = {"fast": list(range(2, 2 + side)), "slow": list(range(3, 3 + side))}
+
+    async def go() -> tuple[Any, Any, float]:
+        async with connect(transport, cases) as client:
+            await settled(client)
+            secret = await client.call_tool("run_backtest",
+                                            {"strategy": "secret_reader.py", "sample": SAMPLE})
+            started = time.perf_counter()
+            grid = await client.call_tool("optimize_parameters", {"strategy": "sma_cross", "space": space,
+                                                                  "method": "grid", "sample": SAMPLE})
+            return secret, grid, time.perf_counter() - started
+
+    secret, grid, seconds = asyncio.run(go())
+    record = error_record(secret)
+    assert SECRET not in json.dumps(record)
+    assert "'QLM_CCXT_SECRET': 'absent'" in record["message"]
+    assert "'MY_API_KEY': 'absent'" in record["message"]
+    refusal = error_record(grid)
+    assert refusal["code"] == "LIMIT_EXCEEDED" and "1,000,014,129" in refusal["message"]
+    assert "QLM_MCP_MAX_TRIALS" in refusal["hint"]
+    assert seconds < 1.0
