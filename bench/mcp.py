@@ -5,7 +5,10 @@ in-kernel server (a daemon thread of this process) on a temporary workspace with
 connects the real SDK client and times sequential calls. References measured in the same run:
 the same functions called in-process (no MCP, no HTTP) — the floor the transport adds to — and a bare
 HTTP round trip to the same uvicorn server (a 401 answered by the auth layer: the cost of HTTP alone).
-The issue's goal: p50 <= 5 ms for the status call.
+The issue's goal: p50 <= 5 ms for the status call. Since issue 16, ``run_backtest`` over MCP runs in a
+worker process (the kernel never runs an assistant's code): the HTTP figure includes the hand-off to
+the worker; the dataset reaches the worker memory-mapped (``DataManager.load``), timed here against
+reading the same dataset from its Parquet file.
 """
 
 from __future__ import annotations
@@ -96,6 +99,15 @@ def main() -> None:
         handle.stop()
     status_local = timed(system_status, args.calls)
     backtest_local = timed(lambda: tools.run_backtest(**backtest_args), args.backtests)
+    manager = data_manager()
+    mapped_load = timed(lambda: manager.load("bench"), 20)
+    for path in manager._mapped_paths("bench"):
+        path.unlink()
+    parquet_load = []
+    for _ in range(20):
+        parquet_load += timed(lambda: manager.load("bench"), 1)  # reads the Parquet, maps again
+        for path in manager._mapped_paths("bench"):
+            path.unlink()
 
     rows = [
         ("get_system_status over HTTP (MCP)", *percentiles(status_http)),
@@ -103,6 +115,8 @@ def main() -> None:
         ("bare HTTP round trip (401 from auth)", *percentiles(http_only)),
         (f"run_backtest over HTTP, {args.bars:,} bars", *percentiles(backtest_http)),
         (f"run_backtest in-process, {args.bars:,} bars", *percentiles(backtest_local)),
+        (f"dataset load, memory-mapped, {args.bars:,} bars", *percentiles(mapped_load)),
+        (f"dataset load, from Parquet, {args.bars:,} bars", *percentiles(parquet_load)),
     ]
     print(f"MCP round trips ({args.calls} status calls, {args.backtests} backtests; sequential)")
     for label, p50, p99 in rows:
@@ -112,7 +126,11 @@ def main() -> None:
     print(f"status: MCP/HTTP p50 {s50:.2f} ms (goal <= 5 ms: {'met' if s50 <= 5 else 'NOT met'}); "
           f"the work itself {l50:.2f} ms, bare HTTP {h50:.2f} ms, MCP layer {s50 - h50 - l50:.2f} ms")
     print(f"backtest: MCP/HTTP p50 {b50:.1f} ms vs in-process {bl50:.1f} ms -> transport overhead "
-          f"{b50 - bl50:.1f} ms ({b50 / bl50:.2f}x)")
+          f"{b50 - bl50:.1f} ms ({b50 / bl50:.2f}x; goal <= 1.5x: "
+          f"{'met' if b50 <= 1.5 * bl50 else 'NOT met'})")
+    m50, q50 = rows[5][1], rows[6][1]
+    print(f"a worker's first load of the dataset: mapped {m50:.2f} ms vs Parquet {q50:.1f} ms "
+          f"({q50 / m50:.0f}x)")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,14 @@ only after validation) and ``NAME.json`` (metadata: name, source, fingerprint, r
 imported_at, ...). Both are written to a temp file in the same folder, fsynced, then ``os.replace``d, so a
 reader sees the old dataset or the new one, never half of one.
 
+Beside them, ``NAME.time.npy`` and ``NAME.ohlcv.npy`` hold the same bars in the canonical frame's own layout
+(int64 UTC nanoseconds; one (5, n) float64 block): ``load`` memory-maps them copy-on-write, so every
+process (the kernel, its worker processes) shares one copy of the bars in the page cache, nothing is
+parsed or pickled per call, and a process that writes to its frame gets private pages (the file never
+changes). NumPy's ``.npy`` rather than Arrow IPC: Arrow keeps each column in its own buffer, and the
+canonical frame is one 2-D block, which a ``.npy`` file maps without a copy. The Parquet file stays the
+dataset of record; the mapped files are rebuilt from it when missing or older.
+
 No SQLite here: every mutating call returns the metadata dict, and an optional ``on_change(event, meta)``
 callback (event ``"imported"`` or ``"removed"``) is the seam the store layer hooks into.
 """
@@ -80,6 +88,11 @@ def _atomic_write(target: Path, write: Callable[[str], None]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _save_array(path: str, array: np.ndarray) -> None:
+    with open(path, "wb") as out:  # a file object: np.save would add ".npy" to the temporary name
+        np.save(out, array, allow_pickle=False)
 
 
 class DataManager:
@@ -178,6 +191,7 @@ class DataManager:
         table = pa.Table.from_arrays(arrays, schema=_SCHEMA.with_metadata(
             {b"qlm.fingerprint": fingerprint.encode(), b"qlm.name": name.encode()}))
         _atomic_write(self.path(name), lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+        self._write_mapped(name, index.as_unit("ns").asi8, df[list(OHLCV_COLUMNS)].to_numpy().T)
         meta["bytes"] = self.path(name).stat().st_size
         text = json.dumps(meta, indent=2, default=str)
         _atomic_write(self._meta_path(name), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
@@ -191,6 +205,8 @@ class DataManager:
         meta = self.info(name)
         self.path(name).unlink()
         self._meta_path(name).unlink(missing_ok=True)
+        for mapped in self._mapped_paths(name):
+            mapped.unlink(missing_ok=True)
         if self.on_change is not None:
             self.on_change("removed", meta)
         return meta
@@ -227,9 +243,49 @@ class DataManager:
             return fingerprint_frame(self.load(name))
         return str(self.info(name)["fingerprint"])
 
+    def _mapped_paths(self, name: str) -> tuple[Path, Path]:
+        stem = validate_name(name)
+        return self._inside(f"{stem}.time.npy"), self._inside(f"{stem}.ohlcv.npy")
+
+    def _write_mapped(self, name: str, time_ns: np.ndarray, block: np.ndarray) -> None:
+        """The mapped copy of a dataset's bars (best effort: without it, loads read the Parquet)."""
+        time_path, block_path = self._mapped_paths(name)
+        try:
+            times = np.ascontiguousarray(time_ns, dtype=np.int64)
+            bars = np.ascontiguousarray(block, dtype=np.float64)
+            _atomic_write(time_path, lambda tmp: _save_array(tmp, times))
+            _atomic_write(block_path, lambda tmp: _save_array(tmp, bars))
+        except OSError:  # a read-only or full disk: the Parquet file is the dataset, this only speeds loads
+            for path in (time_path, block_path):
+                path.unlink(missing_ok=True)
+
+    def _load_mapped(self, name: str, rows: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(time, block) memory-mapped copy-on-write, or None when the mapped files are missing, older
+        than the Parquet file or not the expected shape."""
+        time_path, block_path = self._mapped_paths(name)
+        try:
+            newest = self.path(name).stat().st_mtime_ns
+            if min(time_path.stat().st_mtime_ns, block_path.stat().st_mtime_ns) < newest:
+                return None
+            time_ns = np.load(time_path, mmap_mode="c")
+            block = np.load(block_path, mmap_mode="c")
+        except (OSError, ValueError):
+            return None
+        if time_ns.shape != (rows,) or block.shape != (len(OHLCV_COLUMNS), rows) or block.dtype != np.float64:
+            return None
+        return time_ns, block
+
     def load(self, name: str) -> pd.DataFrame:
-        """Read the validated Parquet back as the canonical frame (fast: schema check, no re-validation)."""
+        """The dataset as the canonical frame: memory-mapped when its mapped files are current (no copy,
+        no parsing), else read from the validated Parquet (schema check, no re-validation), mapped next."""
         self._require(name)
+        meta = self.info(name)
+        attrs = {"source": meta.get("source"), "dataset": name, "fingerprint": meta.get("fingerprint"),
+                 "volume_missing": meta.get("volume_missing", False),
+                 "synthetic": meta.get("synthetic", False), "repairs": meta.get("repairs", [])}
+        mapped = self._load_mapped(name, int(meta.get("rows", -1)))
+        if mapped is not None:
+            return build_frame(*mapped, attrs)
         target = self.path(name)
         pf = pq.ParquetFile(target)
         check_memory(estimate_rows_bytes(pf.metadata.num_rows, copies=2), what=f"loading dataset {name!r}")
@@ -243,11 +299,9 @@ class DataManager:
         block = new_block(n)
         for j in range(len(OHLCV_COLUMNS)):
             block[j] = table.column(j + 1).to_numpy()
-        meta = self.info(name)
-        attrs = {"source": meta.get("source"), "dataset": name, "fingerprint": meta.get("fingerprint"),
-                 "volume_missing": meta.get("volume_missing", False),
-                 "synthetic": meta.get("synthetic", False), "repairs": meta.get("repairs", [])}
-        return build_frame(np.ascontiguousarray(time_ns), block, attrs)
+        time_ns = np.ascontiguousarray(time_ns)
+        self._write_mapped(name, time_ns, block)
+        return build_frame(time_ns, block, attrs)
 
     def verify(self, name: str) -> bool:
         """True when the stored data still hashes to the recorded fingerprint."""
