@@ -151,3 +151,33 @@ def test_listing_reports_versions_and_load_errors(home):
     assert "fast" in entries["good_one"]["params"]
     assert entries["bad_one"]["error"]["type"] == "StrategyError"
     assert entries["sma_cross"]["origin"] == "examples"
+
+
+def test_a_write_that_expects_other_content_stores_the_version_and_keeps_the_file(home):
+    """Compare-and-swap: the writer names the sha256 it last saw; a file saved since is never replaced."""
+    first = ws.write_strategy("cas.py", GOOD)
+    path = Path(first["path"])
+    assert ws.file_sha256(path) == first["sha256"] and ws.file_sha256(path.with_name("none.py")) is None
+    path.write_text(GOOD + "# saved by the user\n")
+    with pytest.raises(QLMError) as info:
+        ws.write_strategy("cas.py", GOOD + "# the healer's\n", author="healer",
+                          expected_sha256=first["sha256"])
+    err = info.value
+    assert err.code == "FILE_CHANGED" and err.hint and err.context["expected_sha256"] == first["sha256"]
+    assert err.context["actual_sha256"] == ws.file_sha256(path) and err.context["version"] == 2
+    assert path.read_text() == GOOD + "# saved by the user\n"
+    history = default_store().strategy_history("cas", include_code=True)
+    assert history[-1]["code"] == GOOD + "# the healer's\n"  # kept for reference
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+
+    with pytest.raises(QLMError) as info:  # a restore checks before storing anything
+        ws.restore_strategy_version("cas.py", 1, expected_sha256=first["sha256"])
+    assert info.value.code == "FILE_CHANGED" and len(ws.strategy_history("cas.py")) == 2
+
+    now = ws.file_sha256(path)
+    record = ws.restore_strategy_version("cas.py", 1, expected_sha256=now)
+    assert path.read_text() == GOOD and record["version"] == 3
+    path.unlink()
+    with pytest.raises(QLMError) as info:
+        ws.write_strategy("cas.py", GOOD, expected_sha256=record["sha256"])
+    assert info.value.code == "FILE_CHANGED" and "deleted" in info.value.message and not path.exists()

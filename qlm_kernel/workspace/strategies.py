@@ -6,11 +6,19 @@ ending in ``.py`` inside ``<QLM_HOME>/strategies`` — traversal (``../``), abso
 URL-encoded or Unicode look-alike characters, control characters, symlinks and non-``.py`` names
 are refused with a `SecurityError` naming the rule. Every write is recorded as a new version in
 the store *before* the file is replaced (atomically), so no code is ever lost.
+
+Compare-and-swap: a writer that read or wrote the file earlier (the healer) passes the sha256 it
+expects the file to hold now (``expected_sha256``); if someone else saved the file in between (the
+user in JupyterLab), the new code is still stored as a version but the file is left as it is and
+`StrategyError` ``FILE_CHANGED`` says so. The check runs immediately before the atomic rename; an
+editor saving within that instant cannot be detected without its cooperation.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
+import hashlib
 import os
 import re
 import tempfile
@@ -18,7 +26,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from qlm_kernel.errors import ConfigError, QLMError, SecurityError
+from qlm_kernel.errors import ConfigError, QLMError, QLMSystemError, SecurityError, StrategyError
 
 MAX_STRATEGY_BYTES = 256 * 1024
 """Largest strategy file accepted for writing (256 KiB): strategy code, not data."""
@@ -147,18 +155,64 @@ def _check_code(code: Any, name: str) -> bytes:
     return data
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` via a temporary file in the same folder and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+def file_sha256(path: str | os.PathLike[str]) -> str | None:
+    """The sha256 hex digest of the file's bytes, or None when there is no such file."""
     try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise QLMSystemError(f"cannot read {path}: {exc}", code="FILE_UNREADABLE", path=str(path),
+                             hint="check the file's permissions") from exc
+
+
+def check_unchanged(path: str | os.PathLike[str], expected_sha256: str | None, **context: Any) -> None:
+    """`StrategyError` ``FILE_CHANGED`` unless the file holds exactly the bytes of ``expected_sha256``
+    (None: no check)."""
+    if expected_sha256 is None:
+        return
+    actual = file_sha256(path)
+    if actual != expected_sha256:
+        name = Path(path).name
+        state = "was deleted" if actual is None else "was changed by someone else"
+        raise StrategyError(
+            f"{name} {state} while it was being rewritten; it was left as it is",
+            code="FILE_CHANGED",
+            path=str(path),
+            expected_sha256=expected_sha256,
+            actual_sha256=actual,
+            hint="your saved file is kept; the code that was to be written is stored as a version "
+            "(strategy_history) if you want to compare or restore it",
+            **context,
+        )
+
+
+def replace_file(
+    path: str | os.PathLike[str], data: bytes, *, expected_sha256: str | None = None, **context: Any
+) -> None:
+    """Atomically replace ``path`` with ``data`` (temp file + ``os.replace``, the file's permissions
+    kept), after checking it still holds ``expected_sha256`` (`check_unchanged`); an OS failure is
+    `QLMSystemError` ``WRITE_FAILED`` and leaves the file as it was."""
+    path = Path(path)
+    tmp: str | None = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        with contextlib.suppress(FileNotFoundError):  # a new file keeps mkstemp's 0600
+            os.chmod(tmp, path.stat().st_mode & 0o777)
+        check_unchanged(path, expected_sha256, **context)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        tmp = None
+    except OSError as exc:
+        raise QLMSystemError(f"cannot write {path.name}: {exc}", code="WRITE_FAILED", path=str(path),
+                             hint="check the disk space and the folder's permissions") from exc
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def write_strategy(
@@ -168,12 +222,15 @@ def write_strategy(
     author: str = "user",
     message: str | None = None,
     home: str | os.PathLike[str] | None = None,
+    expected_sha256: str | None = None,
 ) -> dict[str, Any]:
     """Save `code` as strategy `name` in the workspace and record it as a new version.
 
     The version is stored first, then the file is replaced atomically: a store failure leaves the
     old file untouched. Returns name, path, version_id, version, sha256, size, author, created_at
     and ``syntax`` (`syntax_check`; broken code is still saved — it may be mid-repair).
+    ``expected_sha256``: the file must still hold these bytes, else `StrategyError` ``FILE_CHANGED``
+    (the version stays stored, the file is not touched).
     """
     from qlm_kernel.events import publish
     from qlm_kernel.events.topics import STRATEGY_VERSION_SAVED
@@ -184,7 +241,8 @@ def write_strategy(
     path = strategy_file_path(name, home=home)
     data = _check_code(code, path.name)
     version = default_store().save_strategy_version(path.stem, code, author, message)
-    _atomic_write(path, data)
+    replace_file(path, data, expected_sha256=expected_sha256, version=version["version"],
+                 version_id=version["id"])
     record = {
         "name": path.name,
         "strategy": path.stem,
@@ -273,8 +331,10 @@ def restore_strategy_version(
     author: str = "user",
     message: str | None = None,
     home: str | os.PathLike[str] | None = None,
+    expected_sha256: str | None = None,
 ) -> dict[str, Any]:
-    """Write the code of stored version number `version` back to the file, as a new version."""
+    """Write the code of stored version number `version` back to the file, as a new version
+    (``expected_sha256`` as in `write_strategy`, checked before anything is stored too)."""
     from qlm_kernel.store import default_store
 
     stem = Path(check_strategy_name(name)).stem
@@ -286,8 +346,14 @@ def restore_strategy_version(
             name=stem,
             hint="strategy_history lists the versions",
         )
+    check_unchanged(strategy_file_path(name, home=home), expected_sha256)
     return write_strategy(
-        name, record["code"], author=author, home=home, message=message or f"restore version {version}"
+        name,
+        record["code"],
+        author=author,
+        home=home,
+        message=message or f"restore version {version}",
+        expected_sha256=expected_sha256,
     )
 
 
