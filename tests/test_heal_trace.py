@@ -96,6 +96,38 @@ def test_an_all_nan_indicator_is_a_warning_naming_it(tmp_path, df):
     assert ctx["signal_counts"]["entry_long"] == 0 and "'k'" in warning.hint
 
 
+FLAKY_RERUN = """from qlm_kernel import Strategy, Signals
+import numpy as np
+
+CALLS = []
+
+
+class Flaky(Strategy):
+    def signals(self, data):
+        CALLS.append(1)
+        if len(CALLS) > 1:
+            {second}
+        never = np.zeros(len(data), dtype=bool)
+        return Signals(entry_long=never, exit_long=never)
+"""
+
+
+@pytest.mark.parametrize(("second", "code", "exception_type"), [
+    ("while True:\n                pass", "TIMEOUT", "TimeoutError"),
+    ("return 1 / 0", "STRATEGY_RUNTIME", "ZeroDivisionError"),
+    ("raise SystemExit(2)", "STRATEGY_RUNTIME", "SystemExit"),
+], ids=["overrun", "new_error", "system_exit"])
+def test_a_no_trade_rerun_that_fails_raises_its_own_traced_error(tmp_path, df, second, code, exception_type):
+    """The re-run is strategy code too: an overrun or a new failure is a StrategyError, never a raw escape."""
+    strat = load_strategy(write(tmp_path, "flaky.py", FLAKY_RERUN.format(second=second)))()
+    with time_limit_scope(0.3):
+        assert qlm.backtest(strat, df, record=False).stats["n_trades"] == 0
+        with pytest.raises(StrategyError) as info:
+            diagnose_no_trades(strat, df)
+    assert info.value.code == code and info.value.context["exception_type"] == exception_type
+    assert info.value.context["line"] in (11, 12) and info.value.context["strategy_class"] == "Flaky"
+
+
 def test_a_recorded_failure_names_its_strategy_version(home, df, monkeypatch):
     monkeypatch.setenv("QLM_RECORD_RUNS", "1")
     folder = home / "strategies"

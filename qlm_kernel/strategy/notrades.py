@@ -6,6 +6,10 @@ re-runs ``signals()`` once with a profile hook that captures its local variables
 the float locals that are (almost) all NaN with the line that assigned them, and counts the True
 values of each signal. The result is a `StrategyError` (``code="NO_TRADES"``, ``severity="warning"``)
 so it serializes and reads exactly like a failure's trace.
+
+The re-run is strategy code like any other: under the time limit in force it can overrun (raised as
+``StrategyError(code="TIMEOUT")``) or fail where the first run did not (``STRATEGY_RUNTIME``), exactly
+as `compute_signals` reports them; other ``BaseException`` classes (``KeyboardInterrupt``) pass through.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ import pandas as pd
 
 from qlm_kernel.errors import StrategyError
 from qlm_kernel.strategy.base import Strategy
+from qlm_kernel.strategy.compute import _runtime_error, _timeout_error
 from qlm_kernel.strategy.signals import SIGNAL_FIELDS, Signals
-from qlm_kernel.strategy.timelimit import current_limit, run_limited
+from qlm_kernel.strategy.timelimit import TimeLimitExceeded, current_limit, run_limited
 from qlm_kernel.strategy.trace import excerpt, source_lines
 
 NAN_SHARE = 0.99
@@ -29,9 +34,15 @@ NAN_SHARE = 0.99
 
 
 def diagnose_no_trades(strat: Strategy, data: pd.DataFrame) -> StrategyError:
-    """A warning-level `StrategyError` saying why ``strat`` produced no trades on ``data``."""
+    """A warning-level `StrategyError` saying why ``strat`` produced no trades on ``data`` (raises the
+    re-run's own `StrategyError`, ``TIMEOUT`` or ``STRATEGY_RUNTIME``, when it fails)."""
     cls = type(strat)
-    signals, local_vars = run_limited(lambda: _capture(strat, data), current_limit())
+    try:
+        signals, local_vars = run_limited(lambda: _capture(strat, data), current_limit())
+    except TimeLimitExceeded as exc:
+        raise _timeout_error(strat, data, exc) from None
+    except (Exception, SystemExit) as exc:
+        raise _runtime_error(strat, data, exc) from exc
     counts = _signal_counts(signals, len(data))
     text = cls.source_text or ("\n".join(source_lines(cls.source_file)) if cls.source_file else "")
     lines = text.splitlines()
