@@ -9,21 +9,30 @@ For front ends (the MCP ``heal_strategy`` tool): pass any ``model(prompt: str) -
 callable; it is called on the thread that called `heal` (run `heal` in a worker thread and block in
 the callable to bridge to async sampling). `HEAL_SYSTEM_PROMPT` is the role statement to send as
 the system prompt; the prompt itself is self-contained.
+
+Robustness: one heal per strategy at a time (`heal_lock`, ``HEAL_IN_PROGRESS``), compare-and-swap
+writes (``FILE_CHANGED``), every exception recorded as a step (`qlm_kernel.healing.guard`), and
+`recover_interrupted_heals` to roll back heals whose process was killed (call it when a server starts).
 """
 
 from __future__ import annotations
 
+from qlm_kernel.healing.guard import HealControl
+from qlm_kernel.healing.lock import heal_lock
 from qlm_kernel.healing.loop import Model, heal
 from qlm_kernel.healing.policy import ALLOWED_IMPORTS, check_candidate
 from qlm_kernel.healing.prompt import API_SUMMARY, HEAL_SYSTEM_PROMPT, build_prompt, format_trace
+from qlm_kernel.healing.recovery import HEAL_RECOVERED, recover_interrupted_heals
 from qlm_kernel.healing.reply import Proposal, Reply, extract_proposal, normalize_reply
 from qlm_kernel.healing.report import STEP_KINDS, HealReport, HealStep
 
 __all__ = [
     "ALLOWED_IMPORTS",
     "API_SUMMARY",
+    "HEAL_RECOVERED",
     "HEAL_SYSTEM_PROMPT",
     "STEP_KINDS",
+    "HealControl",
     "HealReport",
     "HealStep",
     "Model",
@@ -34,5 +43,7 @@ __all__ = [
     "extract_proposal",
     "format_trace",
     "heal",
+    "heal_lock",
     "normalize_reply",
+    "recover_interrupted_heals",
 ]

@@ -3,6 +3,12 @@
 If the attempts run out (or anything interrupts the loop) after the file was changed, the original
 code is written back as a new version, so the file ends as it started and every attempt stays in
 the history. See `heal` for the rules.
+
+Robustness: a heal holds its strategy's lock (`qlm_kernel.healing.lock`) from start to finish; every
+write and the rollback are compare-and-swap on the file's sha256; whatever is raised inside the loop
+becomes a recorded step (`qlm_kernel.healing.guard` says how), except the user's Ctrl-C, which rolls
+back and then propagates; sessions left ``running`` by a killed process are rolled back by
+`qlm_kernel.healing.recovery` (also at the start of the next heal of that strategy).
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import pandas as pd
 from qlm_kernel.errors import ConfigError, QLMError
 from qlm_kernel.healing import target as files
 from qlm_kernel.healing.diffs import apply_unified_diff, make_diff
+from qlm_kernel.healing.guard import as_error, propagates
+from qlm_kernel.healing.lock import heal_lock, owner_info
 from qlm_kernel.healing.policy import check_candidate, class_names
 from qlm_kernel.healing.prompt import build_prompt, format_trace
 from qlm_kernel.healing.recorder import HealRecorder
@@ -72,6 +80,17 @@ def heal(
     Rollback: if not healed after ``max_attempts`` (or on any exception) and the file was changed,
     the original code is written back as a new version — nothing is deleted from the history.
     Every step is published on the bus (``heal.*``, with ``session_id``) and stored.
+
+    Never crashes its caller once started: anything raised inside the loop is recorded — by strategy
+    code (any class, in its time-limited thread) as a failed run with a `StrategyError` trace
+    (``TIMEOUT``, ``STRATEGY_RUNTIME``, ``STRATEGY_ERROR``), by the model callable as ``MODEL_ERROR``,
+    by the machinery or the environment as status "error" with ``report.error`` (its `QLMError`, or
+    ``INTERNAL``) after the rollback. Only a ``KeyboardInterrupt`` on the calling thread (Ctrl-C, also
+    while waiting for the model or for strategy code) rolls back, stores the session and propagates.
+    One heal per strategy at a time (`StrategyError` ``HEAL_IN_PROGRESS`` naming the holder's pid);
+    a file saved by someone else during the heal is never overwritten (status "error", ``FILE_CHANGED``,
+    the heal's code kept as a version). Refusals before the start (bad arguments, unknown strategy or
+    data, ``HEAL_IN_PROGRESS``) raise their `QLMError`.
     """
     attempts = _check_attempts(max_attempts)
     limit = check_limit(time_limit)
@@ -85,8 +104,24 @@ def heal(
 
     target = files.resolve_target(strategy, workspace_only=workspace_only)
     frame, dataset_name = resolve_data(data, dataset=dataset, sample=sample)
-    code = files.read_code(target)
-    original = files.record_original(target, code)
+    with heal_lock(target.name) as lock:
+        from qlm_kernel.healing.recovery import recover_locked
+
+        recover_locked(target.name)  # a heal of this strategy killed mid-way: roll it back first
+        code, sha = files.read_state(target)
+        original = files.record_original(target, code)
+        loop = _start(target, frame, dataset_name, kwargs, model=model, model_name=model_name,
+                        original=original, code=code, sha=sha, attempts=attempts,
+                        options={"time_limit": limit, "require_trades": bool(require_trades),
+                                 "record": record, "source": source})
+        lock.describe(loop.report.session_id)
+        return _drive(loop)
+
+
+def _start(target: files.HealTarget, frame: pd.DataFrame, dataset_name: str | None, kwargs: dict[str, Any], *,
+           model: Model | None, model_name: str | None, original: dict[str, Any], code: str, sha: str,
+           attempts: int, options: dict[str, Any]) -> _HealLoop:
+    """The loop of a new session (its report inside), the session stored and announced."""
     report = HealReport(
         session_id=None,
         strategy=target.name,
@@ -98,39 +133,38 @@ def heal(
         final_version=original["version"],
         final_version_id=original["id"],
     )
-    loop = _HealLoop(
-        report,
-        target,
-        frame,
-        dataset_name,
-        kwargs,
-        model=model,
-        original=original,
-        code=code,
-        options={
-            "time_limit": limit,
-            "require_trades": bool(require_trades),
-            "record": record,
-            "source": source,
-        },
-    )
+    loop = _HealLoop(report, target, frame, dataset_name, kwargs, model=model, original=original, code=code,
+                     options=options, file_sha=sha)
     loop.recorder.start(
         {
             "params_and_settings": kwargs,
             "dataset": dataset_name,
             "bars": len(frame),
-            "time_limit": limit,
-            "require_trades": bool(require_trades),
-            "source": source,
+            "time_limit": options["time_limit"],
+            "require_trades": options["require_trades"],
+            "source": options["source"],
+            "owner": owner_info(),  # which process runs it: crash recovery checks it is gone
+            "original_sha256": sha,
         }
     )
+    return loop
+
+
+def _drive(loop: _HealLoop) -> HealReport:
+    """Run the loop; record whatever it raises (see `heal`), re-raising only the user's interrupt."""
+    report = loop.report
     try:
         loop.run()
     except BaseException as exc:
-        report.status = "error"
-        loop.rollback_after_crash(exc)
-        loop.recorder.finish(error=exc)
-        raise
+        if propagates(exc):
+            report.status = "error"
+            loop.rollback_after_crash(exc)
+            loop.recorder.finish(error=exc)
+            raise
+        err = as_error(exc, loop.target.path)
+        loop.end_with_error(err)
+        loop.recorder.finish(error=err)
+        return report
     loop.recorder.finish()
     return report
 
@@ -150,6 +184,7 @@ class _HealLoop:
         original: dict[str, Any],
         code: str,
         options: dict[str, Any],
+        file_sha: str | None = None,
     ) -> None:
         self.report = report
         self.recorder = HealRecorder(report)
@@ -164,6 +199,8 @@ class _HealLoop:
         self.classes = class_names(code)
         self.options = options
         self.changed = False
+        self.file_sha = file_sha  # what the file held when the heal last read or wrote it (CAS)
+        self.rollback_failed = False
 
     # -- the loop -----------------------------------------------------------------------------------
 
@@ -257,7 +294,9 @@ class _HealLoop:
             reply = normalize_reply(raw)
         except QLMError as err:
             return None, self._reply_failed(attempt, started, err.to_dict())
-        except Exception as exc:  # the user's model client failed: an attempt used, not a crash
+        except BaseException as exc:  # the user's model client failed: an attempt used, not a crash
+            if propagates(exc):  # Ctrl-C while waiting for the model
+                raise
             record = {
                 "type": type(exc).__name__,
                 "code": "MODEL_ERROR",
@@ -283,7 +322,8 @@ class _HealLoop:
                 file_name=self.target.file_name,
                 max_bytes=_max_bytes(),
             )
-        except QLMError as err:
+        except Exception as exc:  # a QLMError refusal; a bug or resource error checking a reply also refuses
+            err = as_error(exc)
             record = err.to_dict()
             self.recorder.step(
                 "refused",
@@ -318,9 +358,17 @@ class _HealLoop:
 
     def _save(self, attempt: int, candidate: str) -> None:
         started = time.time()
-        saved = files.save_version(self.target, candidate, f"heal {self.report.session_id} attempt {attempt}")
+        try:
+            saved = files.save_version(self.target, candidate,
+                                       f"heal {self.report.session_id} attempt {attempt}",
+                                       expected_sha256=self.file_sha)
+        except QLMError as err:  # FILE_CHANGED (the code is stored, the user's file kept), a store failure
+            self.recorder.step("patch", attempt, started, ok=False, version_id=err.context.get("version_id"),
+                               data={"error": err.to_dict(), "version": err.context.get("version"),
+                                     "version_id": err.context.get("version_id"), "written": False})
+            raise
         diff = make_diff(self.code, candidate, self.target.file_name)
-        self.changed = True
+        self.changed, self.file_sha = True, saved["sha256"]
         self.code, self.version = candidate, saved
         self.report.final_version, self.report.final_version_id = saved["version"], saved["id"]
         self.recorder.step(
@@ -340,16 +388,25 @@ class _HealLoop:
     # -- ending -------------------------------------------------------------------------------------
 
     def rollback(self) -> None:
-        """Write the original code back as a new version (only if the file was changed)."""
-        if not self.changed:
+        """Write the original code back as a new version (only if the file was changed, and only if it
+        still holds the heal's last write: a file saved by someone else is left as it is)."""
+        if not self.changed or self.rollback_failed:
             return
         started = time.time()
         back = self.original["version"]
-        restored = files.restore(
-            self.target, self.original, f"heal {self.report.session_id}: not healed, restore version {back}"
-        )
+        try:
+            restored = files.restore(self.target, self.original,
+                                     f"heal {self.report.session_id}: not healed, restore version {back}",
+                                     expected_sha256=self.file_sha)
+        except QLMError as err:
+            self.rollback_failed = True
+            self.recorder.step("rollback", self.report.attempts, started, ok=False,
+                               data={"error": err.to_dict(), "restored_from": back, "restored": False,
+                                     "left_as_is": err.code == "FILE_CHANGED"})
+            raise
         diff = make_diff(self.code, self.original["code"], self.target.file_name)
         self.code, self.version, self.changed = self.original["code"], restored, False
+        self.file_sha = restored["sha256"]
         self.report.final_version, self.report.final_version_id = restored["version"], restored["id"]
         self.recorder.step(
             "rollback",
@@ -365,23 +422,33 @@ class _HealLoop:
             },
         )
 
-    def rollback_after_crash(self, exc: BaseException) -> None:
-        """On an unexpected exception: restore if needed, record it, never mask the original error."""
+    def end_with_error(self, err: QLMError) -> None:
+        """Stop the heal on an error: roll back (if the file allows), record it, status "error"."""
+        rep = self.report
+        rep.status, rep.healed, rep.error = "error", False, err.to_dict()
+        data: dict[str, Any] = {"status": "error", "healed": False, "attempts": rep.attempts,
+                                "error": rep.error, "original_version": rep.original_version}
         try:
             self.rollback()
-            self.recorder.step(
-                "finished",
-                self.report.attempts,
-                time.time(),
-                ok=False,
-                data={
-                    "status": "error",
-                    "healed": False,
-                    "error": {"type": type(exc).__name__, "message": str(exc)},
-                },
-            )
-        except Exception as second:  # pragma: no cover - reported on the original exception
+        except BaseException as second:
+            if propagates(second):
+                raise
+            data["rollback_error"] = as_error(second).to_dict()
+        data["final_version"] = rep.final_version
+        self.recorder.step("finished", rep.attempts, time.time(), ok=False, data=data)
+
+    def rollback_after_crash(self, exc: BaseException) -> None:
+        """On the user's interrupt: restore if needed, record it, never mask the original error."""
+        error = {"type": type(exc).__name__, "code": "INTERRUPTED", "message": str(exc)}
+        data: dict[str, Any] = {"status": "error", "healed": False, "interrupted": True, "error": error}
+        self.report.error = data["error"]
+        try:
+            self.rollback()
+        except Exception as second:  # reported on the original exception and in the step
+            data["rollback_error"] = as_error(second).to_dict()
             exc.add_note(f"qlm heal: restoring the original version also failed: {second}")
+        data["final_version"] = self.report.final_version
+        self.recorder.step("finished", self.report.attempts, time.time(), ok=False, data=data)
 
     def _finish(self, status: str, *, healed: bool, stats: dict[str, Any] | None = None) -> None:
         rep = self.report

@@ -59,7 +59,7 @@ def class_names(code: str) -> list[str]:
     """Names of the classes in ``code`` that look like strategies (parsed, else found by pattern)."""
     try:
         tree = ast.parse(code)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
         return re.findall(r"^class\s+([A-Za-z_]\w*)\s*\([^)]*Strategy", code, flags=re.MULTILINE)
     return [node.name for node in tree.body if isinstance(node, ast.ClassDef) and _is_strategy(node)]
 
@@ -76,9 +76,10 @@ def check_candidate(code: str, *, current: str, expected_classes: list[str], fil
     _check_file_marker(code, file_name)
     try:
         tree = ast.parse(code, filename=file_name)
-    except (SyntaxError, ValueError) as exc:
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:  # the last two: absurd nesting
         line = getattr(exc, "lineno", None)
-        raise _refused("NOT_PARSEABLE", f"the patched file does not parse: {getattr(exc, 'msg', exc)}", line,
+        raise _refused("NOT_PARSEABLE", "the patched file does not parse: "
+                       + (getattr(exc, "msg", None) or str(exc) or "nested too deeply"), line,
                        "send complete, valid Python (the whole file, not a fragment or prose)") from None
     for node in ast.walk(tree):
         _check_node(node)

@@ -17,7 +17,9 @@ from typing import Any
 
 import pandas as pd
 
+from qlm_kernel.errors import QLMError
 from qlm_kernel.healing import target as files
+from qlm_kernel.healing.guard import HealControl, as_error, propagates
 from qlm_kernel.healing.loop import _check_attempts, _HealLoop
 from qlm_kernel.healing.policy import class_names
 from qlm_kernel.healing.report import HealReport
@@ -25,9 +27,9 @@ from qlm_kernel.healing.runner import RunOutcome
 from qlm_kernel.strategy.timelimit import check_limit
 
 
-class _NeedReply(BaseException):
-    """Raised out of the dry loop when it asks for a reply it does not have yet (not an Exception, so
-    the loop's model-failure handling does not swallow it)."""
+class _NeedReply(HealControl):
+    """Raised out of the dry loop when it asks for a reply it does not have yet (flow control, so the
+    loop's model-failure handling does not swallow it)."""
 
     def __init__(self, prompt: str) -> None:
         super().__init__("the next reply is needed")
@@ -117,6 +119,12 @@ def next_prompt(strategy: Any, frame: pd.DataFrame, replies: list[Any], *, datas
             loop.run()
         except _NeedReply as need:
             return need.prompt
+        except QLMError:
+            raise
+        except BaseException as exc:  # never a raw exception out of the plan: the user's Ctrl-C only
+            if propagates(exc):
+                raise
+            raise as_error(exc, scratch.path) from exc
         return None
     finally:
         shutil.rmtree(scratch_dir, ignore_errors=True)

@@ -45,7 +45,8 @@ class HealReport:
     ``healed``: the strategy passes at the end (True also when it passed from the start, status
     "passed"). ``status``: passed | healed | not_healed (rolled back) | diagnosed (no model) | error.
     ``attempts``: model attempts used. ``original_version`` / ``final_version``: version numbers in
-    the store (``*_version_id`` their ids); ``diagnosis``: the first failure's trace.
+    the store (``*_version_id`` their ids); ``diagnosis``: the first failure's trace; ``error``: with
+    status "error", the `QLMError` record that stopped the heal (e.g. ``FILE_CHANGED``, ``INTERNAL``).
     """
 
     session_id: str | None
@@ -64,6 +65,7 @@ class HealReport:
     diagnosis: dict[str, Any] | None = None
     final_stats: dict[str, Any] | None = None
     record_error: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
 
     def steps_of(self, kind: str) -> list[HealStep]:
         """The steps of one kind, in order (e.g. ``rep.steps_of("patch")``)."""
@@ -78,7 +80,7 @@ class HealReport:
             "original_version": self.original_version, "original_version_id": self.original_version_id,
             "final_version": self.final_version, "final_version_id": self.final_version_id,
             "diagnosis": self.diagnosis, "final_stats": self.final_stats, "record_error": self.record_error,
-            "steps": [s.to_dict() for s in self.steps],
+            "error": self.error, "steps": [s.to_dict() for s in self.steps],
         }, nonfinite="text")
 
     def __repr__(self) -> str:
@@ -88,6 +90,9 @@ class HealReport:
 
     def _repr_html_(self) -> str:
         colour = "#1a7f37" if self.healed else "#cf222e"
+        err = self.error or {}
+        error = (f" &mdash; {html.escape(str(err.get('code')))}: {html.escape(str(err.get('message')))}"
+                 if err else "")
         rows = "".join(
             f"<tr><td>{s.index}</td><td>{s.attempt}</td><td>{s.kind}</td>"
             f"<td>{'' if s.ok is None else ('ok' if s.ok else 'failed')}</td>"
@@ -95,7 +100,7 @@ class HealReport:
             for s in self.steps)
         return (f"<div><b>heal {html.escape(self.strategy)}</b>: "
                 f"<span style='color:{colour}'>{html.escape(self.status)}</span> after {self.attempts} "
-                f"attempt(s); version {self.original_version} &rarr; {self.final_version}"
+                f"attempt(s); version {self.original_version} &rarr; {self.final_version}{error}"
                 "<table><tr><th>#</th><th>attempt</th><th>step</th><th>result</th><th>time</th>"
                 f"<th>detail</th></tr>{rows}</table></div>")
 

@@ -10,13 +10,13 @@ same store under its stem, and replaced atomically. Nothing else is ever written
 
 from __future__ import annotations
 
+import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qlm_kernel.errors import ConfigError, SecurityError
+from qlm_kernel.errors import ConfigError, QLMSystemError, SecurityError, StrategyError
 from qlm_kernel.workspace import strategies as ws
 
 
@@ -68,8 +68,23 @@ def _workspace_target(name: str) -> HealTarget:
 
 
 def read_code(target: HealTarget) -> str:
-    """The file's current text."""
-    return target.path.read_text(encoding="utf-8")
+    """The file's current text (newlines normalized, as Python reads source)."""
+    return read_state(target)[0]
+
+
+def read_state(target: HealTarget) -> tuple[str, str]:
+    """The file's current text and the sha256 of its bytes (what a later write compares against)."""
+    try:
+        data = target.path.read_bytes()
+    except OSError as exc:
+        raise QLMSystemError(f"cannot read {target.path}: {exc}", code="FILE_UNREADABLE",
+                             path=str(target.path), hint="check the file exists and can be read") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StrategyError(f"{target.file_name} is not UTF-8 text", code="BAD_ENCODING",
+                            path=str(target.path), hint="save the strategy file as UTF-8") from exc
+    return text.replace("\r\n", "\n").replace("\r", "\n"), hashlib.sha256(data).hexdigest()
 
 
 def record_original(target: HealTarget, code: str) -> dict[str, Any]:
@@ -79,37 +94,32 @@ def record_original(target: HealTarget, code: str) -> dict[str, Any]:
     return default_store().ensure_strategy_version(target.name, code, "user", "before heal")
 
 
-def save_version(target: HealTarget, code: str, message: str) -> dict[str, Any]:
-    """Write ``code`` as a new "healer" version, then to the file; returns {id, version, sha256}."""
+def save_version(target: HealTarget, code: str, message: str, *,
+                 expected_sha256: str | None = None) -> dict[str, Any]:
+    """Write ``code`` as a new "healer" version, then to the file; returns {id, version, sha256}.
+
+    ``expected_sha256``: what the file must still hold (the heal's last read or write); otherwise the
+    version stays stored but the file is left as it is (`StrategyError` ``FILE_CHANGED``).
+    """
     if target.in_workspace:
-        record = ws.write_strategy(target.file_name, code, author="healer", message=message)
+        record = ws.write_strategy(target.file_name, code, author="healer", message=message,
+                                   expected_sha256=expected_sha256)
         return {"id": record["version_id"], "version": record["version"], "sha256": record["sha256"]}
     from qlm_kernel.store import default_store
 
     version = default_store().save_strategy_version(target.name, code, "healer", message)
-    _replace_file(target.path, code)
+    ws.replace_file(target.path, code.encode("utf-8"), expected_sha256=expected_sha256,
+                    version=version["version"], version_id=version["id"])
     return {"id": version["id"], "version": version["version"], "sha256": version["sha256"]}
 
 
-def restore(target: HealTarget, original: dict[str, Any], message: str) -> dict[str, Any]:
-    """Put the original version's code back (as a new "healer" version: history only grows)."""
+def restore(target: HealTarget, original: dict[str, Any], message: str, *,
+            expected_sha256: str | None = None) -> dict[str, Any]:
+    """Put the original version's code back (as a new "healer" version: history only grows), only if
+    the file still holds ``expected_sha256`` (checked before anything is stored, and again at the write)."""
+    ws.check_unchanged(target.path, expected_sha256)
     if target.in_workspace:
         record = ws.restore_strategy_version(target.file_name, original["version"], author="healer",
-                                             message=message)
+                                             message=message, expected_sha256=expected_sha256)
         return {"id": record["version_id"], "version": record["version"], "sha256": record["sha256"]}
-    return save_version(target, original["code"], message)
-
-
-def _replace_file(path: Path, code: str) -> None:
-    """Atomically replace an explicitly named file outside the workspace (temp file + os.replace)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(code)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, path.stat().st_mode & 0o777)  # keep the file's permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return save_version(target, original["code"], message, expected_sha256=expected_sha256)
