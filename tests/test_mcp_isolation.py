@@ -189,3 +189,39 @@ def test_a_strategy_reads_no_secret_and_a_huge_grid_is_refused_at_once(cases: Pa
     assert refusal["code"] == "LIMIT_EXCEEDED" and "1,000,014,129" in refusal["message"]
     assert "QLM_MCP_MAX_TRIALS" in refusal["hint"]
     assert seconds < 1.0
+
+
+def test_cancelling_a_request_kills_its_worker_at_once_and_cancels_its_job(cases: Path) -> None:
+    """The issue's case: the job has reported no progress (its first batch never ends) when the client
+    cancels; the worker is killed at once and the job is closed, not left running 0/3."""
+
+    async def go() -> tuple[float, dict[str, Any], int]:
+        async with connect("http", cases) as client:
+            await settled(client)
+            arguments = {"strategy": "numba_loop.py", "space": {"fast": [5, 10, 20]}, "sample": SAMPLE,
+                         "time_limit": 120}
+            call = asyncio.ensure_future(client.call_tool("optimize_parameters", arguments))
+            jobs: list[dict[str, Any]] = []
+            for _ in range(400):
+                jobs = structured(await client.call_tool("list_jobs", {"status": "running"}))["jobs"]
+                if jobs:
+                    break
+                await asyncio.sleep(0.05)
+            state = await status(client)
+            [pid] = [w["pid"] for w in state["workers"]["strategy"]["workers"] if w["state"] == "busy"]
+            started = time.perf_counter()
+            call.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await call
+            while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                if time.perf_counter() - started > 10:
+                    break
+                await asyncio.sleep(0.01)
+            killed_after = time.perf_counter() - started
+            job = structured(await client.call_tool("get_job", {"job_id": jobs[0]["id"]}))
+            return killed_after, job, jobs[0]["done"]
+
+    killed_after, job, done_before = asyncio.run(go())
+    assert done_before == 0  # no progress was ever reported
+    assert killed_after < 1.0
+    assert job["status"] == "cancelled"

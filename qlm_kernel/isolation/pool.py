@@ -168,10 +168,11 @@ class WorkerPool:
     """Up to ``size`` worker processes; `call` runs ``module:function(**kwargs)`` in one of them."""
 
     def __init__(self, size: int | None = None, *, memory_bytes: Callable[[], int | None] | None = None,
-                 on_lost: LostHook | None = None) -> None:
+                 on_lost: LostHook | None = None, on_killing: LostHook | None = None) -> None:
         self.size = max(1, int(size or os.environ.get(ENV_WORKERS) or os.cpu_count() or 1))
         self._memory_bytes = memory_bytes
         self.on_lost = on_lost
+        self.on_killing = on_killing
         self._cond = threading.Condition()
         self._idle: list[Worker] = []
         self._busy: dict[int, Worker] = {}
@@ -285,7 +286,11 @@ class WorkerPool:
             self._cond.notify_all()
 
     def _discard(self, worker: Worker, reason: str | None) -> None:
-        """Kill ``worker``, tell `on_lost` (when the call it ran was cut short), start a replacement."""
+        """Kill ``worker``, tell `on_killing` before and `on_lost` after (when the call it ran was cut
+        short), start a replacement."""
+        if reason is not None and self.on_killing is not None:
+            with contextlib.suppress(Exception):
+                self.on_killing(worker.pid, reason)
         worker.kill()
         with self._cond:
             self._busy.pop(worker.pid, None)
@@ -449,9 +454,9 @@ _pools: dict[str, WorkerPool] = {}
 _pools_lock = threading.Lock()
 
 
-def default_pool(on_lost: LostHook | None = None, *, name: str = "strategy",
-                 size: int | None = None) -> WorkerPool:
-    """This process's pool called ``name`` (created on first use; ``on_lost`` and ``size`` count then only).
+def default_pool(on_lost: LostHook | None = None, *, name: str = "strategy", size: int | None = None,
+                 on_killing: LostHook | None = None) -> WorkerPool:
+    """This process's pool called ``name`` (created on first use; the hooks and ``size`` count then only).
 
     ``strategy`` (the default) serves short calls and is sized by `ENV_WORKERS` or the cores; other
     names (``paper``: one long call per paper session) are separate so that long sessions never take
@@ -463,7 +468,7 @@ def default_pool(on_lost: LostHook | None = None, *, name: str = "strategy",
             from qlm_kernel.data.memory import memory_budget
 
             pool = WorkerPool(size, memory_bytes=lambda: int(memory_budget()["budget"] or 0) or None,
-                              on_lost=on_lost)
+                              on_lost=on_lost, on_killing=on_killing)
             _pools[name] = pool
         return pool
 

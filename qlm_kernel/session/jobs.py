@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -42,6 +43,21 @@ STALE_SECONDS = STALE_AFTER_S
 is flagged ``stale`` and reaped as ``abandoned``; live jobs beat every few seconds."""
 MAX_TRIALS_SHOWN = 100
 _log = logging.getLogger(__name__)
+_expected_ends: dict[int, str] = {}
+_expected_lock = threading.Lock()
+
+
+def expect_end(pid: int, status: str) -> None:
+    """Say, before killing process ``pid``, how its jobs end (``cancelled`` for a cancelled request):
+    a reader that finds them orphaned between the kill and `reap_jobs` closes them so, not abandoned."""
+    with _expected_lock:
+        _expected_ends[int(pid)] = status
+
+
+def _take_expected(pids: Iterable[int] | None) -> dict[int, str]:
+    with _expected_lock:
+        chosen = list(_expected_ends) if pids is None else [p for p in pids if p in _expected_ends]
+        return {pid: _expected_ends.pop(pid) for pid in chosen}
 
 
 def not_found(what: str, ident: Any, hint: str, **context: Any) -> ConfigError:
@@ -213,8 +229,13 @@ def reap_jobs(
             value=status,
         )
     pids = None if owner_pids is None else [int(pid) for pid in owner_pids]
+    expected = _take_expected(pids)
     with stores.writing(home) as store:
-        reaped = [] if store is None else store.reap_jobs(pids, status=status, stale_after=stale_after)
+        reaped = []
+        if store is not None:
+            for pid, ending in expected.items():  # killed on purpose: closed as the killer said
+                reaped += store.reap_jobs([pid], status=ending if pids is None else status)
+            reaped += store.reap_jobs(pids, status=status, stale_after=stale_after)
     for job in reaped:
         publish("job.cancelled" if job["status"] == "cancelled" else "job.failed", reaped_payload(job))
     return [job["id"] for job in reaped]

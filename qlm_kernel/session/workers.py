@@ -13,16 +13,30 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from qlm_kernel.isolation import default_pool, existing_pool
+from qlm_kernel.isolation import WorkerPool, default_pool, existing_pool
+
+
+def _ending(reason: str) -> str:
+    return "cancelled" if reason == "cancelled" else "abandoned"
+
+
+def _closing_jobs_of(pid: int, reason: str) -> None:
+    """The pool's `on_killing` hook, before the kill: how the worker's jobs will end."""
+    from qlm_kernel.session.jobs import expect_end
+
+    expect_end(pid, _ending(reason))
 
 
 def _close_jobs_of(pid: int, reason: str) -> None:
     """The pool's `on_lost` hook: jobs owned by the lost worker stop being ``running``."""
-    from qlm_kernel.session import jobs
+    from qlm_kernel.session.jobs import reap_jobs
 
-    reap = getattr(jobs, "reap_jobs", None)
-    if reap is not None:
-        reap([pid], status="cancelled" if reason == "cancelled" else "abandoned")
+    reap_jobs([pid], status=_ending(reason))
+
+
+def _pool(name: str = "strategy", size: int | None = None) -> WorkerPool:
+    """The pool ``name`` with this layer's hooks (the jobs of a killed worker are closed)."""
+    return default_pool(on_lost=_close_jobs_of, on_killing=_closing_jobs_of, name=name, size=size)
 
 
 def run_isolated(
@@ -41,7 +55,7 @@ def run_isolated(
     ``cancel`` is set (CANCELLED); BUSY at once when every worker is taken. ``pool`` names the pool
     (``paper`` for sessions, sized ``pool_size`` when first made); ``options`` go to `WorkerPool.call`
     (``stall``, ``started``)."""
-    workers = default_pool(on_lost=_close_jobs_of, name=pool, size=pool_size)
+    workers = _pool(pool, pool_size)
     return workers.call(target, kwargs, time_limit=time_limit, progress=progress, cancel=cancel, what=what,
                         **options)
 
@@ -49,8 +63,8 @@ def run_isolated(
 def warm_workers(paper_sessions: int | None = None) -> None:
     """Start the strategy pool's workers and one paper-session worker in the background (a server calls
     this when it starts), so the first request does not pay a worker's start-up (about a second)."""
-    default_pool(on_lost=_close_jobs_of).warm()
-    default_pool(on_lost=_close_jobs_of, name="paper", size=paper_sessions).warm(1)
+    _pool().warm()
+    _pool("paper", paper_sessions).warm(1)
 
 
 def workers_status() -> dict[str, Any]:
