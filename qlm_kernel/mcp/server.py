@@ -16,6 +16,7 @@ No ``from __future__ import annotations`` here: the SDK reads these signatures' 
 """
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import itertools
@@ -36,6 +37,7 @@ from qlm_kernel.events.topics import MCP_TOOL_CALLED, MCP_TOOL_FAILED, MCP_TOOL_
 from qlm_kernel.jsonsafe import json_safe
 from qlm_kernel.mcp import schemas, tools
 from qlm_kernel.mcp.clients import ClientTracker
+from qlm_kernel.session import recover_interrupted_heals
 from qlm_kernel.session.jobs import not_found
 from qlm_kernel.session.limits import MCP
 from qlm_kernel.session.workers import run_isolated, warm_workers
@@ -175,6 +177,8 @@ def build_server(
     _add_resources(server)
     _add_prompts(server)
     warm_workers(MCP.max_paper_sessions)  # in the background: the first tool call finds a worker ready
+    with contextlib.suppress(QLMError):  # a heal cut short by a crash is rolled back before serving
+        recover_interrupted_heals()
     return server
 
 

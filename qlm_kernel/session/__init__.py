@@ -5,8 +5,10 @@ server extension). Each user operation is written once here; the skins parse inp
 - optimization jobs: `optimize` (also ``optimize.cancel|status|list|resume``), `get_job`, `list_jobs`,
   `cancel_job`, `resume_job`
 - checks: `sanity_check` (lookahead, white_noise, walk_forward, pbo, deflated_sharpe)
-- healing: `heal`; paper trading: `start_paper_session`, `paper_session_status`, `stop_paper_session`,
-  `list_paper_sessions`
+- healing: `heal`, `recover_interrupted_heals` (at start: heals whose process died are rolled back);
+  jobs whose owner died: `reap_jobs`; store retention: `prune_store`
+- paper trading: `start_paper_session` (in a thread) / `start_isolated_paper_session` (in a worker),
+  `paper_session_status`, `stop_paper_session`, `list_paper_sessions`
 - data: `list_datasets`, `import_dataset`, `resolve_data`; strategy files: `qlm_kernel.session.strategies`
 - `system_status`; front-end caps: `qlm_kernel.session.limits`; worker processes for code the user did
   not write: `qlm_kernel.session.workers` (`run_isolated`, `warm_workers`, `workers_status`)
@@ -14,13 +16,13 @@ server extension). Each user operation is written once here; the skins parse inp
 
 from __future__ import annotations
 
-from qlm_kernel.healing import HEAL_SYSTEM_PROMPT, heal
+from qlm_kernel.healing import HEAL_SYSTEM_PROMPT, heal, recover_interrupted_heals
 from qlm_kernel.healing.preview import next_prompt as heal_next_prompt
 from qlm_kernel.session import history, strategies, workers
 from qlm_kernel.session.backtest import backtest, run_backtest
 from qlm_kernel.session.checks import CHECKS, sanity_check
 from qlm_kernel.session.datasets import analyze_market, import_dataset, list_datasets
-from qlm_kernel.session.jobs import cancel_job, get_job, job_view, list_jobs, not_found
+from qlm_kernel.session.jobs import cancel_job, get_job, job_view, list_jobs, not_found, reap_jobs
 from qlm_kernel.session.limits import MCP, USER, Limits
 from qlm_kernel.session.optimize import optimize, resume_job
 from qlm_kernel.session.paper import (
@@ -31,6 +33,7 @@ from qlm_kernel.session.paper import (
     start_paper_session,
     stop_paper_session,
 )
+from qlm_kernel.session.retention import prune_store
 from qlm_kernel.session.runs import get_run, list_runs
 from qlm_kernel.session.spec import DataSource, RunSpec, check_settings
 from qlm_kernel.session.system import system_status
@@ -72,7 +75,10 @@ __all__ = [
     "not_found",
     "optimize",
     "paper_session_status",
+    "prune_store",
+    "reap_jobs",
     "recording_enabled",
+    "recover_interrupted_heals",
     "resolve_data",
     "resume_job",
     "run_backtest",

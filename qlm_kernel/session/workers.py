@@ -9,10 +9,12 @@ The notebook path (`qlm.backtest`, `qlm.optimize`) stays in the kernel unless as
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from qlm_kernel.errors import QLMError
 from qlm_kernel.isolation import WorkerPool, default_pool, existing_pool
 
 
@@ -28,10 +30,14 @@ def _closing_jobs_of(pid: int, reason: str) -> None:
 
 
 def _close_jobs_of(pid: int, reason: str) -> None:
-    """The pool's `on_lost` hook: jobs owned by the lost worker stop being ``running``."""
+    """The pool's `on_lost` hook: jobs owned by the lost worker stop being ``running``, and a heal it
+    was running is rolled back (the file gets its version from before the heal back, if unchanged)."""
+    from qlm_kernel.healing import recover_interrupted_heals
     from qlm_kernel.session.jobs import reap_jobs
 
     reap_jobs([pid], status=_ending(reason))
+    with contextlib.suppress(QLMError):
+        recover_interrupted_heals()
 
 
 def _pool(name: str = "strategy", size: int | None = None) -> WorkerPool:

@@ -29,6 +29,14 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     configured = serverapp.config.get("QLMJupyterLab", {}).get("qlm_home")
     workspace = Workspace.from_server(getattr(serverapp, "root_dir", None), configured)
     setup(serverapp.web_app, workspace)
+    try:  # a heal cut short by a crash is rolled back (its file restored if nobody edited it since)
+        from qlm_kernel.session import recover_interrupted_heals
+
+        recovered = recover_interrupted_heals(home=workspace.home)
+        if recovered:
+            serverapp.log.info("QLM extension: rolled back %d interrupted heal(s)", len(recovered))
+    except Exception as exc:
+        serverapp.log.warning("QLM extension: interrupted heals not checked: %s", exc)
     serverapp.log.info("QLM extension: workspace %s (database %s)", workspace.home,
                        "found" if workspace.db_path.is_file() else "not created yet")
 
