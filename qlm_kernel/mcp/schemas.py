@@ -80,7 +80,7 @@ class OptimizeOutput(Output):
 class JobView(Output):
     id: str
     kind: str | None = None
-    status: str = Field(description="pending | running | done | failed | cancelled")
+    status: str = Field(description="pending | running | done | failed | cancelled | abandoned")
     done: int
     total: int | None = None
     progress: float = Field(description="fraction done, 0..1")

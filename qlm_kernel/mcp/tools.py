@@ -323,7 +323,9 @@ def cancel_job(job_id: Annotated[str, Field(description="the job to stop")]) -> 
 
 
 def list_jobs(
-    status: Annotated[str | None, Field(description="pending | running | done | failed | cancelled")] = None,
+    status: Annotated[
+        str | None, Field(description="pending | running | done | failed | cancelled | abandoned")
+    ] = None,
     limit: Limit = 20,
 ) -> schemas.JobList:
     """The newest jobs with status and progress."""
