@@ -284,7 +284,8 @@ class DataManager:
                  "volume_missing": meta.get("volume_missing", False),
                  "synthetic": meta.get("synthetic", False), "repairs": meta.get("repairs", [])}
         mapped = self._load_mapped(name, int(meta.get("rows", -1)))
-        if mapped is not None:
+        if mapped is not None:  # file-backed pages, read as touched: the budget must hold one copy
+            check_memory(estimate_rows_bytes(int(meta["rows"]), copies=1), what=f"loading dataset {name!r}")
             return build_frame(*mapped, attrs)
         target = self.path(name)
         pf = pq.ParquetFile(target)
