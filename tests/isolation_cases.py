@@ -97,6 +97,29 @@ class Hog(Strategy):
         return Signals(entry_long=data["close"].values > block[0])
 '''
 
+NUMBA_CACHED = '''
+import numba
+import numpy as np
+
+from qlm_kernel import Param, Signals, Strategy
+
+
+@numba.njit(cache=True)
+def rising(x, k):
+    out = np.zeros(x.shape[0], dtype=np.bool_)
+    for i in range(k, x.shape[0]):
+        out[i] = x[i] > x[i - k]
+    return out
+
+
+class Cached(Strategy):
+    k = Param(5, min=1, max=50)
+
+    def signals(self, data):
+        up = rising(data["close"].to_numpy(), self.k)
+        return Signals(entry_long=up, exit_long=~up)
+'''
+
 CASES = {
     "py_loop.py": PY_LOOP,
     "numba_loop.py": NUMBA_LOOP,
@@ -104,6 +127,7 @@ CASES = {
     "secret_reader.py": SECRET_READER,
     "segfault.py": SEGFAULT,
     "memory_hog.py": MEMORY_HOG,
+    "numba_cached.py": NUMBA_CACHED,
 }
 
 

@@ -99,6 +99,20 @@ def test_an_endless_loop_is_killed_at_its_limit_and_the_worker_replaced(cases: P
     assert worker_pids(pool) != [pid]
 
 
+def test_a_numba_cache_written_by_one_worker_loads_in_the_next(cases: Path) -> None:
+    """``@njit(cache=True)`` in a strategy file: the second process loads the first one's cache (the
+    strategy module has the same importable name in every process) instead of failing."""
+    results = []
+    for _ in range(2):  # two fresh workers, one after the other
+        pool = WorkerPool(1)
+        try:
+            results.append(pool.call(BACKTEST, backtest_args("numba_cached.py"), time_limit=120).stats)
+        finally:
+            pool.shutdown()
+    assert results[0]["total_return"] == results[1]["total_return"]
+    assert list((cases / "strategies" / "__pycache__").glob("numba_cached*.nbi"))
+
+
 def test_a_crash_in_compiled_code_is_worker_died_and_the_pool_goes_on(cases: Path, pool) -> None:
     err, _ = failure(pool, "segfault.py", 60)
     assert err.code == "WORKER_DIED" and "SIGSEGV" in err.message

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import itertools
 import os
 import re
 import sys
@@ -29,8 +28,6 @@ from qlm_kernel.strategy.base import SignalsStrategy, Strategy
 from qlm_kernel.strategy.signals import Signals
 from qlm_kernel.strategy.timelimit import TimeLimitExceeded, current_limit, run_limited
 from qlm_kernel.strategy.trace import user_error
-
-_counter = itertools.count(1)
 
 
 def examples_dir() -> Path:
@@ -211,11 +208,12 @@ def _execute(file: Path, source: str) -> types.ModuleType:
             user_files=[str(file)],
             sources=where,
         ) from exc
-    stem = re.sub(r"\W", "_", file.stem)
-    name = f"qlm_strategy_{stem}_{next(_counter)}"
+    name = module_name(file)
     module = types.ModuleType(name)
     module.__file__ = str(file)
+    previous = sys.modules.get(name)
     sys.modules[name] = module
+    loaded = False
     try:
         run_limited(lambda: exec(code, module.__dict__), current_limit())
     except TimeLimitExceeded as exc:
@@ -237,9 +235,24 @@ def _execute(file: Path, source: str) -> types.ModuleType:
             user_files=[str(file)],
             sources=where,
         ) from exc
+    else:
+        loaded = True
     finally:
-        sys.modules.pop(name, None)
+        if not loaded:  # a failed load leaves the last good one registered
+            if previous is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = previous
     return module
+
+
+def module_name(file: Path) -> str:
+    """The module name a strategy file loads under: the same in every process for the same path, and it
+    stays registered in ``sys.modules`` (latest load wins), so Numba's on-disk cache of a function
+    compiled with ``cache=True`` in one process (a worker) loads in another instead of failing."""
+    stem = re.sub(r"\W", "_", file.stem)
+    digest = hashlib.sha1(str(file.resolve()).encode(), usedforsecurity=False).hexdigest()[:10]
+    return f"qlm_strategy_{stem}_{digest}"
 
 
 def _pick_class(file: Path, classes: list[type[Strategy]], class_name: str | None) -> type[Strategy]:
