@@ -99,6 +99,20 @@ def test_an_endless_loop_is_killed_at_its_limit_and_the_worker_replaced(cases: P
     assert worker_pids(pool) != [pid]
 
 
+def test_a_loop_that_swallows_the_interruption_is_reported_so_and_its_worker_retired(cases: Path,
+                                                                                  pool) -> None:
+    warm(pool)
+    [pid] = worker_pids(pool)
+    started = time.perf_counter()
+    with pytest.raises(QLMError) as caught:  # the strategy's own limit (1 s) inside a 30 s call
+        pool.call(BACKTEST, backtest_args("stubborn_loop.py", time_limit=1.0), time_limit=30)
+    err, seconds = caught.value, time.perf_counter() - started
+    assert err.code == "TIMEOUT" and "could not be interrupted" in err.message
+    assert err.context["interrupted"] is False
+    assert seconds < 1.0 + 1.0
+    assert gone(pid) and pool.status()["retired_dirty"] == 1  # the thread it left died with it
+
+
 def test_a_numba_cache_written_by_one_worker_loads_in_the_next(cases: Path) -> None:
     """``@njit(cache=True)`` in a strategy file: the second process loads the first one's cache (the
     strategy module has the same importable name in every process) instead of failing."""

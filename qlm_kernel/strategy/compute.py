@@ -123,9 +123,13 @@ def _runtime_error(strat: Strategy, data: Any, exc: BaseException) -> StrategyEr
 
 def _timeout_error(strat: Strategy, data: Any, exc: TimeLimitExceeded) -> StrategyError:
     cls = type(strat)
+    what = ("signals() was stopped" if exc.interrupted else
+            "signals() ran past its time limit and could not be interrupted (compiled code holding the "
+            "interpreter, or code that swallows the interruption): in a QLM worker process the worker is "
+            "killed; elsewhere its thread keeps running (use isolate=True)")
     err = user_error(
         TimeoutError(str(exc)),
-        message=f"strategy {cls.name}: signals() was stopped",
+        message=f"strategy {cls.name}: {what}",
         code="TIMEOUT",
         user_files=_user_files(cls),
         sources=_sources(cls),
