@@ -179,3 +179,27 @@ def test_returns_matrix_feeds_pbo_and_plots(grid):
     d = grid.to_dict(include_trials=True)
     json.dumps(d, allow_nan=False)
     assert d["n_trials"] == 12 and d["best_params"] == grid.best_params
+
+
+def test_space_values_are_deduplicated_in_linear_time_keeping_order() -> None:
+    from qlm_kernel.optimization.space import unique_values
+
+    class Counted:
+        """A hashable value counting equality tests (the old list scan made n*(n-1)/2 of them)."""
+
+        comparisons = 0
+
+        def __init__(self, v: int) -> None:
+            self.v = v
+
+        def __hash__(self) -> int:
+            return hash(self.v)
+
+        def __eq__(self, other: object) -> bool:
+            Counted.comparisons += 1
+            return isinstance(other, Counted) and other.v == self.v
+
+    assert unique_values([5, 3, 5, 1, 3, [2], [2], 7]) == [5, 3, 1, [2], 7]
+    values = [Counted(i) for i in range(2000)] * 2
+    assert [c.v for c in unique_values(values)] == list(range(2000))
+    assert Counted.comparisons <= 2 * len(values)  # a constant per value, not ~2,000,000

@@ -61,17 +61,33 @@ def resolve_space(cls: type, space: Mapping[str, Any] | None) -> Space:
             raise OptimizationError(
                 f"space[{name!r}] has no values", hint="give at least one value", code="BAD_SPACE", param=name
             )
-        seen: list[Any] = []
-        for v in grid:  # de-duplicate, keep order
-            if v not in seen:
-                seen.append(v)
-        out[name] = seen
+        out[name] = unique_values(grid)
     if not out:
         raise OptimizationError(
             "nothing to optimize: the space is empty",
             hint="the strategy declares no Params; give space={'name': [values...]}",
             code="BAD_SPACE",
         )
+    return out
+
+
+def unique_values(values: list[Any]) -> list[Any]:
+    """``values`` without repeats, first occurrence kept, in linear time (a set of the hashable ones;
+    unhashable values, rare in a space, are compared one by one). 1 and 1.0 and True count as one, as
+    ``==`` says."""
+    seen: set[Any] = set()
+    others: list[Any] = []
+    out: list[Any] = []
+    for value in values:
+        try:
+            if value in seen:
+                continue
+            seen.add(value)
+        except TypeError:
+            if value in others:
+                continue
+            others.append(value)
+        out.append(value)
     return out
 
 
