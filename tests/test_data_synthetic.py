@@ -179,3 +179,34 @@ def test_real_samples_without_backtesting_say_how_to_install(monkeypatch):
     with pytest.raises(DataError) as info:
         sample_data("goog")
     assert "pip install backtesting" in info.value.hint
+
+
+def test_the_sample_catalogue_matches_the_data_it_describes() -> None:
+    """Each real sample's stated rows, span and bar size are those of backtesting.py's own data."""
+    import backtesting.test as shipped
+
+    from qlm_kernel.data.samples import SAMPLES, sample_catalogue
+
+    bars = {"1 day": pd.Timedelta("1D"), "1 hour": pd.Timedelta("1h")}
+    for kind, attr in (("goog", "GOOG"), ("eurusd", "EURUSD"), ("btcusd", "BTCUSD")):
+        raw, info = getattr(shipped, attr), SAMPLES[kind]
+        assert len(raw) == info["rows"], kind
+        start, end = str(info["span"]).split(" to ")
+        assert raw.index[0].strftime("%Y-%m-%d") == start and raw.index[-1].strftime("%Y-%m-%d") == end
+        steps = raw.index.to_series().diff().dropna()
+        if info["bar"] in bars:
+            assert steps.min() == bars[info["bar"]], kind  # the bar size (gaps: weekends, nights)
+        else:
+            assert set(raw.index.is_month_end) == {True}, kind
+        frame = sample_data(kind, n=len(raw))
+        assert frame.attrs["bar"] == info["bar"] and frame.attrs["licence"].startswith("AGPL-3.0")
+    assert [row["kind"] for row in sample_catalogue()] == ["synthetic", "goog", "eurusd", "btcusd"]
+
+
+def test_qlm_data_list_shows_each_samples_bar_span_and_licence(home, capsys) -> None:
+    from qlm_kernel.cli import main
+
+    assert main(["data", "list"]) == 0
+    text = capsys.readouterr().out
+    assert "bundled samples" in text and "1 month (month-end)" in text and "2012-01-31 to 2024-12-31" in text
+    assert "AGPL-3.0" in text and "Apache-2.0" in text

@@ -85,11 +85,26 @@ def run_list(args: argparse.Namespace) -> int:
 
     listing = list_datasets()
     metas, root = listing["datasets"], listing["root"]
+    samples = listing["samples"]["catalogue"]
     if args.json:
-        output.emit_json({"root": root, "datasets": metas})
-    elif metas:
+        output.emit_json({"root": root, "datasets": metas, "samples": samples})
+        return output.EXIT_OK
+    if metas:
         headers = ("name", "rows", "start", "end", "source")
         output.emit_text(output.table(dataset_rows(metas), headers=headers))
     else:
         output.emit_text(f"no datasets in {root}; add one with: qlm data import FILE")
+    output.emit_text("\nbundled samples (--sample KIND):")
+    output.emit_text(output.table(sample_rows(samples), headers=("kind", "bar", "span", "rows", "source",
+                                                                  "licence")))
     return output.EXIT_OK
+
+
+def sample_rows(samples: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """Table rows (kind, bar, span, rows, source, licence) of the sample catalogue."""
+    return [
+        (str(s["kind"]), str(s["bar"]), str(s["span"]),
+         f"{s['rows']:,}" if isinstance(s["rows"], int) else str(s["rows"]), str(s["source"]),
+         str(s["licence"]))
+        for s in samples
+    ]

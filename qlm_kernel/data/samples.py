@@ -2,9 +2,13 @@
 
 - ``"synthetic"``: the deterministic multi-regime generator (``synthetic.py``), labelled
   ``df.attrs["synthetic"] = True``; any length, any fixed or calendar frequency.
-- ``"goog"`` (daily, 2004-2013), ``"eurusd"`` (hourly, 2017-2018), ``"btcusd"`` (monthly): real data shipped
-  by the optional ``backtesting`` package (``backtesting.test``), converted to the canonical schema and
-  validated; ``n`` keeps the first n rows. Without that package: a DataError saying how to install it.
+- ``"goog"`` (daily, 2004-2013), ``"eurusd"`` (hourly, 2017-2018), ``"btcusd"`` (monthly, 2012-2024): real
+  data shipped by the optional ``backtesting`` package (``backtesting.test``, AGPL-3.0), converted to the
+  canonical schema and validated; ``n`` keeps the first n rows. Without that package: a DataError saying
+  how to install it.
+
+`SAMPLES` says, for each kind, its source, bar size, span, rows and licence (`qlm data list`, the MCP
+``list_datasets`` tool and the README show it); a real sample's frame carries the same in ``attrs``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,33 @@ REAL_SAMPLES = {  # kind -> (attribute of backtesting.test, description)
     "btcusd": ("BTCUSD", "BTCUSD monthly (backtesting.py test data)"),
 }
 SAMPLE_KINDS: tuple[str, ...] = ("synthetic", *REAL_SAMPLES)
+_BACKTESTING_LICENCE = "AGPL-3.0, with backtesting.py"
+SAMPLES: dict[str, dict[str, object]] = {
+    "synthetic": {
+        "source": "QLM generator (regime-switching; same seed, same bars)",
+        "bar": "freq= (1 hour)", "span": "from start= (2020-01-01)",
+        "rows": "n= (100,000)", "licence": "Apache-2.0, part of QLM",
+    },
+    "goog": {
+        "source": "Alphabet (GOOG), backtesting.test.GOOG", "bar": "1 day",
+        "span": "2004-08-19 to 2013-03-01", "rows": 2148, "licence": _BACKTESTING_LICENCE,
+    },
+    "eurusd": {
+        "source": "EUR/USD, backtesting.test.EURUSD", "bar": "1 hour",
+        "span": "2017-04-19 to 2018-02-07", "rows": 5000, "licence": _BACKTESTING_LICENCE,
+    },
+    "btcusd": {
+        "source": "BTC/USD, backtesting.test.BTCUSD", "bar": "1 month (month-end)",
+        "span": "2012-01-31 to 2024-12-31", "rows": 156, "licence": _BACKTESTING_LICENCE,
+    },
+}
+"""Each sample kind's source, bar size, span, rows and licence (the real ones as backtesting.py 0.6 ships
+them; a test checks these figures against the package)."""
+
+
+def sample_catalogue() -> list[dict[str, object]]:
+    """`SAMPLES` as rows with their ``kind``, in `SAMPLE_KINDS` order."""
+    return [{"kind": kind, **SAMPLES[kind]} for kind in SAMPLE_KINDS]
 _MAX_NS = np.iinfo(np.int64).max
 
 
@@ -70,7 +101,8 @@ def _real_sample(kind: str, n: int) -> pd.DataFrame:
                         code="DATA_SAMPLE", value=kind) from None
     raw = getattr(module, attr)
     df = validate_ohlcv(raw.iloc[:n], source=description)
-    df.attrs.update({"synthetic": False, "source": description, "kind": kind})
+    df.attrs.update({"synthetic": False, "source": description, "kind": kind, "bar": SAMPLES[kind]["bar"],
+                     "licence": SAMPLES[kind]["licence"]})
     return df
 
 

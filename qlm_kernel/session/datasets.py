@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from qlm_kernel.data.samples import SAMPLE_KINDS
+from qlm_kernel.data.samples import SAMPLE_KINDS, sample_catalogue
 from qlm_kernel.jsonsafe import json_safe
 from qlm_kernel.session.limits import USER, Limits
 from qlm_kernel.session.spec import DataSource
@@ -13,13 +13,15 @@ from qlm_kernel.workspace.data import SAMPLE_EXAMPLE, SAMPLE_FIELDS, data_manage
 
 
 def list_datasets() -> dict[str, Any]:
-    """``{"root", "datasets": [metadata...], "samples": {"kinds", "fields", "example"}}``."""
+    """``{"root", "datasets": [metadata...], "samples": {"kinds", "catalogue", "fields", "example"}}``; the
+    catalogue gives each sample kind's source, bar size, span, rows and licence."""
     manager = data_manager()
     return {
         "root": str(manager.root),
         "datasets": json_safe(manager.list()),
         "samples": {
             "kinds": list(SAMPLE_KINDS),
+            "catalogue": sample_catalogue(),
             "fields": list(SAMPLE_FIELDS),
             "example": dict(SAMPLE_EXAMPLE),
         },
