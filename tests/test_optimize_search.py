@@ -203,3 +203,24 @@ def test_space_values_are_deduplicated_in_linear_time_keeping_order() -> None:
     values = [Counted(i) for i in range(2000)] * 2
     assert [c.v for c in unique_values(values)] == list(range(2000))
     assert Counted.comparisons <= 2 * len(values)  # a constant per value, not ~2,000,000
+
+
+def test_a_best_result_resting_on_few_trades_is_flagged_everywhere(home) -> None:
+    """The issue's case: the optimizer crowning a 2-trade result without a word."""
+    import qlm_kernel as qlm
+    from qlm_kernel.cli.optimize import human_summary
+    from qlm_kernel.mcp import tools
+
+    sample = {"kind": "synthetic", "n": 400, "seed": 3}
+    few = qlm.optimize("sma_cross", sample=sample, space={"fast": [20, 30], "slow": [150, 200]}, record=False)
+    assert few.best_stats["n_trades"] < 30
+    [warning] = few.warnings
+    assert warning["code"] == "FEW_TRADES" and warning["n_trades"] == few.best_stats["n_trades"]
+    assert few.to_dict()["warnings"] == [warning]
+    assert "FEW_TRADES" not in human_summary(few, 3) and warning["message"] in human_summary(few, 3)
+    assert warning["message"] in few._repr_html_()
+    over_mcp = tools.optimize_parameters("sma_cross", {"fast": [20, 30], "slow": [150, 200]}, sample=sample)
+    assert [w["code"] for w in over_mcp["warnings"]] == ["FEW_TRADES"]
+    many = qlm.optimize("sma_cross", sample={"kind": "synthetic", "n": 20_000, "seed": 3},
+                        space={"fast": [5, 10], "slow": [30, 60]}, record=False)
+    assert many.best_stats["n_trades"] >= 30 and many.warnings == []

@@ -169,6 +169,7 @@ def human_summary(result: Any, top: int) -> str:
         f"best {result.objective} = "
         f"{stat_text(result.objective, result.best_value)} at "
         + ", ".join(f"{k}={v}" for k, v in (result.best_params or {}).items()),
+        *(f"warning: {w['message']}\n  {w['hint']}" for w in result.warnings),
         "",
     ]
     trials = result.trials

@@ -11,6 +11,28 @@ import pandas as pd
 
 from qlm_kernel.formatting import HEADLINE_STATS as KEY_STATS
 
+MIN_TRADES = 30
+"""Fewer trades than this under the selected result earn a FEW_TRADES warning: with n trades a Sharpe
+ratio's standard error is roughly 1/sqrt(n) per trade, so the best of many variants resting on a handful
+of trades is mostly luck (see the deflated Sharpe check)."""
+
+
+def few_trades_warning(n_trades: Any, min_trades: int = MIN_TRADES, what: str = "the best result") -> (
+        dict[str, Any] | None):
+    """A FEW_TRADES warning record when ``n_trades`` is below ``min_trades`` (None otherwise)."""
+    if n_trades is None or not isinstance(n_trades, (int, float)) or n_trades >= min_trades:
+        return None
+    n = int(n_trades)
+    return {
+        "code": "FEW_TRADES",
+        "message": f"{what} rests on {n} trade{'s' if n != 1 else ''} (fewer than {min_trades})",
+        "hint": "a statistic over so few trades is mostly luck, more so when it is the best of many "
+                "variants: widen the data, loosen the entry rule, or require trades with a constraint "
+                "such as 'n_trades>=30'; run the deflated_sharpe and white_noise checks",
+        "n_trades": n,
+        "min_trades": min_trades,
+    }
+
 
 class OptimizationResult:
     """Every trial of one optimization (stored + new on resume) and the best feasible one.
@@ -72,6 +94,13 @@ class OptimizationResult:
     @property
     def best_value(self) -> float | None:
         return self.best_row["objective"] if self.best_row else None
+
+    @property
+    def warnings(self) -> list[dict[str, Any]]:
+        """What to be wary of in the selection (FEW_TRADES: the best rests on < `MIN_TRADES` trades)."""
+        stats = self.best_stats or {}
+        found = few_trades_warning(stats.get("n_trades"))
+        return [found] if found else []
 
     @property
     def best_stats(self) -> dict[str, Any] | None:
@@ -168,6 +197,7 @@ class OptimizationResult:
             "best_params": self.best_params,
             "best_value": _safe(self.best_value),
             "best_stats": self.best_stats,
+            "warnings": self.warnings,
             "space": self.space,
         }
         if include_trials:
@@ -197,7 +227,9 @@ class OptimizationResult:
             else "no feasible trial"
         )
         top = self.trials.sort_values(self.objective, ascending=not self.maximize).head(10)
-        return f"<div>{head}<br>best: {best}{top.to_html(max_rows=10)}</div>"
+        warn = "".join(f"<br><b>warning</b>: {html.escape(w['message'])} — {html.escape(w['hint'])}"
+                       for w in self.warnings)
+        return f"<div>{head}<br>best: {best}{warn}{top.to_html(max_rows=10)}</div>"
 
     def __repr__(self) -> str:
         return (
