@@ -6,6 +6,8 @@ bash scripts/setup.sh
 bash scripts/ensure_chromium.sh   # the browser tests (widgets, Voila, JupyterLab) drive Debian's Chromium
 .venv/bin/ruff check qlm_kernel tests bench strategies extensions
 .venv/bin/lint-imports   # the layer contract in pyproject.toml (README "Architecture"): a backward import fails
+# the first-run test installs the run profile into a fresh clone: from pip's cache when it can
+export QLM_PIP_CACHE="${QLM_PIP_CACHE:-$(.venv/bin/python -m pip cache dir 2>/dev/null || true)}"
 # own HOME and workspace so tests never touch the user's files
 export QLM_TEST_TMP="${QLM_TEST_TMP:-$(mktemp -d)}"
 export HOME="$QLM_TEST_TMP/home" QLM_HOME="$QLM_TEST_TMP/qlm" MPLBACKEND=Agg PLOTLY_RENDERER=plotly_mimetype
