@@ -38,6 +38,7 @@ if [[ "$profile" == "run" ]]; then
     timed "upgrading pip" pip_install --quiet --upgrade pip
     timed "installing qlm-kernel and its runtime dependencies (no dev extras)" pip_install -e .
     .venv/bin/python -c "import qlm_kernel"  # fail loudly if the install did not work
+    timed "compiling the engine (every mode, on all cores; cached on disk)" .venv/bin/qlm warmup --quiet
     echo "$want" > "$run_stamp"
   fi
   exit 0

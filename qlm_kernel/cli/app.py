@@ -30,6 +30,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "qlm_kernel.cli.events",
     "qlm_kernel.cli.heal",
     "qlm_kernel.cli.mcp",
+    "qlm_kernel.cli.store",
+    "qlm_kernel.cli.warmup",
 )
 
 

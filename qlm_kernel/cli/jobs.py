@@ -37,11 +37,6 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
     cancel = actions.add_parser("cancel", parents=[common], help="ask a running or pending job to stop")
     cancel.add_argument("id", metavar="ID", help="job id")
     cancel.set_defaults(run=run_cancel)
-    # ``qlm store`` (retention) is registered here so the command list in cli/app.py stays untouched;
-    # it belongs in app.COMMAND_MODULES as "qlm_kernel.cli.store".
-    from qlm_kernel.cli import store
-
-    store.add_parser(subparsers, common)
 
 
 # --- commands ---------------------------------------------------------------------------------------
