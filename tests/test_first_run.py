@@ -54,6 +54,7 @@ def test_the_run_command_installs_the_runtime_only_and_runs_the_demo(tmp_path: P
     assert "setup:" not in second.stderr  # nothing to install the second time
     for run in (first, second):
         assert "total return" in run.stdout.lower() and (clone / "reports" / "quickstart.html").is_file()
+        assert "verdict: the best of 100 variants" in run.stdout  # the research loop's answer
     listed = subprocess.run([str(clone / ".venv/bin/python"), "-m", "pip", "list", "--format=json"], env=env,
                             capture_output=True, text=True, check=True)
     installed = {p["name"].lower() for p in json.loads(listed.stdout)}

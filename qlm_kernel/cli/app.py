@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "qlm_kernel.cli.mcp",
     "qlm_kernel.cli.store",
     "qlm_kernel.cli.warmup",
+    "qlm_kernel.cli.research",
 )
 
 

@@ -4,7 +4,8 @@ server extension). Each user operation is written once here; the skins parse inp
 - runs: `backtest` (flat Python keywords) / `run_backtest` (a `RunSpec`), `list_runs`, `get_run`
 - optimization jobs: `optimize` (also ``optimize.cancel|status|list|resume``), `get_job`, `list_jobs`,
   `cancel_job`, `resume_job`
-- checks: `sanity_check` (lookahead, white_noise, walk_forward, pbo, deflated_sharpe)
+- checks: `sanity_check` (lookahead, white_noise, walk_forward, pbo, deflated_sharpe); "is this edge
+  real?" in one call: `research_loop` (train/test split, PBO, DSR, a one-sentence verdict)
 - healing: `heal`, `recover_interrupted_heals` (at start: heals whose process died are rolled back);
   jobs whose owner died: `reap_jobs`; store retention: `prune_store`
 - paper trading: `start_paper_session` (in a thread) / `start_isolated_paper_session` (in a worker),
@@ -33,6 +34,7 @@ from qlm_kernel.session.paper import (
     start_paper_session,
     stop_paper_session,
 )
+from qlm_kernel.session.research import research_loop
 from qlm_kernel.session.retention import prune_store
 from qlm_kernel.session.runs import get_run, list_runs
 from qlm_kernel.session.spec import DataSource, RunSpec, check_settings
@@ -79,6 +81,7 @@ __all__ = [
     "reap_jobs",
     "recording_enabled",
     "recover_interrupted_heals",
+    "research_loop",
     "resolve_data",
     "resume_job",
     "run_backtest",
