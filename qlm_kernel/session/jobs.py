@@ -54,10 +54,19 @@ def expect_end(pid: int, status: str) -> None:
         _expected_ends[int(pid)] = status
 
 
-def _take_expected(pids: Iterable[int] | None) -> dict[int, str]:
+def _expected(pids: Iterable[int] | None) -> dict[int, str]:
+    """The stated endings of ``pids`` (all when None). Read, not taken: until the pool's own reap has
+    written them, any reaper that finds those jobs orphaned must close them the same way."""
     with _expected_lock:
-        chosen = list(_expected_ends) if pids is None else [p for p in pids if p in _expected_ends]
-        return {pid: _expected_ends.pop(pid) for pid in chosen}
+        if pids is None:
+            return dict(_expected_ends)
+        return {pid: _expected_ends[pid] for pid in pids if pid in _expected_ends}
+
+
+def _forget_expected(pids: Iterable[int]) -> None:
+    with _expected_lock:
+        for pid in pids:
+            _expected_ends.pop(pid, None)
 
 
 def not_found(what: str, ident: Any, hint: str, **context: Any) -> ConfigError:
@@ -229,13 +238,15 @@ def reap_jobs(
             value=status,
         )
     pids = None if owner_pids is None else [int(pid) for pid in owner_pids]
-    expected = _take_expected(pids)
+    expected = _expected(pids)
     with stores.writing(home) as store:
         reaped = []
         if store is not None:
             for pid, ending in expected.items():  # killed on purpose: closed as the killer said
                 reaped += store.reap_jobs([pid], status=ending if pids is None else status)
             reaped += store.reap_jobs(pids, status=status, stale_after=stale_after)
+    if pids is not None:  # the pool's own reap of these processes is written: nothing left to expect
+        _forget_expected(pids)
     for job in reaped:
         publish("job.cancelled" if job["status"] == "cancelled" else "job.failed", reaped_payload(job))
     return [job["id"] for job in reaped]
