@@ -22,8 +22,12 @@ from qlm_kernel.engine import kernels
 res = qlm.backtest("sma_cross", sample={"kind": "synthetic", "n": 100_000}, sl_stop=0.03, fees=0.001,
                    record=False)
 res.stats
+seconds = time.perf_counter() - started
+from qlm_kernel.session.warmup import MODES, compile_modes
+compile_modes(list(MODES))  # then every other mode: none may compile either
+loaded = {str(mode): sum(d.stats.cache_hits.values()) for mode, d in kernels.MODE_ENTRIES.items()}
 misses = sum(sum(d.stats.cache_misses.values()) for d in kernels.MODE_ENTRIES.values())
-print(json.dumps({"seconds": time.perf_counter() - started, "kernel_compiles": misses}))
+print(json.dumps({"seconds": seconds, "kernel_compiles": misses, "loaded": loaded}))
 """
 
 
@@ -43,5 +47,6 @@ def test_warmup_fills_the_cache_so_a_first_backtest_compiles_nothing(tmp_path: P
     assert first.returncode == 0, first.stderr[-2000:]
     result = json.loads(first.stdout.strip().splitlines()[-1])
     assert result["kernel_compiles"] == 0
+    assert len(result["loaded"]) == 8 and all(hits >= 1 for hits in result["loaded"].values())
     print(f"\nqlm warmup (cold cache) {warm_s:.1f} s; then a new process's first backtest with stops on "
           f"100k bars {result['seconds']:.2f} s")

@@ -126,13 +126,21 @@ def check_source_options(args: argparse.Namespace) -> None:
         raise output.UsageError("--repair only applies to --data (datasets were validated on import)")
 
 
+def checked_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The data options checked (`check_source_options`) and the settings given, validated: what every
+    command taking data and settings does first, so a mistake fails before anything loads."""
+    from qlm_kernel import session
+
+    check_source_options(args)
+    return session.check_settings(settings_from_args(args))
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate settings, load strategy and data, run the backtest, write the report, print."""
     from qlm_kernel import session
     from qlm_kernel.strategy import resolve_strategy
 
-    check_source_options(args)
-    settings = session.check_settings(settings_from_args(args))  # fail fast before any loading
+    settings = checked_options(args)  # fail fast before any loading
     show = progress_wanted(args)
     names = [STAGE_STRATEGY, STAGE_DATA, *([STAGE_KERNELS] if show else []), STAGE_RUN]
     names += [STAGE_REPORT] if args.report else []

@@ -18,10 +18,9 @@ from qlm_kernel.cli import output
 from qlm_kernel.cli.backtest import (
     add_data_options,
     add_setting_options,
-    check_source_options,
+    checked_options,
     load_data,
     parse_param,
-    settings_from_args,
 )
 
 MODEL_TIMEOUT_S = 600.0
@@ -78,8 +77,7 @@ def run(args: argparse.Namespace) -> int:
     """Diagnose or heal; print the report (table or JSON)."""
     from qlm_kernel import session
 
-    check_source_options(args)
-    settings = session.check_settings(settings_from_args(args))
+    settings = checked_options(args)
     frame, dataset, source = load_data(args)
     model = CommandModel(args.model_cmd) if args.model_cmd else None
     with output.user_code_stdout():

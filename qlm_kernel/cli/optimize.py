@@ -16,9 +16,8 @@ from qlm_kernel.cli import output
 from qlm_kernel.cli.backtest import (
     add_data_options,
     add_setting_options,
-    check_source_options,
+    checked_options,
     data_source,
-    settings_from_args,
 )
 from qlm_kernel.cli.progress import progress_wanted, terminal_size
 from qlm_kernel.formatting import stat_text
@@ -74,6 +73,13 @@ def parse_constraint(text: str) -> tuple[str, tuple[str, float]]:
     )
 
 
+def add_space_option(p: argparse.ArgumentParser) -> None:
+    """``--space NAME=SPEC`` (repeatable), for every command that searches a space."""
+    p.add_argument("--space", action="append", type=parse_space, default=[], metavar="NAME=SPEC",
+                   help="a parameter's values: START:STOP:STEP (stop excluded) or a,b,c (repeatable); "
+                   "omitted parameters use their declared grid")
+
+
 def add_parser(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Register ``qlm optimize``."""
     p = subparsers.add_parser(
@@ -85,15 +91,7 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
     )
     p.add_argument("strategy", metavar="STRATEGY", help="strategy name or .py file")
     add_data_options(p)
-    p.add_argument(
-        "--space",
-        action="append",
-        type=parse_space,
-        default=[],
-        metavar="NAME=SPEC",
-        help="a parameter's values: START:STOP:STEP (stop excluded) or a,b,c (repeatable); "
-        "omitted parameters use their declared grid",
-    )
+    add_space_option(p)
     p.add_argument(
         "--method",
         choices=METHOD_CHOICES,
@@ -127,8 +125,7 @@ def run(args: argparse.Namespace) -> int:
     """Load data, run the search with a live progress bar, print the best trials."""
     from qlm_kernel import session
 
-    check_source_options(args)
-    settings = session.check_settings(settings_from_args(args))
+    settings = checked_options(args)
     data = data_source(args)
     bar = _ProgressBar(enabled=progress_wanted(args))
     try:

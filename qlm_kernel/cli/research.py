@@ -10,11 +10,10 @@ from qlm_kernel.cli import output
 from qlm_kernel.cli.backtest import (
     add_data_options,
     add_setting_options,
-    check_source_options,
+    checked_options,
     data_source,
-    settings_from_args,
 )
-from qlm_kernel.cli.optimize import parse_space
+from qlm_kernel.cli.optimize import add_space_option
 
 
 def add_parser(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -25,9 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
                               "ratio, and say whether the edge is real.")
     p.add_argument("strategy", metavar="STRATEGY", help="strategy name or .py file")
     add_data_options(p)
-    p.add_argument("--space", action="append", type=parse_space, default=[], metavar="NAME=SPEC",
-                   help="a parameter's values: START:STOP:STEP (stop excluded) or a,b,c (repeatable); "
-                   "omitted parameters use their declared grid")
+    add_space_option(p)
     p.add_argument("--train", type=float, default=0.7, metavar="F",
                    help="fraction of the bars to optimize on (0.7); the rest is the test span")
     p.add_argument("--objective", default="sharpe", help="a stats key to optimize (sharpe)")
@@ -40,8 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from qlm_kernel import session
     from qlm_kernel.formatting import stat_text
 
-    check_source_options(args)
-    settings = session.check_settings(settings_from_args(args))
+    settings = checked_options(args)
     data = data_source(args)
     with output.user_code_stdout():
         found = session.research_loop(args.strategy, data.data, space=dict(args.space) or None,

@@ -45,6 +45,7 @@ KILL_WAIT_S = 5.0
 ENV_WORKERS = "QLM_WORKERS"
 
 LostHook = Callable[[int, str], None]
+_COUNTERS = {"timeout": "timeouts", "cancelled": "cancelled", "died": "died"}
 """Called with (pid, reason) after a worker was killed or died mid-call: "timeout" | "cancelled" | "died"."""
 
 
@@ -215,15 +216,21 @@ class WorkerPool:
 
         threading.Thread(target=start, name="qlm-worker-start", daemon=True).start()
 
+    def _reserve(self, more: int) -> int:
+        """Under the lock: count up to ``more`` further workers as starting, never past ``size``; how many
+        (the caller starts them)."""
+        if self._closed:
+            return 0
+        n = max(min(more, self.size - (len(self._busy) + len(self._idle) + self._starting)), 0)
+        self._starting += n
+        return n
+
     def warm(self, count: int | None = None) -> None:
         """Start workers in the background until ``count`` (default: all) exist (idle, busy or starting)."""
         with self._cond:
-            if self._closed:
-                return
-            wanted = self.size if count is None else min(int(count), self.size)
-            missing = wanted - (len(self._busy) + len(self._idle) + self._starting)
-            self._starting += max(missing, 0)
-        for _ in range(max(missing, 0)):
+            have = len(self._busy) + len(self._idle) + self._starting
+            missing = self._reserve((self.size if count is None else int(count)) - have)
+        for _ in range(missing):
             self._start_in_background()
 
     def _acquire(self) -> Worker:
@@ -268,10 +275,8 @@ class WorkerPool:
         with self._cond:
             self._starting -= 1
             self._busy[worker.pid] = worker
-            spare = len(self._busy) + len(self._idle) + self._starting < self.size
-            if spare:  # warm one more so that the next concurrent call does not pay the start-up
-                self._starting += 1
-        if spare:
+            missing = self._reserve(1)  # warm one more: the next concurrent call pays no start-up
+        for _ in range(missing):
             self._start_in_background()
         return worker
 
@@ -286,22 +291,23 @@ class WorkerPool:
             self._cond.notify_all()
 
     def _discard(self, worker: Worker, reason: str | None) -> None:
-        """Kill ``worker``, tell `on_killing` before and `on_lost` after (when the call it ran was cut
-        short), start a replacement."""
-        if reason is not None and self.on_killing is not None:
-            with contextlib.suppress(Exception):
-                self.on_killing(worker.pid, reason)
+        """Kill ``worker`` and start a replacement. ``reason`` (a call cut short: "timeout", "cancelled",
+        "died") is counted and told to `on_killing` before the kill and to `on_lost` after it; None
+        (retiring a dirty worker after its call answered) is neither."""
+        if reason is not None:
+            self._count(_COUNTERS[reason])
+            if self.on_killing is not None:
+                with contextlib.suppress(Exception):
+                    self.on_killing(worker.pid, reason)
         worker.kill()
         with self._cond:
             self._busy.pop(worker.pid, None)
-            replace = not self._closed and len(self._busy) + len(self._idle) + self._starting < self.size
-            if replace:
-                self._starting += 1
+            missing = self._reserve(1)  # its replacement
             self._cond.notify_all()
         if reason is not None and self.on_lost is not None:
             with contextlib.suppress(Exception):
                 self.on_lost(worker.pid, reason)
-        if replace:
+        for _ in range(missing):
             self._start_in_background()
 
     # --- calls -----------------------------------------------------------------------------------
@@ -342,26 +348,19 @@ class WorkerPool:
             worker.conn.send(("call", body))
             if started is not None:
                 started(worker.pid)
-            deadline = time.monotonic() + float(time_limit)
+            call_limit = (time.monotonic() + float(time_limit), reported_limit or float(time_limit))
             armed: dict[int, tuple[float, float]] = {}  # limited runs in progress: id -> (kill at, limit)
             while True:
                 if cancel is not None and cancel.is_set():
-                    self._count("cancelled")
                     self._discard(worker, "cancelled")
                     name = target.rpartition(":")[2]
                     raise QLMError(f"{name} was cancelled; its worker process was stopped",
                                    code="CANCELLED", hint="run it again when needed")
-                now = time.monotonic()
-                run_deadline, run_limit = min(armed.values(), default=(float("inf"), 0.0))
-                if run_deadline <= now:
-                    self._count("timeouts")
+                kill_at, limit = min([call_limit, *armed.values()])  # the nearest deadline, and its limit
+                remaining = kill_at - time.monotonic()
+                if remaining <= 0:
                     self._discard(worker, "timeout")
-                    raise timeout_error(run_limit, what)
-                remaining = min(deadline, run_deadline) - now
-                if deadline <= now:
-                    self._count("timeouts")
-                    self._discard(worker, "timeout")
-                    raise timeout_error(reported_limit or time_limit, what)
+                    raise timeout_error(limit, what)
                 if not worker.conn.poll(min(remaining, POLL_S)):
                     if not worker.alive():
                         raise self._died(worker)
@@ -379,7 +378,7 @@ class WorkerPool:
                     publish(message["topic"], message.get("payload") or {}, source=message.get("source"))
                 elif kind == "progress":
                     if stall:
-                        deadline = time.monotonic() + float(time_limit)
+                        call_limit = (time.monotonic() + float(time_limit), call_limit[1])
                     if progress is not None:
                         progress(message)
                 elif kind in ("result", "error"):
@@ -402,7 +401,6 @@ class WorkerPool:
         with contextlib.suppress(subprocess.TimeoutExpired):
             worker.process.wait(KILL_WAIT_S)
         reason = death_reason(worker.process.poll())
-        self._count("died")
         self._discard(worker, "died")
         return QLMSystemError(
             f"the worker process running this call died: {reason}",

@@ -23,6 +23,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from qlm_kernel.errors import QLMError, QLMSystemError, StrategyError
+from qlm_kernel.strategy.timelimit import TimeLimitExceeded
 
 _stop = threading.Event()
 
@@ -114,10 +115,10 @@ def _as_error(exc: BaseException) -> QLMError:
             code="MEMORY_LIMIT",
             hint="use less data or fewer trials, or free memory on this machine",
         )
-    name = type(exc).__name__
-    if name == "TimeLimitExceeded":  # an interrupted user-code limit that escaped its handler
+    if isinstance(exc, TimeLimitExceeded):  # an interrupted user-code limit that escaped its handler
         return StrategyError(str(exc), code="TIMEOUT", hint="make signals() finish sooner")
-    err = QLMSystemError(f"{name}: {exc}", code="INTERNAL", hint="this is a bug in QLM; the worker goes on")
+    err = QLMSystemError(f"{type(exc).__name__}: {exc}", code="INTERNAL",
+                         hint="this is a bug in QLM; the worker goes on")
     import traceback
 
     err.traceback = "".join(traceback.format_exception(exc))
@@ -169,7 +170,7 @@ def serve(conn: Connection) -> None:
         try:
             value = _target(body["target"])(**kwargs)
         except BaseException as exc:
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not isinstance(exc, QLMError):
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 send(("error", {"record": _as_error(RuntimeError(repr(exc))).to_dict(), "dirty": True}))
                 return
             send(("error", {"record": _as_error(exc).to_dict(), "dirty": _dirty()}))

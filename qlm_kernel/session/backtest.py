@@ -29,12 +29,10 @@ def backtest(strategy: Any, data: Any = None, *, isolate: bool = False, time_lim
 
         return run_in_worker("qlm_kernel.session.backtest:backtest", strategy, {"data": data, **kwargs},
                              time_limit)
-    if time_limit is not None:
-        from qlm_kernel.strategy import time_limit_scope
+    from qlm_kernel.strategy import time_limit_scope
 
-        with time_limit_scope(time_limit):
-            return run_backtest(RunSpec.from_kwargs(strategy, data, **kwargs))
-    return run_backtest(RunSpec.from_kwargs(strategy, data, **kwargs))
+    with time_limit_scope(time_limit):  # None: no limit, strategy code runs inline
+        return run_backtest(RunSpec.from_kwargs(strategy, data, **kwargs))
 
 
 def run_backtest(spec: RunSpec, limits: Limits = USER) -> BacktestResult:

@@ -162,23 +162,13 @@ def run_paper_session(
     return {"session_id": session_id, "status": result.meta["status"], "bars": len(frame)}
 
 
-def start_isolated_paper_session(
-    strategy: str,
-    *,
-    dataset: str | None = None,
-    sample: dict[str, Any] | None = None,
-    params: dict[str, Any] | None = None,
-    settings: dict[str, Any] | None = None,
-    speed: float = 20.0,
-    risk: dict[str, Any] | None = None,
-    symbol: str = "ASSET",
-    time_limit: float = 60.0,
-    max_sessions: int | None = None,
-) -> dict[str, Any]:
+def start_isolated_paper_session(strategy: str, *, speed: float = 20.0, time_limit: float = 60.0,
+                                 max_sessions: int | None = None, **session: Any) -> dict[str, Any]:
     """`start_paper_session` in a worker process of the ``paper`` pool; returns once the first bar is
     done (or raises its error: a strategy that does not finish a bar within ``time_limit`` s is a
     TIMEOUT). Later, a bar that takes longer than ``time_limit`` (plus the pause between bars) kills
-    the worker and fails the session, with the error stored."""
+    the worker and fails the session, with the error stored. ``session``: `run_paper_session`'s
+    keywords (``dataset``, ``sample``, ``params``, ``settings``, ``risk``, ``symbol``)."""
     from pathlib import Path
 
     from qlm_kernel.session.workers import run_isolated
@@ -200,8 +190,7 @@ def start_isolated_paper_session(
         try:
             out = run_isolated(
                 "qlm_kernel.session.paper:run_paper_session",
-                {"strategy": strategy, "session_id": session_id, "dataset": dataset, "sample": sample,
-                 "params": params, "settings": settings, "speed": speed, "risk": risk, "symbol": symbol},
+                {"strategy": strategy, "session_id": session_id, "speed": speed, **session},
                 time_limit=stall_limit, stall=True, progress=progress, cancel=entry.kill, started=started,
                 pool="paper", pool_size=max_sessions, what="one bar of the paper session",
             )

@@ -10,8 +10,6 @@ The notebook path (`qlm.backtest`, `qlm.optimize`) stays in the kernel unless as
 from __future__ import annotations
 
 import contextlib
-import threading
-from collections.abc import Callable
 from typing import Any
 
 from qlm_kernel.errors import QLMError
@@ -45,25 +43,13 @@ def _pool(name: str = "strategy", size: int | None = None) -> WorkerPool:
     return default_pool(on_lost=_close_jobs_of, on_killing=_closing_jobs_of, name=name, size=size)
 
 
-def run_isolated(
-    target: str,
-    kwargs: dict[str, Any] | None = None,
-    *,
-    time_limit: float,
-    progress: Callable[[dict[str, Any]], Any] | None = None,
-    cancel: threading.Event | None = None,
-    what: str = "the strategy's code",
-    pool: str = "strategy",
-    pool_size: int | None = None,
-    **options: Any,
-) -> Any:
-    """``target(**kwargs)`` in a worker process, killed after ``time_limit`` s (TIMEOUT) or when
-    ``cancel`` is set (CANCELLED); BUSY at once when every worker is taken. ``pool`` names the pool
-    (``paper`` for sessions, sized ``pool_size`` when first made); ``options`` go to `WorkerPool.call`
-    (``stall``, ``started``)."""
-    workers = _pool(pool, pool_size)
-    return workers.call(target, kwargs, time_limit=time_limit, progress=progress, cancel=cancel, what=what,
-                        **options)
+def run_isolated(target: str, kwargs: dict[str, Any] | None = None, *, pool: str = "strategy",
+                 pool_size: int | None = None, **call: Any) -> Any:
+    """``target(**kwargs)`` in a worker process of the pool ``pool`` (``paper`` for sessions, sized
+    ``pool_size`` when first made). ``call`` is `WorkerPool.call`'s keywords: ``time_limit`` (required;
+    TIMEOUT past it), ``cancel`` (CANCELLED when set), ``progress``, ``stall``, ``started``, ``what``,
+    ``reported_limit``. BUSY at once when every worker is taken."""
+    return _pool(pool, pool_size).call(target, kwargs, **call)
 
 
 def warm_workers(paper_sessions: int | None = None) -> None:
