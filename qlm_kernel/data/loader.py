@@ -121,11 +121,11 @@ def _gunzip(file: str, path: Path, head: bytes, max_bytes: int | None) -> bytes:
 
 
 def _read_csv_data(file: str, path: Path, head: bytes, max_decompressed_bytes: int | None = None) -> bytes:
-    """The CSV bytes (gzip: decompressed as a capped stream), after checking they fit in memory."""
+    """The CSV bytes after checking they fit in memory (gzip: decompressed as a stream capped at the
+    most text the memory budget can load, `text_cap`: that cap is the check, not a second one after
+    the text is resident, which would count it twice)."""
     if head[:2] == b"\x1f\x8b":
-        data = _gunzip(file, path, head, max_decompressed_bytes)
-        check_memory(estimate_csv_bytes(len(data), data[:GZIP_SAMPLE]), what=f"loading {file}")
-        return data
+        return _gunzip(file, path, head, max_decompressed_bytes)
     check_memory(estimate_csv_bytes(path.stat().st_size, head), what=f"loading {file}")
     return path.read_bytes()
 

@@ -20,7 +20,6 @@ Without a time limit (``time_limit=None``) strategy code runs inline on the call
 from __future__ import annotations
 
 import traceback
-import types
 from pathlib import Path
 from typing import Any
 
@@ -34,21 +33,13 @@ class HealControl(BaseException):
     """Flow control of the heal machinery itself (never recorded as an error: it always propagates)."""
 
 
-def _worker_codes() -> frozenset[types.CodeType]:
-    """Code objects of the function that runs user code in `run_limited`'s worker thread."""
-    consts = timelimit.run_limited.__code__.co_consts
-    return frozenset(c for c in consts if isinstance(c, types.CodeType) and c.co_name == "work")
-
-
-_WORKER_CODES = _worker_codes()
-
-
 def from_user_code_thread(exc: BaseException) -> bool:
-    """Whether ``exc`` was raised in the time-limited worker thread that runs strategy code."""
+    """Whether ``exc`` was raised in the time-limited worker thread that runs strategy code (its
+    traceback passes through `timelimit`'s ``work`` function)."""
     tb = exc.__traceback__
     while tb is not None:
         code = tb.tb_frame.f_code
-        if code in _WORKER_CODES or (code.co_name == "work" and code.co_filename == timelimit.__file__):
+        if code.co_name == "work" and code.co_filename == timelimit.__file__:
             return True
         tb = tb.tb_next
     return False

@@ -102,7 +102,7 @@ class HealLock:
         """Whether this object holds the lock."""
         return self._fd is not None
 
-    def acquire(self, session_id: str | None = None) -> bool:
+    def acquire(self) -> bool:
         """Take the lock if it is free (True) and write this process into the file; False if taken."""
         with self._mutex:
             if self._fd is not None:
@@ -124,7 +124,7 @@ class HealLock:
                 os.close(fd)
                 return False
             self._fd = fd
-            self.describe(session_id)
+            self.describe(None)  # the heal names its session once it has one
             return True
 
     def describe(self, session_id: str | None) -> None:

@@ -54,13 +54,11 @@ def expect_end(pid: int, status: str) -> None:
         _expected_ends[int(pid)] = status
 
 
-def _expected(pids: Iterable[int] | None) -> dict[int, str]:
-    """The stated endings of ``pids`` (all when None). Read, not taken: until the pool's own reap has
-    written them, any reaper that finds those jobs orphaned must close them the same way."""
+def _expected() -> dict[int, str]:
+    """The stated endings. Read, not taken: until the pool's own reap has written them, any reaper that
+    finds those jobs orphaned must close them the same way."""
     with _expected_lock:
-        if pids is None:
-            return dict(_expected_ends)
-        return {pid: _expected_ends[pid] for pid in pids if pid in _expected_ends}
+        return dict(_expected_ends)
 
 
 def _forget_expected(pids: Iterable[int]) -> None:
@@ -238,12 +236,12 @@ def reap_jobs(
             value=status,
         )
     pids = None if owner_pids is None else [int(pid) for pid in owner_pids]
-    expected = _expected(pids)
     with stores.writing(home) as store:
         reaped = []
         if store is not None:
-            for pid, ending in expected.items():  # killed on purpose: closed as the killer said
-                reaped += store.reap_jobs([pid], status=ending if pids is None else status)
+            if pids is None:  # processes killed on purpose: their jobs close as the killer said
+                for pid, ending in _expected().items():
+                    reaped += store.reap_jobs([pid], status=ending)
             reaped += store.reap_jobs(pids, status=status, stale_after=stale_after)
     if pids is not None:  # the pool's own reap of these processes is written: nothing left to expect
         _forget_expected(pids)

@@ -56,12 +56,6 @@ def stop(job_id: str) -> None:
         _jobs.pop(job_id, None)
 
 
-def beating() -> list[str]:
-    """The ids of the jobs this process currently beats."""
-    with _lock:
-        return sorted(_jobs)
-
-
 def _run() -> None:
     global _thread
     while True:
