@@ -12,6 +12,21 @@ from dataclasses import dataclass
 HEADER = "from qlm_kernel import Strategy, Param, Signals, indicators as ta\n\n\n"
 
 
+class Script:
+    """A heal model that returns the given replies in order; an exception instance is raised instead,
+    a callable is called with the prompt. Keeps every prompt it was sent."""
+
+    def __init__(self, *replies):
+        self.replies, self.prompts = list(replies), []
+
+    def __call__(self, prompt):
+        self.prompts.append(prompt)
+        reply = self.replies.pop(0)
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply(prompt) if callable(reply) else reply
+
+
 @dataclass(frozen=True)
 class Case:
     name: str

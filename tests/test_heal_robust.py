@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from heal_cases import HEADER, NAME_ERROR, SMA_BODY
+from heal_cases import HEADER, NAME_ERROR, SMA_BODY, Script
 
 import qlm_kernel as qlm
 from qlm_kernel.errors import StrategyError
@@ -26,20 +26,6 @@ def df():
 
 def fenced(code: str) -> str:
     return f"```python\n{code}```"
-
-
-class Script:
-    """Returns the given replies in order; a callable is called with the prompt, an exception raised."""
-
-    def __init__(self, *replies):
-        self.replies, self.prompts = list(replies), []
-
-    def __call__(self, prompt):
-        self.prompts.append(prompt)
-        reply = self.replies.pop(0)
-        if isinstance(reply, BaseException):
-            raise reply
-        return reply(prompt) if callable(reply) else reply
 
 
 GOOD = NAME_ERROR.fixed

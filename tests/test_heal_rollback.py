@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from heal_cases import NAME_ERROR, WRONG_COLUMN
+from heal_cases import NAME_ERROR, WRONG_COLUMN, Script
 
 import qlm_kernel as qlm
 from qlm_kernel.errors import ConfigError, SecurityError
@@ -15,20 +15,6 @@ from qlm_kernel.workspace.strategies import strategy_history, write_strategy
 @pytest.fixture(scope="module")
 def df():
     return qlm.sample_data("synthetic", n=2000, seed=0)
-
-
-class Script:
-    """Returns the given replies in order (an exception instance is raised instead)."""
-
-    def __init__(self, *replies):
-        self.replies, self.prompts = list(replies), []
-
-    def __call__(self, prompt):
-        self.prompts.append(prompt)
-        reply = self.replies.pop(0)
-        if isinstance(reply, BaseException):
-            raise reply
-        return reply
 
 
 def fenced(code: str) -> str:

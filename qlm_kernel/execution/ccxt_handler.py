@@ -269,19 +269,7 @@ class CCXTExecutionHandler(ExecutionHandler):
                 return fn(*args, **kwargs)
             except ccxt.NetworkError as exc:  # timeouts, DDoS/rate limits, downtime, connection errors
                 if attempt >= self.max_retries:
-                    limited = isinstance(exc, ccxt.DDoSProtection)
-                    raise ExecutionError(
-                        f"{self.exchange_id} {what} failed after {attempt + 1} attempts: "
-                        f"{self._scrub(str(exc))}",
-                        hint="the exchange is rate limiting; slow down"
-                        if limited
-                        else "check the network / exchange status, then retry",
-                        code="EXCHANGE_RATE_LIMIT" if limited else "EXCHANGE_UNAVAILABLE",
-                        exchange=self.exchange_id,
-                        operation=what,
-                        attempts=attempt + 1,
-                        ccxt_error=type(exc).__name__,
-                    ) from None
+                    raise self._exhausted(what, exc, attempt + 1) from None
                 delay = self._delay(attempt)
                 log.warning(
                     "%s %s: %s; retry %d in %.2fs",
@@ -428,21 +416,24 @@ class CCXTExecutionHandler(ExecutionHandler):
                 return found
             attempt += 1
             if attempt > self.max_retries:
-                limited = isinstance(failure, ccxt.DDoSProtection)
-                raise ExecutionError(
-                    f"{self.exchange_id} create order failed after {attempt} attempts (the exchange shows "
-                    f"no order {cid}, so none was placed): {self._scrub(str(failure))}",
-                    hint="the exchange is rate limiting; slow down"
-                    if limited
-                    else "check the network / exchange status, then retry",
-                    code="EXCHANGE_RATE_LIMIT" if limited else "EXCHANGE_UNAVAILABLE",
-                    exchange=self.exchange_id,
-                    operation="create order",
-                    attempts=attempt,
-                    client_order_id=order.client_order_id,
-                    exchange_client_order_id=cid,
-                    ccxt_error=type(failure).__name__,
-                )
+                raise self._exhausted("create order", failure, attempt,
+                                      note=f" (the exchange shows no order {cid}, so none was placed)",
+                                      client_order_id=order.client_order_id, exchange_client_order_id=cid)
+
+    def _exhausted(self, what: str, exc: Exception, attempts: int, note: str = "",
+                   **context: Any) -> ExecutionError:
+        """The error once network retries are used up: rate limited, or the exchange unavailable."""
+        import ccxt
+
+        limited = isinstance(exc, ccxt.DDoSProtection)
+        return ExecutionError(
+            f"{self.exchange_id} {what} failed after {attempts} attempts{note}: {self._scrub(str(exc))}",
+            hint="the exchange is rate limiting; slow down" if limited
+            else "check the network / exchange status, then retry",
+            code="EXCHANGE_RATE_LIMIT" if limited else "EXCHANGE_UNAVAILABLE",
+            exchange=self.exchange_id, operation=what, attempts=attempts, ccxt_error=type(exc).__name__,
+            **context,
+        )
 
     def _find_placed(
         self, order: Order, cid: str, amount: float, failure: Exception
