@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from qlm_kernel.engine import layout as L
+from qlm_kernel.engine.caveats import result_warnings
 from qlm_kernel.engine.settings import BacktestSettings
 from qlm_kernel.engine.stats import stats_series
 from qlm_kernel.jsonsafe import json_safe
@@ -70,6 +71,11 @@ class BacktestResult:
     def stats(self) -> pd.Series:
         """Summary statistics (see `qlm_kernel.engine.stats` for definitions)."""
         return stats_series(self._acc, self.settings.init_cash, self.data.index, self._close)
+
+    @functools.cached_property
+    def warnings(self) -> list[dict[str, Any]]:
+        """What to be wary of in this run (`qlm_kernel.engine.caveats`): code, message, hint each."""
+        return result_warnings(self.stats)
 
     @functools.cached_property
     def equity(self) -> pd.Series:
@@ -194,6 +200,7 @@ class BacktestResult:
             "params": json_safe(self.params),
             "settings": self.settings.to_dict(),
             "stats": {k: json_safe(v) for k, v in self.stats.items()},
+            "warnings": json_safe(self.warnings),
             "meta": json_safe(self.meta),
         }
         if include_trades:

@@ -9,29 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from qlm_kernel.engine.caveats import few_trades_warning
 from qlm_kernel.formatting import HEADLINE_STATS as KEY_STATS
-
-MIN_TRADES = 30
-"""Fewer trades than this under the selected result earn a FEW_TRADES warning: with n trades a Sharpe
-ratio's standard error is roughly 1/sqrt(n) per trade, so the best of many variants resting on a handful
-of trades is mostly luck (see the deflated Sharpe check)."""
-
-
-def few_trades_warning(n_trades: Any, min_trades: int = MIN_TRADES, what: str = "the best result") -> (
-        dict[str, Any] | None):
-    """A FEW_TRADES warning record when ``n_trades`` is below ``min_trades`` (None otherwise)."""
-    if n_trades is None or not isinstance(n_trades, (int, float)) or n_trades >= min_trades:
-        return None
-    n = int(n_trades)
-    return {
-        "code": "FEW_TRADES",
-        "message": f"{what} rests on {n} trade{'s' if n != 1 else ''} (fewer than {min_trades})",
-        "hint": "a statistic over so few trades is mostly luck, more so when it is the best of many "
-                "variants: widen the data, loosen the entry rule, or require trades with a constraint "
-                "such as 'n_trades>=30'; run the deflated_sharpe and white_noise checks",
-        "n_trades": n,
-        "min_trades": min_trades,
-    }
 
 
 class OptimizationResult:
@@ -97,7 +76,7 @@ class OptimizationResult:
 
     @property
     def warnings(self) -> list[dict[str, Any]]:
-        """What to be wary of in the selection (FEW_TRADES: the best rests on < `MIN_TRADES` trades)."""
+        """What to be wary of in the selection (FEW_TRADES: the best rests on < 30 trades)."""
         stats = self.best_stats or {}
         found = few_trades_warning(stats.get("n_trades"))
         return [found] if found else []
