@@ -99,6 +99,8 @@ def format_stat(kind: str, value: Any) -> str:
     """One statistic for humans: percentages, money with thousands separators, ratios to 3 decimals."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return fmt_number(value)
+    if isinstance(value, bool):  # a flag (e.g. liquidated) reads yes/no whatever kind it is given
+        return "yes" if value else "no"
     if kind == "pct" and isinstance(value, (int, float)):
         return f"{value * 100:,.2f}%"
     if kind == "money" and isinstance(value, (int, float)):
@@ -115,3 +117,26 @@ def format_stat(kind: str, value: Any) -> str:
 def stat_text(key: str, value: Any) -> str:
     """A statistic by its stats key, formatted the way `STAT_FORMATS` says (ratio when unknown)."""
     return format_stat(STAT_FORMATS.get(key, (key, "ratio"))[1], value)
+
+
+STAT_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Returns", ("total_return", "benchmark_return", "cagr", "final_value", "init_cash")),
+    ("Risk", ("volatility", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_bars",
+              "liquidated", "liquidation_time")),
+    ("Trades", ("n_trades", "n_closed", "n_long", "n_short", "win_rate", "profit_factor",
+                "avg_trade_return", "best_trade", "worst_trade", "expectancy", "exposure")),
+    ("Costs", ("fees_paid", "n_orders", "rejected_orders")),
+    ("Period", ("start", "end", "bars", "bars_per_year")),
+)
+"""Stats grouped for reports (tearsheet, widget): each group lists its keys in display order; a key in
+no group (a stat added later) lands in a trailing "Other" group, so every stat still shows."""
+
+
+def stat_groups(stats: Any) -> list[tuple[str, list[str]]]:
+    """``[(group, [keys present, in order]), ...]`` of a stats mapping by `STAT_GROUPS`, plus "Other"."""
+    keys = [str(k) for k in (stats.keys() if hasattr(stats, "keys") else [])]
+    present = set(keys)
+    grouped = {k for _, members in STAT_GROUPS for k in members}
+    out = [(name, [k for k in members if k in present]) for name, members in STAT_GROUPS]
+    out.append(("Other", [k for k in keys if k not in grouped]))
+    return [(name, members) for name, members in out if members]

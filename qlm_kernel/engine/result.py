@@ -187,9 +187,13 @@ class BacktestResult:
         return price_arrays(self.data)[3]
 
     # --- presentation -------------------------------------------------------------------------
-    def plot(self, *, max_points: int = 5_000) -> Any:
-        """Plotly figure: price with trade markers, equity, and drawdown (shared time axis)."""
-        from qlm_kernel.engine.plotting import backtest_figure
+    def plot(self, *, max_points: int = 8_000) -> Any:
+        """Plotly figure: price with trades, equity vs buy & hold, drawdown, exposure (one time axis).
+
+        Long series keep each pixel bucket's first, last, lowest and highest point (at most
+        ``max_points`` per line), so spikes survive; past a few hundred trades markers are grouped.
+        """
+        from qlm_kernel.engine.report import backtest_figure
 
         return backtest_figure(self, max_points=max_points)
 
@@ -214,28 +218,35 @@ class BacktestResult:
             }
         return out
 
-    def report_html(self) -> str:
-        """A self-contained HTML report (stats table, trades summary, interactive chart)."""
-        from qlm_kernel.engine.plotting import report_html
+    def report_html(self, *, plotlyjs: str = "inline") -> str:
+        """The tearsheet as one HTML page (`qlm_kernel.engine.report`): warnings, grouped stats beside
+        buy & hold, settings, charts and every trade. ``plotlyjs="cdn"`` links plotly.js instead of
+        inlining it (a small file that needs the network)."""
+        from qlm_kernel.engine.report import report_html
 
-        return report_html(self)
+        return report_html(self, plotlyjs=plotlyjs)
 
-    def save_report(self, path: str) -> str:
+    def save_report(self, path: str, *, plotlyjs: str = "inline") -> str:
         """Write `report_html()` to ``path``; returns the path."""
+        text = self.report_html(plotlyjs=plotlyjs)
         with open(path, "w", encoding="utf-8") as fh:
-            fh.write(self.report_html())
+            fh.write(text)
         return path
 
     def _repr_html_(self) -> str:
+        """Notebook display: the title, any warnings and the stats table with human labels."""
+        from qlm_kernel.engine.report.tables import title, warnings
+        from qlm_kernel.formatting import stat_rows
+
         rows = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
-            for k, v in self.stats.items()
+            f"<tr><th style='text-align:left'>{html.escape(label)}</th><td>{html.escape(text)}</td></tr>"
+            for label, text in stat_rows(self.stats)
         )
-        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        return (
-            f"<div><b>Backtest</b> {html.escape(self.strategy_name)}({html.escape(params)})"
-            f"<table>{rows}</table></div>"
+        notes = "".join(
+            f"<div style='color:#9a6700'><b>{html.escape(w['code'])}</b> {html.escape(w['message'])}</div>"
+            for w in warnings(self)
         )
+        return f"<div><b>Backtest</b> {html.escape(title(self))}{notes}<table>{rows}</table></div>"
 
     def __repr__(self) -> str:
         s = self.stats
@@ -246,6 +257,7 @@ class BacktestResult:
 
 
 def _fmt(value: Any) -> str:
+    """A stat value for ``repr``: floats to 6 significant digits, NaN as nan."""
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"

@@ -1,4 +1,5 @@
-"""`BacktestReport`: a backtest's stats table and plotly chart, or the structured error panel if it failed."""
+"""`BacktestReport`: a backtest's title, warnings, stats table and the tearsheet's plotly chart (``res.plot``:
+price and trades, equity vs buy & hold, drawdown, exposure), or the structured error panel if it failed."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class BacktestSummary(anywidget.AnyWidget):
     title = t.Unicode("").tag(sync=True)
     params = t.Dict().tag(sync=True)
     stats = t.List().tag(sync=True)  # [[key, text], ...]
+    warnings = t.List().tag(sync=True)  # [{code, message, hint}, ...] (result.warnings)
     error = t.Dict(allow_none=True, default_value=None).tag(sync=True)
 
 
@@ -69,9 +71,14 @@ class BacktestReport(ipywidgets.VBox):
     def _show_result(self, res: Any) -> None:
         self.result = res
         with self.summary.hold_sync():
-            self.summary.title = f"Backtest {getattr(res, 'strategy_name', '')}"
-            self.summary.params = compact(dict(getattr(res, "params", {}) or {}), max_chars=100)
+            params = dict(getattr(res, "params", {}) or {})
+            self.summary.title = f"Backtest {call_text(getattr(res, 'strategy_name', ''), params)}"
+            self.summary.params = compact(params, max_chars=100)
             self.summary.stats = stat_rows(res.stats)
+            self.summary.warnings = [
+                {k: str(w.get(k, "")) for k in ("code", "message", "hint")}
+                for w in getattr(res, "warnings", [])
+            ]
             self.summary.error = None
         if self.show_chart:
             self._draw(res.plot(max_points=self.max_points))
@@ -87,6 +94,7 @@ class BacktestReport(ipywidgets.VBox):
         with self.summary.hold_sync():
             self.summary.title = "Backtest failed"
             self.summary.stats = []
+            self.summary.warnings = []
             self.summary.error = compact(record, max_chars=6000)
         self.children = [self.summary]
 
@@ -110,13 +118,23 @@ class BacktestReport(ipywidgets.VBox):
         self.children = [self.summary, self.chart]
 
 
+def call_text(name: str, params: dict[str, Any]) -> str:
+    """``SmaCross(fast=10, slow=50)``: a strategy's name called with its parameters."""
+    args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in params.items())
+    return f"{name}({args})"
+
+
 def _naive_utc_times(fig: Any) -> None:
-    """Write tz-aware time axes as naive UTC text: the widget serializer sends them with a "Z" suffix
-    that plotly.js does not parse as a date (points vanish); the static renderer is unaffected."""
+    """Write time axes (tz-aware stamps or datetime64 arrays) as naive UTC text: the widget serializer
+    sends them in forms plotly.js does not parse as dates (points vanish); the static renderer is fine."""
+    import numpy as np
     import pandas as pd
 
     for trace in fig.data:
         x = getattr(trace, "x", None)
-        if x is None or len(x) == 0 or not isinstance(x[0], pd.Timestamp) or x[0].tz is None:
+        if x is None or len(x) == 0:
             continue
-        trace.x = pd.DatetimeIndex(x).tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S").to_numpy()
+        if isinstance(x, np.ndarray) and x.dtype.kind == "M":
+            trace.x = pd.DatetimeIndex(x).strftime("%Y-%m-%d %H:%M:%S").to_numpy()
+        elif isinstance(x[0], pd.Timestamp) and x[0].tz is not None:
+            trace.x = pd.DatetimeIndex(x).tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S").to_numpy()

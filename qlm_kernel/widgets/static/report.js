@@ -1,4 +1,4 @@
-// BacktestReport summary: title, params, stats table, or the structured error panel.
+// BacktestReport summary: title, warnings (code, message, why), params, stats table, or the error panel.
 
 function el(tag, cls, text) {
   const node = document.createElement(tag);
@@ -49,6 +49,18 @@ function render({ model, el: root }) {
       box.append(errorPanel(err));
       return;
     }
+    const warnings = model.get("warnings") || [];
+    if (warnings.length) {
+      const list = el("div", "qlmw-report-warnings");
+      for (const w of warnings) {
+        const row = el("div", "qlmw-report-warning");
+        row.dataset.code = w.code;
+        row.append(el("b", null, w.code), document.createTextNode(" " + w.message));
+        if (w.hint) row.append(el("div", "qlmw-report-hint", "why it matters: " + w.hint));
+        list.append(row);
+      }
+      box.append(list);
+    }
     const params = model.get("params") || {};
     const names = Object.keys(params);
     if (names.length) box.append(el("div", "qlmw-report-params", names.map((k) => `${k}=${params[k]}`).join(", ")));
@@ -68,7 +80,7 @@ function render({ model, el: root }) {
     }
     box.append(table);
   }
-  const names = ["title", "params", "stats", "error"];
+  const names = ["title", "params", "stats", "warnings", "error"];
   for (const name of names) model.on(`change:${name}`, update);
   update();
   return () => { for (const name of names) model.off(`change:${name}`, update); };
