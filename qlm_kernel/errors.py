@@ -3,6 +3,11 @@
 Each error carries a stable machine-readable ``code``, a human ``message``, a ``hint`` telling the
 user how to fix it, a ``context`` dict (file, row, column, line, ...) and the formatted traceback,
 so the CLI, the MCP server and the widgets can all show the same structured record.
+
+A fix that is a command differs by front end (``qlm.DataManager().import_file(...)`` in Python,
+``qlm data import FILE`` on the command line, a tool over MCP), so an error may also carry ``fixes``,
+one per front end in `FRONT_ENDS`; the layer raising it gives all of them and each front end shows
+its own (`QLMError.hint_for`): the hint, then that front end's fix.
 """
 
 from __future__ import annotations
@@ -12,6 +17,11 @@ import traceback as _traceback
 from typing import Any
 
 from qlm_kernel.jsonsafe import json_safe
+
+FRONT_ENDS = ("python", "cli", "mcp")
+"""The front ends a fix can be written for; ``python`` (notebooks, scripts) is the default."""
+DEFAULT_FRONT_END = "python"
+_FIX_SEPARATOR = "; "
 
 
 class QLMError(Exception):
@@ -26,11 +36,13 @@ class QLMError(Exception):
         hint: str | None = None,
         code: str | None = None,
         context: dict[str, Any] | None = None,
+        fixes: dict[str, str] | None = None,
         **context_kwargs: Any,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.fixes: dict[str, str] = check_fixes(fixes)
         if code is not None:
             self.code = code
         self.context: dict[str, Any] = {**(context or {}), **context_kwargs}
@@ -39,9 +51,14 @@ class QLMError(Exception):
     def __str__(self) -> str:
         where = _format_location(self.context)
         text = f"{self.message}{where}"
-        if self.hint:
-            text += f"\n  hint: {self.hint}"
+        hint = self.hint_for(DEFAULT_FRONT_END)
+        if hint:
+            text += f"\n  hint: {hint}"
         return text
+
+    def hint_for(self, front_end: str = DEFAULT_FRONT_END) -> str | None:
+        """The hint as ``front_end`` shows it: the common hint, then that front end's fix (if any)."""
+        return join_hint(self.hint, self.fixes.get(front_end))
 
     @property
     def traceback(self) -> str:
@@ -56,13 +73,16 @@ class QLMError(Exception):
     def traceback(self, text: str) -> None:
         self._traceback_text = text
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict: type, code, message, hint, context and traceback."""
+    def to_dict(self, front_end: str = DEFAULT_FRONT_END) -> dict[str, Any]:
+        """A JSON-safe dict: type, code, message, hint (as ``front_end`` shows it), fixes (every front
+        end's), front_end, context and traceback; `from_dict` rebuilds the error from it."""
         return {
             "type": type(self).__name__,
             "code": self.code,
             "message": self.message,
-            "hint": self.hint,
+            "hint": self.hint_for(front_end),
+            "fixes": dict(self.fixes),
+            "front_end": front_end,
             "context": json_safe(self.context, nonfinite="text"),
             "traceback": self.traceback,
         }
@@ -75,11 +95,13 @@ class QLMError(Exception):
     def from_dict(cls, record: dict[str, Any]) -> QLMError:
         """Rebuild an error from `to_dict()` output (the right subclass when the type is known)."""
         kind = _REGISTRY.get(record.get("type", ""), QLMError)
+        fixes = {k: v for k, v in (record.get("fixes") or {}).items() if k in FRONT_ENDS}
         err = kind(
             record.get("message", ""),
-            hint=record.get("hint"),
+            hint=common_hint(record.get("hint"), fixes.get(record.get("front_end", DEFAULT_FRONT_END))),
             code=record.get("code"),
             context=record.get("context") or {},
+            fixes=fixes,
         )
         err.traceback = record.get("traceback") or ""
         return err
@@ -140,6 +162,64 @@ _REGISTRY: dict[str, type[QLMError]] = {
         ConfigError,
     )
 }
+
+
+def spelled(name: str, value: Any = None, *, mcp_in: str | None = None, lead: str = "") -> dict[str, str]:
+    """Fixes writing keyword ``name`` (with ``value``, else a VALUE placeholder) as each front end takes
+    it: ``name=value`` in Python, ``--name-with-dashes value`` on the command line, ``name=value`` (or
+    ``mcp_in={"name": value}`` when it lives in that argument object) in an MCP tool call."""
+    known = value is not None and len(repr(value)) <= 40
+    py = repr(value) if known else "VALUE"
+    js = json.dumps(json_safe(value), default=str) if known else "VALUE"
+    cli = str(value) if known else "VALUE"
+    mcp = f"{mcp_in}={{{json.dumps(name)}: {js}}}" if mcp_in else f"{name}={js}"
+    return {
+        "python": f"{lead}{name}={py}",
+        "cli": f"{lead}--{name.replace('_', '-')} {cli}",
+        "mcp": f"{lead}{mcp}",
+    }
+
+
+def check_fixes(fixes: dict[str, str] | None) -> dict[str, str]:
+    """``fixes`` as a plain dict of text, refusing a front end not in `FRONT_ENDS` (a typo would hide it)."""
+    out = {str(k): str(v) for k, v in (fixes or {}).items() if v}
+    unknown = sorted(set(out) - set(FRONT_ENDS))
+    if unknown:
+        raise ValueError(f"fixes for unknown front end(s) {unknown}; known: {', '.join(FRONT_ENDS)}")
+    return out
+
+
+def join_hint(hint: str | None, fix: str | None) -> str | None:
+    """``hint; fix`` (either alone when the other is missing; None when both are)."""
+    if hint and fix:
+        return f"{hint}{_separator(hint)}{fix}"
+    return hint or fix or None
+
+
+def _separator(hint: str) -> str:
+    """" " after a finished sentence (``did you mean 'x'?``), else "; "."""
+    return " " if hint.endswith(("?", ".", "!")) else _FIX_SEPARATOR
+
+
+def common_hint(shown: str | None, fix: str | None) -> str | None:
+    """The common hint inside a hint `join_hint` rendered with ``fix`` (its inverse; ``shown`` otherwise)."""
+    if not shown or not fix:
+        return shown
+    if shown == fix:
+        return None
+    for sep in (_FIX_SEPARATOR, " "):
+        if shown.endswith(sep + fix) and _separator(shown[: -len(sep + fix)]) == sep:
+            return shown[: -len(sep + fix)]
+    return shown
+
+
+def record_for(record: dict[str, Any], front_end: str) -> dict[str, Any]:
+    """A `QLMError.to_dict` record (e.g. a stored run's error) with its hint re-rendered for ``front_end``."""
+    fixes = record.get("fixes") or {}
+    if not fixes or record.get("front_end", DEFAULT_FRONT_END) == front_end:
+        return record
+    common = common_hint(record.get("hint"), fixes.get(record.get("front_end", DEFAULT_FRONT_END)))
+    return {**record, "hint": join_hint(common, fixes.get(front_end)), "front_end": front_end}
 
 
 def _format_location(context: dict[str, Any]) -> str:

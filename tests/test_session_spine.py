@@ -46,9 +46,11 @@ def error_of(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 def same_error(a: dict[str, Any], b: dict[str, Any]) -> None:
-    """Two error records say the same thing (type, code, message, hint); tracebacks differ."""
-    keys = ("type", "code", "message", "hint")
+    """Two error records say the same thing (type, code, message, the common hint, every front end's
+    fixes); tracebacks differ, and each front end's hint ends with its own fix."""
+    keys = ("type", "code", "message", "fixes")
     assert {k: a.get(k) for k in keys} == {k: b.get(k) for k in keys}
+    assert QLMError.from_dict(a).hint == QLMError.from_dict(b).hint
 
 
 def recorded_job(home: Path) -> str:

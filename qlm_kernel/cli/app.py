@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -40,6 +41,7 @@ class CLIParser(argparse.ArgumentParser):
     """argparse with QLM's error format: usage errors exit 2, as a JSON record when ``--json``."""
 
     json_errors: bool = False  # set by main() from a pre-scan of argv (shared by sub-parsers)
+    argv: tuple[str, ...] = ()  # set by main(): the command line, to find the sub-command of an error
     command_names: tuple[str, ...] = ()  # the registered commands (root parser only)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -48,12 +50,36 @@ class CLIParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         """Report a usage error on stderr and exit 2 (argparse's contract), with the closest flag for
-        an unknown one (``--fee``: did you mean --fees?)."""
+        an unknown one (``--fee``: did you mean --fees?) or the closest choice (``--sample synthetc``).
+        Unknown flags are found by the root parser; they are reported by the sub-command they follow
+        (its usage, its flags, its ``--help``)."""
+        if message.startswith(UNRECOGNIZED) and self.command_names:
+            leaf = leaf_parser(self, CLIParser.argv)
+            if leaf is not self:
+                leaf.error(message)
         message += did_you_mean(self, message)
         if not CLIParser.json_errors:
             self.print_usage(sys.stderr)
         output.report_usage_error(message, self.prog, as_json=CLIParser.json_errors)
         sys.exit(output.EXIT_USAGE)
+
+
+UNRECOGNIZED = "unrecognized arguments:"
+_INVALID_CHOICE = re.compile(r"invalid choice: '(?P<given>[^']*)' \(choose from (?P<choices>.*)\)")
+
+
+def leaf_parser(root: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The deepest sub-command parser ``argv`` names (``qlm data import ...`` -> ``data import``)."""
+    parser = root
+    for token in argv:
+        subs = _subparsers(parser)
+        if subs is not None and token in subs.choices:
+            parser = subs.choices[token]
+    return parser
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction | None:
+    return next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
 
 
 def option_strings(parser: argparse.ArgumentParser) -> set[str]:
@@ -68,10 +94,16 @@ def option_strings(parser: argparse.ArgumentParser) -> set[str]:
 
 
 def did_you_mean(parser: argparse.ArgumentParser, message: str) -> str:
-    """``" (did you mean --fees?)"`` for the first unknown ``--flag`` in an argparse message, else ""."""
+    """``" (did you mean --fees?)"`` for the first unknown ``--flag`` in an argparse message, or
+    ``" (did you mean 'synthetic'?)"`` for an invalid choice; else ""."""
     import difflib
 
-    if not message.startswith("unrecognized arguments:"):
+    choice = _INVALID_CHOICE.search(message)
+    if choice:
+        choices = re.findall(r"'([^']*)'", choice["choices"])
+        close = difflib.get_close_matches(choice["given"], choices, n=1)
+        return f" (did you mean {close[0]!r}?)" if close else ""
+    if not message.startswith(UNRECOGNIZED):
         return ""
     for token in message.split(":", 1)[1].split():
         flag = token.split("=", 1)[0]
@@ -122,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``qlm`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     CLIParser.json_errors = "--json" in args_list
+    CLIParser.argv = tuple(args_list)
     parser = build_parser()
     try:
         args = parser.parse_args(args_list)

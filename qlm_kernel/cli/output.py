@@ -2,8 +2,8 @@
 
 Rules every command follows: stdout carries only the command's result (one JSON document with
 ``--json``); everything else — progress, warnings, prints from strategy code, errors — goes to
-stderr. Errors are the `QLMError` record (``to_dict``) as JSON with ``--json``, otherwise a short
-human message with location and hint.
+stderr. Errors are the `QLMError` record (``to_dict("cli")``: the hint names ``qlm ...`` commands) as
+JSON with ``--json``, otherwise a short human message with location and hint.
 
 Exit codes: 0 success, 1 other QLMError, 2 usage (argparse), 3 DataError, 4 StrategyError,
 5 ConfigError, 6 QLMSystemError, 70 internal error (a bug), 130 interrupted.
@@ -18,8 +18,10 @@ import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
-from qlm_kernel.errors import ConfigError, DataError, QLMError, QLMSystemError, StrategyError
+from qlm_kernel.errors import ConfigError, DataError, QLMError, QLMSystemError, StrategyError, record_for
 from qlm_kernel.formatting import fmt_number  # noqa: F401 - part of this module's API (jobs, runs)
+
+FRONT_END = "cli"  # which of a QLMError's fixes the CLI shows (`QLMError.hint_for`)
 
 EXIT_OK = 0
 EXIT_QLM_ERROR = 1
@@ -125,11 +127,13 @@ def internal_record(exc: BaseException) -> dict[str, Any]:
 
 
 def report_qlm_error(err: QLMError, *, as_json: bool) -> int:
-    """Write a QLM error to stderr (JSON record or human text); return its exit code."""
+    """Write a QLM error to stderr (JSON record or human text, the hint with the CLI's fix); return its
+    exit code."""
+    record = err.to_dict(FRONT_END)
     if as_json:
-        emit_json(err.to_dict(), sys.stderr)
+        emit_json(record, sys.stderr)
     else:
-        note(human_error(err.to_dict()))
+        note(human_error(record))
     return exit_code_for(err)
 
 
@@ -153,7 +157,9 @@ def report_internal_error(exc: BaseException, *, as_json: bool) -> int:
 
 
 def human_error(record: dict[str, Any]) -> str:
-    """``error (Type): message``, then where (file:line, row, column, value), the excerpt and the hint."""
+    """``error (Type): message``, then where (file:line, row, column, value), the excerpt and the hint
+    (with the CLI's fix, also for a record stored by another front end)."""
+    record = record_for(record, FRONT_END)
     ctx = record.get("context") or {}
     lines = [f"error ({record.get('type', 'Error')}): {record.get('message', '')}"]
     where = _where(ctx)

@@ -46,6 +46,14 @@ FORMAT_VERSION = 1
 _SCHEMA = pa.schema([("time", pa.timestamp("ns", "UTC")), *[(c, pa.float64()) for c in OHLCV_COLUMNS]])
 
 ChangeCallback = Callable[[str, dict[str, Any]], None]
+IMPORT_FIXES = {  # how each front end gets a dataset (`QLMError.fixes`)
+    "python": "import a file with qlm.DataManager().import_file('prices.csv', name='NAME'), or pass the "
+              "file itself: qlm.backtest(strategy, 'prices.csv')",
+    "cli": "import a file with `qlm data import FILE --name NAME` (`qlm data list` shows them), or pass "
+           "it with --data FILE",
+    "mcp": "list_datasets shows them (or use a sample, e.g. sample={\"kind\": \"synthetic\"}); a file "
+           "is imported from a shell with `qlm data import FILE --name NAME`",
+}
 
 
 def validate_name(name: str) -> str:
@@ -136,11 +144,11 @@ class DataManager:
         """NOT_FOUND for a dataset name: the closest known name, the known ones, and how to import one."""
         known = [m["name"] for m in self.list()]
         close = difflib.get_close_matches(name, known, n=1)
-        hint = ((f"did you mean {close[0]!r}? " if close else "")
-                + f"known datasets: {', '.join(known) or 'none'}; "
-                "import one with `qlm data import FILE --name NAME` (or DataManager().import_file())")
+        names = ", ".join(known) or "none"
+        hint = (f"did you mean {close[0]!r}? " if close else "") + f"known datasets: {names}"
         return DataError(message or f"no dataset named {name!r} in {self.root}", hint=hint, code="NOT_FOUND",
-                         file=str(self.path(name)), value=name)
+                         fixes=IMPORT_FIXES, file=str(self.path(name)), value=name, known=known,
+                         closest=close[0] if close else None)
 
     # -- writing ------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from qlm_kernel.engine import layout as L
-from qlm_kernel.errors import ConfigError
+from qlm_kernel.errors import ConfigError, spelled
 
 SETTING_NAMES = (
     "fill",
@@ -124,10 +124,14 @@ def unknown_key_error(
     the closest match (context ``known``/``closest`` for programs)."""
     near = closest(key, known)
     hint = (f"did you mean {near!r}? " if near else "") + f"known: {', '.join(known)}"
+    fixes = None
+    if near is not None and code == "UNKNOWN_SETTING":  # each front end spells settings its own way
+        fixes = spelled(near, mcp_in="settings", lead="settings are given as ")
     return error(
         f"unknown {what} {key!r}",
         hint=hint + extra_hint,
         code=code,
+        fixes=fixes,
         key=key,
         known=list(known),
         closest=near,

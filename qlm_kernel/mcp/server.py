@@ -36,6 +36,7 @@ from qlm_kernel.events import publish
 from qlm_kernel.events.topics import MCP_TOOL_CALLED, MCP_TOOL_FAILED, MCP_TOOL_FINISHED
 from qlm_kernel.jsonsafe import json_safe
 from qlm_kernel.mcp import schemas, tools
+from qlm_kernel.mcp.arguments import check_call
 from qlm_kernel.mcp.clients import ClientTracker
 from qlm_kernel.session import recover_interrupted_heals
 from qlm_kernel.session.jobs import not_found
@@ -43,6 +44,7 @@ from qlm_kernel.session.limits import MCP
 from qlm_kernel.session.workers import run_isolated, warm_workers
 
 SERVER_NAME = "qlm"
+FRONT_END = "mcp"  # which of a QLMError's fixes the server shows (`QLMError.hint_for`)
 INSTRUCTIONS = (
     "QLM (QuantLogic): a Jupyter-native backtesting kernel. Strategies are Python files in the "
     "workspace (list_strategies, read_strategy, write_strategy — every write is a new version). "
@@ -56,8 +58,8 @@ _ARG_PREVIEW = 200
 _call_ids = itertools.count(1)
 
 def error_result(err: QLMError) -> CallToolResult:
-    """An MCP tool error carrying the error's JSON (text and structured)."""
-    record = err.to_dict()
+    """An MCP tool error carrying the error's JSON (text and structured), its hint naming MCP tools."""
+    record = err.to_dict(FRONT_END)
     return CallToolResult(
         is_error=True,
         content=[TextContent(type="text", text=json.dumps(record))],
@@ -108,7 +110,7 @@ def _observed(fn: Callable[..., Any]) -> Callable[..., Any]:
         err = _as_qlm_error(exc, tool)
         publish(
             MCP_TOOL_FAILED,
-            {"tool": tool, "call_id": call_id, "seconds": seconds, "error": err.to_dict()},
+            {"tool": tool, "call_id": call_id, "seconds": seconds, "error": err.to_dict(FRONT_END)},
             source="mcp",
         )
         return error_result(err)
@@ -138,6 +140,20 @@ def _observed(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+class QLMServer(MCPServer):
+    """MCPServer whose tool calls are checked first (`qlm_kernel.mcp.arguments`): an unknown tool or
+    argument comes back as a QLMError tool error naming the closest one."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        """Refuse an unknown tool or argument (published as ``mcp.tool.failed``), else call the tool."""
+        err = check_call(name, arguments, {t.name: t.input_schema for t in await self.list_tools()})
+        if err is None:
+            return await super().call_tool(name, arguments, context)
+        publish(MCP_TOOL_FAILED, {"tool": name, "call_id": next(_call_ids), "seconds": 0.0,
+                                  "error": err.to_dict(FRONT_END)}, source="mcp")
+        return error_result(err)
+
+
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 WRITES = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
@@ -151,7 +167,7 @@ def build_server(
 ) -> MCPServer:
     """A new MCPServer with QLM's tools, resources and prompt (one per start: SDK apps run once)."""
     tracker = tracker or ClientTracker()
-    server = MCPServer(
+    server = QLMServer(
         SERVER_NAME,
         instructions=INSTRUCTIONS,
         log_level="WARNING",

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from qlm_kernel.engine.settings import BacktestSettings, check_settings
-from qlm_kernel.errors import OptimizationError, QLMError
+from qlm_kernel.engine.settings import SETTING_NAMES, BacktestSettings, check_settings, closest
+from qlm_kernel.errors import OptimizationError, QLMError, spelled
 from qlm_kernel.optimization.evaluate import Evaluator, check_constraints, check_objective, is_feasible
 from qlm_kernel.optimization.job import JobTracker, stored_rows
 from qlm_kernel.optimization.result import OptimizationResult, best_row, score
@@ -28,6 +28,7 @@ from qlm_kernel.optimization.search import (
 )
 from qlm_kernel.optimization.space import resolve_space
 from qlm_kernel.store import trial_key
+from qlm_kernel.store.jobs import JOB_LIST_FIXES
 from qlm_kernel.workspace import ensure_event_recorder, frame_fingerprint, recording_enabled, resolve_data
 
 COMPARED = (
@@ -80,6 +81,7 @@ def optimize(
     ``resume``: a job id to finish (config must match). ``max_trials`` refuses (LIMIT_EXCEEDED) a
     search planned to run more evaluations, before any work. Other keywords are backtest settings.
     """
+    _check_own_keywords(settings)
     settings = check_settings(settings, what="keyword", error=OptimizationError,
                               params_hint="strategy parameters go in space={'name': [values...]}")
     stored_cfg = _stored_config(resume) if resume is not None else None
@@ -249,6 +251,23 @@ def _source_sha(cls: type) -> str | None:
         return None
 
 
+def _check_own_keywords(settings: Mapping[str, Any]) -> None:
+    """An unknown keyword closest to one of optimize's own (``methd``) names that one; the others are
+    checked as backtest settings."""
+    own = [n for n, p in inspect.signature(optimize).parameters.items() if p.kind is p.KEYWORD_ONLY]
+    for key in settings:
+        near = closest(key, [*own, *SETTING_NAMES]) if key not in SETTING_NAMES else None
+        if near in own:
+            raise OptimizationError(
+                f"unknown keyword {key!r}",
+                hint=f"did you mean {near!r}? optimize takes {', '.join(own)} and backtest settings",
+                code="UNKNOWN_KEYWORD",
+                fixes=spelled(near, lead="write it as "),
+                key=key,
+                closest=near,
+            )
+
+
 def _stored_config(job_id: str) -> dict[str, Any]:
     from qlm_kernel.store import default_store
 
@@ -256,8 +275,9 @@ def _stored_config(job_id: str) -> dict[str, Any]:
     if job is None or job.get("kind") != "optimize":
         raise OptimizationError(
             f"no optimization job {job_id!r} to resume",
-            hint="list jobs with `qlm jobs list`",
+            hint="a job id comes from optimize (its job_id) or the list of jobs",
             code="NOT_FOUND",
+            fixes=JOB_LIST_FIXES,
             job_id=job_id,
         )
     return dict(job.get("config") or {})

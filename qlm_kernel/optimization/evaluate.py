@@ -24,7 +24,7 @@ import pandas as pd
 from qlm_kernel.engine.api import price_arrays, simulate
 from qlm_kernel.engine.settings import BacktestSettings
 from qlm_kernel.engine.stats import STAT_KEYS, summarize
-from qlm_kernel.errors import OptimizationError, QLMError
+from qlm_kernel.errors import OptimizationError, QLMError, spelled
 from qlm_kernel.indicators.memo import frozen_frame, memo_from_env, use_memo
 from qlm_kernel.store import trial_key
 from qlm_kernel.strategy.run import ohlcv_frame, signal_arrays
@@ -52,7 +52,9 @@ def check_objective(objective: str, maximize: bool | None) -> bool:
             hint=(f"did you mean {close[0]!r}? " if close else "")
             + f"use a stats key: {', '.join(OBJECTIVE_KEYS)}",
             code="BAD_OBJECTIVE",
+            fixes=spelled("objective", close[0] if close else "sharpe", lead="e.g. "),
             objective=objective,
+            closest=close[0] if close else None,
         )
     return bool(maximize) if maximize is not None else objective not in LOWER_IS_BETTER
 

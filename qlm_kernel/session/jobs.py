@@ -36,6 +36,7 @@ from qlm_kernel.store import (
     reaped_payload,
     stale_after_seconds,
 )
+from qlm_kernel.store.jobs import JOB_LIST_FIXES
 from qlm_kernel.workspace import stores
 
 STALE_SECONDS = STALE_AFTER_S
@@ -67,21 +68,22 @@ def _forget_expected(pids: Iterable[int]) -> None:
             _expected_ends.pop(pid, None)
 
 
-def not_found(what: str, ident: Any, hint: str, **context: Any) -> ConfigError:
-    """The one "not found" error of every front end (code NOT_FOUND)."""
+def not_found(what: str, ident: Any, hint: str, *, fixes: dict[str, str] | None = None,
+              **context: Any) -> ConfigError:
+    """The one "not found" error of every front end (code NOT_FOUND), with each front end's ``fixes``."""
     return ConfigError(
         f"no {what} {ident!r}" if isinstance(ident, str) else f"no {what} {ident}",
         hint=hint,
         code="NOT_FOUND",
+        fixes=fixes,
         **context,
     )
 
 
 def unknown_job(job_id: str) -> ConfigError:
     """NOT_FOUND for a job id."""
-    return not_found(
-        "job with id", job_id, "list the jobs with 'qlm jobs list' (MCP: list_jobs)", job_id=job_id
-    )
+    return not_found("job with id", job_id, "a job id comes from an optimization", fixes=JOB_LIST_FIXES,
+                     job_id=job_id)
 
 
 def job_view(job: dict[str, Any], now: float | None = None) -> dict[str, Any]:
@@ -286,8 +288,9 @@ def cancel_job(job_id: str, *, home: PathLike | None = None) -> dict[str, Any]:
     if not flagged and not here:
         raise ConfigError(
             f"job {job_id!r} already finished (status {status}); nothing to cancel",
-            hint="only pending or running jobs can be cancelled; see 'qlm jobs list'",
+            hint="only pending or running jobs can be cancelled",
             code="JOB_FINISHED",
+            fixes=JOB_LIST_FIXES,
             job_id=job_id,
             status=status,
         )

@@ -17,6 +17,7 @@ from qlm_kernel.optimization import optimize as run_search
 from qlm_kernel.session.jobs import cancel_job, get_job, list_jobs
 from qlm_kernel.session.limits import USER, Limits
 from qlm_kernel.session.spec import check_sample_size
+from qlm_kernel.store.jobs import JOB_LIST_FIXES
 from qlm_kernel.workspace import stores
 from qlm_kernel.workspace.data import check_sample
 
@@ -74,7 +75,8 @@ def resume_job(
         raise OptimizationError(
             f"no optimization job {job_id!r} to resume",
             code="NOT_FOUND",
-            hint="list jobs with `qlm jobs list` (MCP: list_jobs)",
+            hint="a job id comes from an optimization",
+            fixes=JOB_LIST_FIXES,
             job_id=str(job_id),
         )
     config = job.get("config") or {}

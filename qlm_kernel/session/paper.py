@@ -232,6 +232,7 @@ def _close_row(session_id: str, status: str, error: Any) -> None:
 def paper_session_status(session_id: str) -> dict[str, Any]:
     """JSON-safe status: status, bars, position, cash, equity, pnl, order/fill counts, last error."""
     from qlm_kernel.store import default_store
+    from qlm_kernel.store.paper import PAPER_LIST_FIXES
 
     row = default_store().get_paper_session(session_id)
     with _lock:
@@ -239,8 +240,8 @@ def paper_session_status(session_id: str) -> dict[str, Any]:
     if row is None and entry is None:
         raise ConfigError(
             f"no paper session with id {session_id!r}",
-            hint="list_paper_sessions() shows them",
             code="NOT_FOUND",
+            fixes=PAPER_LIST_FIXES,
             session_id=session_id,
         )
     summary = dict((row or {}).get("summary") or {})

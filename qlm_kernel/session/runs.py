@@ -10,6 +10,12 @@ from qlm_kernel.session.jobs import not_found
 from qlm_kernel.session.limits import listing
 from qlm_kernel.workspace import stores
 
+RUN_LIST_FIXES = {  # where each front end lists run ids (`QLMError.fixes`)
+    "python": "list them with qlm.session.list_runs()",
+    "cli": "list them with `qlm runs list`",
+    "mcp": "list them with the list_runs tool",
+}
+
 VERSION_FIELDS = ("id", "strategy", "version", "sha256", "author", "message", "created_at")
 
 
@@ -48,7 +54,7 @@ def list_runs(
 def get_run(run_id: int, *, home: PathLike | None = None) -> dict[str, Any]:
     """One run in full with its ``strategy_version``; NOT_FOUND for an unknown id."""
     if isinstance(run_id, bool) or not str(run_id).isdigit():
-        raise not_found("run with id", run_id, "run ids are numbers; see 'qlm runs list' (MCP: list_runs)")
+        raise not_found("run with id", run_id, "run ids are numbers", fixes=RUN_LIST_FIXES)
     run_id = int(run_id)
     with stores.reading(home) as store:
         run = None if store is None else store.get_run(run_id)
@@ -56,7 +62,8 @@ def get_run(run_id: int, *, home: PathLike | None = None) -> dict[str, Any]:
             raise not_found(
                 "run with id",
                 run_id,
-                "list the recorded runs with 'qlm runs list' (MCP: list_runs)",
+                "a run id comes from a recorded backtest",
+                fixes=RUN_LIST_FIXES,
                 run_id=run_id,
             )
         versions = _versions_of(store, [run])

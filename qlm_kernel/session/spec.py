@@ -13,11 +13,21 @@ from typing import Any
 
 import pandas as pd
 
-from qlm_kernel.engine.settings import check_mapping, check_settings, partition_settings
+from qlm_kernel.engine.settings import (
+    SETTING_NAMES,
+    check_mapping,
+    check_settings,
+    closest,
+    partition_settings,
+)
+from qlm_kernel.errors import ConfigError, spelled
 from qlm_kernel.session.limits import USER, Limits
 from qlm_kernel.workspace.data import check_sample, resolve_data
 
-__all__ = ["DataSource", "RunSpec", "check_mapping", "check_settings"]  # the checks live with the settings
+DATA_KEYWORDS = ("data", "dataset", "sample")
+
+# the setting checks live with the settings
+__all__ = ["SETTING_NAMES", "DataSource", "RunSpec", "check_mapping", "check_settings"]
 
 
 def check_sample_size(sample: Any, limits: Limits) -> None:
@@ -25,6 +35,17 @@ def check_sample_size(sample: Any, limits: Limits) -> None:
     n = sample.get("n") if isinstance(sample, dict) else None
     if isinstance(n, int) and not isinstance(n, bool):
         limits.check("sample n (bars)", n, "max_sample_bars", "ask for fewer bars")
+
+
+def check_data_keywords(params: dict[str, Any]) -> None:
+    """With no data named, a keyword close to ``data``/``dataset``/``sample`` (``datset=``) is that
+    keyword mistyped (UNKNOWN_KEYWORD naming it), not a strategy parameter."""
+    for key in params:
+        near = closest(key, DATA_KEYWORDS)
+        if near is not None:
+            raise ConfigError(f"unknown keyword {key!r}", hint=f"did you mean {near!r}?",
+                              code="UNKNOWN_KEYWORD", fixes=spelled(near, params[key], lead="write it as "),
+                              key=key, closest=near)
 
 
 @dataclass(frozen=True)
@@ -131,6 +152,8 @@ class RunSpec:
     ) -> RunSpec:
         """A spec from the Python API's flat keywords: setting names are settings, the rest params."""
         settings, params = partition_settings(kwargs)
+        if data is None and dataset is None and sample is None:
+            check_data_keywords(params)
         return cls.build(
             strategy,
             params=params,

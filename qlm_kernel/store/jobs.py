@@ -70,9 +70,16 @@ def _status(value: Any, allowed: tuple[str, ...], job_id: str) -> str:
     return value
 
 
+JOB_LIST_FIXES = {  # where each front end lists job ids (`QLMError.fixes`)
+    "python": "list them with qlm.optimize.list()",
+    "cli": "list them with `qlm jobs list`",
+    "mcp": "list them with the list_jobs tool",
+}
+
+
 def _not_found(job_id: str) -> ConfigError:
-    return ConfigError(f"no job with id {job_id!r}", hint="list jobs with list_jobs() or `qlm jobs list`",
-                       code="NOT_FOUND", job_id=job_id)
+    return ConfigError(f"no job with id {job_id!r}", hint="a job id comes from an optimization",
+                       code="NOT_FOUND", fixes=JOB_LIST_FIXES, job_id=job_id)
 
 
 def _objective(value: Any, job_id: str) -> float | None:
@@ -149,8 +156,9 @@ def reaped_error(job_id: str, status: str, reason: str) -> dict[str, Any]:
     """The error record a reaped job keeps: why it stopped and how to finish it."""
     code = "JOB_ABANDONED" if status == "abandoned" else "JOB_REAPED"
     return QLMSystemError(f"job {job_id} was marked {status}: {reason}", code=code,
-                          hint=f"resume it with qlm.optimize.resume({job_id!r}) or the same `qlm optimize` "
-                               f"command with --resume {job_id}; trials already stored are kept",
+                          hint="resume it: trials already stored are kept",
+                          fixes={"python": f"qlm.optimize.resume({job_id!r})",
+                                 "cli": f"the same `qlm optimize` command with --resume {job_id}"},
                           job_id=job_id).to_dict()
 
 

@@ -26,11 +26,17 @@ _SESSION_COLUMNS = (
 _LIST_COLUMNS = _SESSION_COLUMNS.replace(" state,", "")
 
 
+PAPER_LIST_FIXES = {  # where each front end lists paper sessions (`QLMError.fixes`)
+    "python": "list them with qlm.session.list_paper_sessions()",
+    "mcp": "list them with the list_paper_sessions tool",
+}
+
+
 def _not_found(session_id: str) -> ConfigError:
     return ConfigError(
         f"no paper session with id {session_id!r}",
-        hint="list them with list_paper_sessions()",
         code="NOT_FOUND",
+        fixes=PAPER_LIST_FIXES,
         session_id=session_id,
     )
 

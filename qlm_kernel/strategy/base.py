@@ -13,7 +13,7 @@ import sys
 from typing import Any, ClassVar
 
 from qlm_kernel.engine.settings import SETTING_NAMES
-from qlm_kernel.errors import ConfigError, StrategyError
+from qlm_kernel.errors import ConfigError, StrategyError, spelled
 from qlm_kernel.strategy.params import Param
 from qlm_kernel.strategy.signals import Signals
 
@@ -87,7 +87,7 @@ class Strategy:
         known = cls._params_
         for key in params:
             if key not in known:
-                raise _unknown_param(cls, key)
+                raise _unknown_param(cls, key, params[key])
         self._values: dict[str, Any] = {
             key: (p.validate(params[key], strategy=cls.name) if key in params else p.default)
             for key, p in known.items()
@@ -160,15 +160,22 @@ class Strategy:
         return (_rebuild_from_file, (cls.source_file, cls.__name__, self._values))
 
 
-def _unknown_param(cls: type[Strategy], key: str) -> ConfigError:
+def _unknown_param(cls: type[Strategy], key: str, value: Any = None) -> ConfigError:
+    """UNKNOWN_PARAM naming the closest of the strategy's parameters and the backtest settings together;
+    when that is a setting, each front end's fix says how that front end takes settings."""
     known = list(cls._params_)
-    close = difflib.get_close_matches(key, known, n=1)
-    setting = difflib.get_close_matches(key, SETTING_NAMES, n=1)
-    if close:
+    calls = [k for k in RUN_KEYWORDS if k not in SETTING_NAMES]
+    close = difflib.get_close_matches(key, [*known, *SETTING_NAMES, *calls], n=1)
+    fixes = None
+    if close and close[0] in known:
         hint = f"did you mean {close[0]!r}? {cls.name} takes: {', '.join(known)}"
-    elif setting:
-        hint = (f"did you mean the backtest setting {setting[0]!r}? {cls.name} takes: "
+    elif close and close[0] in calls:
+        hint = (f"did you mean the keyword {close[0]!r} of the call? {cls.name} takes: "
+                f"{', '.join(known) or 'no parameters'}")
+    elif close:
+        hint = (f"did you mean the backtest setting {close[0]!r}? {cls.name} takes: "
                 f"{', '.join(known) or 'no parameters'}; settings: {', '.join(SETTING_NAMES)}")
+        fixes = spelled(close[0], value, mcp_in="settings", lead="settings are given as ")
     elif known:
         hint = f"{cls.name} takes: {', '.join(known)}"
     else:
@@ -177,6 +184,7 @@ def _unknown_param(cls: type[Strategy], key: str) -> ConfigError:
         f"{cls.name} has no parameter {key!r}",
         hint=hint,
         code="UNKNOWN_PARAM",
+        fixes=fixes,
         strategy=cls.name,
         param=key,
         known=known,
@@ -232,7 +240,8 @@ class SignalsStrategy(Strategy):
     def with_params(self, **overrides: Any) -> Strategy:
         """Only valid without overrides: fixed signals have no parameters."""
         if overrides:
-            raise _unknown_param(type(self), next(iter(overrides)))
+            key = next(iter(overrides))
+            raise _unknown_param(type(self), key, overrides[key])
         return self
 
     def __repr__(self) -> str:

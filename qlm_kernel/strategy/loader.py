@@ -23,7 +23,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from qlm_kernel.errors import ConfigError, SecurityError, StrategyError
+from qlm_kernel.errors import ConfigError, QLMError, SecurityError, StrategyError
 from qlm_kernel.strategy.base import SignalsStrategy, Strategy
 from qlm_kernel.strategy.signals import Signals
 from qlm_kernel.strategy.timelimit import TimeLimitExceeded, current_limit, run_limited
@@ -85,16 +85,31 @@ def find_strategy_file(name: str) -> Path:
         refuse_workspace_link(path, name)  # even a dangling link: it must not fall through to an example
         if path.is_file():
             return path.resolve()
+    raise unknown_strategy(stem, StrategyError, searched=[str(p) for p in searched])
+
+
+STRATEGY_FIXES = {  # how each front end finds or makes a strategy (`QLMError.fixes`)
+    "python": "qlm.session.strategies.list_strategies() lists them; or pass a file path or a Strategy "
+              "class, e.g. qlm.backtest('my_strategy.py', df)",
+    "cli": "`qlm strategies list` shows them; or pass a file path, e.g. `qlm backtest ./my_strategy.py ...`",
+    "mcp": "list_strategies shows them; write_strategy creates a new one",
+}
+
+
+def unknown_strategy(name: str, error: type[QLMError], **context: Any) -> QLMError:
+    """NOT_FOUND for a strategy name: the closest known name, the known ones, each front end's fix."""
     names = sorted(available_strategies())
-    close = difflib.get_close_matches(stem, names, n=1)
-    raise StrategyError(
-        f"no strategy named {stem!r}",
+    close = difflib.get_close_matches(name, names, n=1)
+    return error(
+        f"no strategy named {name!r}",
         hint=(f"did you mean {close[0]!r}? " if close else "")
-        + (f"available: {', '.join(names)}" if names else "write one in $QLM_HOME/strategies/"),
+        + (f"available: {', '.join(names)}" if names else "none yet: write one in $QLM_HOME/strategies/"),
         code="NOT_FOUND",
-        name=stem,
-        searched=[str(p) for p in searched],
+        fixes=STRATEGY_FIXES,
+        name=name,
         available=names,
+        closest=close[0] if close else None,
+        **context,
     )
 
 

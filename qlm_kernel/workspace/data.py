@@ -40,6 +40,23 @@ def _record_dataset_change(event: str, meta: dict[str, Any]) -> None:
         store.record_dataset(meta)
 
 
+DATA_SOURCE_FIXES = {  # how each front end names the bars of a run (`QLMError.fixes`)
+    "python": "e.g. qlm.backtest(strategy, 'prices.csv'), dataset='prices' (an imported dataset) or "
+              "sample={'kind': 'synthetic', 'n': 10000}",
+    "cli": "e.g. --data prices.csv, --dataset prices (`qlm data list`) or --sample synthetic",
+    "mcp": 'e.g. dataset="prices" (list_datasets) or sample={"kind": "synthetic", "n": 10000}',
+}
+
+
+def sample_fixes(kind: str) -> dict[str, str]:
+    """How each front end asks for a sample of ``kind`` (`QLMError.fixes`)."""
+    return {
+        "python": f"e.g. sample={{'kind': {kind!r}, 'n': 10000}} or qlm.sample_data({kind!r})",
+        "cli": f"e.g. --sample {kind} --n 10000",
+        "mcp": f'e.g. sample={{"kind": "{kind}", "n": 10000}}',
+    }
+
+
 def check_sample(sample: Any, max_bars: int | None = None) -> dict[str, Any]:
     """A sample spec, checked: a dict of known fields, a known kind, ``n`` an integer in [2, max_bars]."""
     if not isinstance(sample, dict):
@@ -56,6 +73,8 @@ def check_sample(sample: Any, max_bars: int | None = None) -> dict[str, Any]:
             code="DATA_BAD_INPUT",
             hint=(f"did you mean {close[0]!r}? " if close else "")
             + f"sample fields: {', '.join(SAMPLE_FIELDS)}",
+            fixes={"cli": "sample fields are flags: --n N, --seed S (see `qlm backtest --help`)"},
+            closest=close[0] if close else None,
         )
     kind = sample.get("kind", "synthetic")
     if kind not in SAMPLE_KINDS:
@@ -64,7 +83,9 @@ def check_sample(sample: Any, max_bars: int | None = None) -> dict[str, Any]:
             f"unknown sample kind {kind!r}",
             code="DATA_SAMPLE",
             hint=(f"did you mean {close[0]!r}? " if close else "") + f"kinds: {', '.join(SAMPLE_KINDS)}",
+            fixes=sample_fixes(close[0] if close else SAMPLE_KINDS[0]),
             value=str(kind),
+            closest=close[0] if close else None,
         )
     n = sample.get("n")
     too_big = max_bars is not None and isinstance(n, int) and n > max_bars
@@ -101,8 +122,8 @@ def resolve_data(
     if sum(given) != 1:
         raise DataError(
             "give exactly one of data, dataset or sample",
-            hint="e.g. dataset='prices' (see qlm data list) or sample={'kind': 'synthetic', 'n': 10000}",
             code="DATA_AMBIGUOUS",
+            fixes=DATA_SOURCE_FIXES,
         )
     if sample is not None:
         spec = check_sample(sample, max_bars)

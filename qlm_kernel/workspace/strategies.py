@@ -274,12 +274,9 @@ def _find_readable(name: Any, home: str | os.PathLike[str] | None) -> tuple[Path
     example = examples_dir().resolve() / path.name
     if example.is_file() and not example.is_symlink():
         return example, "examples"
-    raise ConfigError(
-        f"no strategy named {path.name!r}",
-        code="NOT_FOUND",
-        name=path.name,
-        hint="list_strategies shows what exists; write_strategy creates a new one",
-    )
+    from qlm_kernel.strategy.loader import unknown_strategy
+
+    raise unknown_strategy(path.stem, ConfigError, file=path.name)
 
 
 def read_strategy(name: Any, *, home: str | os.PathLike[str] | None = None) -> dict[str, Any]:
