@@ -170,7 +170,7 @@ def monthly_panel(c: Context) -> Spec:
             "zmid": 0,
             "zmin": -lim,
             "zmax": lim,
-            "colorscale": "RdYlGn",
+            "colorscale": [[0, "#d73027"], [0.5, "#f7f7f7"], [1, "#1a9850"]],
             "showscale": False,
             "xaxis": "x",
             "yaxis": "y",
