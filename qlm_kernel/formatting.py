@@ -25,6 +25,7 @@ STAT_FORMATS: dict[str, tuple[str, str]] = {
     "calmar": ("Calmar", "ratio"),
     "max_drawdown": ("Max drawdown", "pct"),
     "max_drawdown_bars": ("Max drawdown bars", "int"),
+    "liquidated": ("Liquidated", "text"),
     "n_trades": ("Trades", "int"),
     "n_closed": ("Closed trades", "int"),
     "n_long": ("Long trades", "int"),

@@ -376,3 +376,16 @@ def test_stages_bar_writes_only_when_enabled() -> None:
     with Stages(["first"], enabled=False, stream=hidden) as stages, stages.stage("first"):
         pass
     assert hidden.getvalue() == ""
+
+
+def test_ruin_is_stated_in_the_human_output_and_the_json(home: Path) -> None:
+    """The issue's example: a breakout on the monthly BTC sample used to end at -125 % without a word."""
+    proc = qlm("backtest", "donchian_breakout", "--sample", "btcusd", "--fill", "next_open", home=home)
+    assert proc.returncode == 0, proc.stderr
+    assert "Liquidated" in proc.stdout and "warning: the account was liquidated at 2023-10-31" in proc.stdout
+    assert "this is ruin, not a bug" in proc.stdout
+    data = one_json(qlm("backtest", "donchian_breakout", "--sample", "btcusd", "--fill", "next_open",
+                        "--leverage", "1", "--maintenance-margin", "0.05", "--json", home=home).stdout)
+    assert data["stats"]["liquidated"] is True and data["stats"]["final_value"] > 0
+    assert data["warnings"][0]["code"] == "LIQUIDATED"
+    assert data["settings"]["maintenance_margin"] == 0.05

@@ -132,6 +132,9 @@ def test_volume_participation_gives_partial_fills():
 def test_replay_settings_are_checked():
     with pytest.raises(ConfigError):
         paper_replay("sma_cross", SYN, fill="close")
+    with pytest.raises(ConfigError, match="cash account") as info:
+        paper_replay("sma_cross", SYN, leverage=2)
+    assert info.value.context["setting"] == "leverage"
     with pytest.raises(ConfigError):
         paper_replay("sma_cross", SYN, latency=-1)
     with pytest.raises(ConfigError):

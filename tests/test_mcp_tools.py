@@ -93,7 +93,7 @@ def test_sample_specs_are_validated(home):
     with pytest.raises(DataError, match="unknown sample field"):
         tools.run_backtest("sma_cross", sample={"kind": "synthetic", "path": "/etc/passwd"})
     with pytest.raises(ConfigError, match="unknown setting"):
-        tools.run_backtest("sma_cross", sample={"kind": "synthetic", "n": 500}, settings={"leverage": 10})
+        tools.run_backtest("sma_cross", sample={"kind": "synthetic", "n": 500}, settings={"levrage": 10})
     with pytest.raises(SecurityError):
         tools.run_backtest("../strategies/sma_cross.py")
 
@@ -127,3 +127,12 @@ def test_trades_summary_counts(home):
     assert sum(summary["exit_reasons"].values()) == summary["count"]
     assert len(summary["last"]) == 5 and isinstance(summary["last"][0]["entry_time"], str)
     assert tools.trades_summary(res.trades.iloc[:0])["count"] == 0
+
+
+def test_run_backtest_returns_the_ruin_warning(home):
+    out = tools.run_backtest("donchian_breakout", sample={"kind": "btcusd"}, settings={"fill": "next_open"})
+    assert out["stats"]["liquidated"] is True
+    assert [w["code"] for w in out["warnings"]][:1] == ["LIQUIDATED"]
+    calm = tools.run_backtest("sma_cross", sample={"kind": "synthetic", "n": 5000})
+    assert calm["stats"]["liquidated"] is False
+    assert all(w["code"] != "LIQUIDATED" for w in calm["warnings"])

@@ -38,6 +38,11 @@ SETTING_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "tp_stop": ("--tp-stop", {"type": float, "metavar": "F", "help": "take-profit, fraction of entry"}),
     "tsl_stop": ("--tsl-stop", {"type": float, "metavar": "F", "help": "trailing stop fraction"}),
     "close_at_end": ("--close-at-end", {"action": "store_true", "help": "close at the end, with costs"}),
+    "leverage": ("--leverage", {"type": float, "metavar": "X", "help": "buying power = X * cash (1: cash)"}),
+    "maintenance_margin": (
+        "--maintenance-margin",
+        {"type": float, "metavar": "F", "help": "liquidate below F * position value (default 0)"},
+    ),
 }
 
 STAGE_STRATEGY = "loading strategy"
@@ -253,6 +258,7 @@ def human_summary(result: Any, source: dict[str, Any], settings: dict[str, Any],
     trades = result.trades
     n_open = int((trades["status"] == "open").sum())
     lines.append(f"trades: {len(trades):,} ({len(trades) - n_open:,} closed, {n_open} open)")
+    lines += [f"warning: {w['message']}\n  {w['hint']}" for w in result.warnings]
     lines.append(f"report: {report}" if report else "report: none (add --report FILE.html)")
     lines.append(f"took {result.meta.get('duration_s', float('nan')):.3f} s")
     return "\n".join(lines)

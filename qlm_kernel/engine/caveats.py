@@ -31,7 +31,58 @@ def few_trades_warning(n_trades: Any, min_trades: int = MIN_TRADES, what: str = 
     }
 
 
-def result_warnings(stats: Any) -> list[dict[str, Any]]:
-    """The warnings of one backtest's stats mapping (FEW_TRADES; LIQUIDATED once margin lands)."""
-    found = [few_trades_warning(stats.get("n_trades"), what="this backtest")]
+def liquidation_warning(when: Any, price: float, settings: dict[str, Any]) -> dict[str, Any]:
+    """A LIQUIDATED warning: the account hit its maintenance level at ``when`` and stopped trading."""
+    leverage = settings.get("leverage", 1.0)
+    maintenance = settings.get("maintenance_margin", 0.0)
+    return {
+        "code": "LIQUIDATED",
+        "message": f"the account was liquidated at {when} (price {price:,.6g}): its net liquidation value "
+                   f"reached maintenance_margin={maintenance:g} of the position's value "
+                   f"(leverage={leverage:g}); nothing traded afterwards",
+        "hint": "this is ruin, not a bug: the position was too large for the moves in this data. Size down "
+                "(size=0.5, size_type='percent'), lower the leverage, or add a protective stop "
+                "(sl_stop=0.1). Per-bar statistics (volatility, Sharpe, Sortino) end at the liquidation "
+                "and, as averages of simple returns, can stay positive after a total loss: judge the run "
+                "by its total return",
+        "time": str(when),
+        "price": price,
+    }
+
+
+def ruined_warning(what: str = "the best result") -> dict[str, Any]:
+    """A LIQUIDATED warning for a selection (a sweep keeps no trades, so no time or price)."""
+    return {
+        "code": "LIQUIDATED",
+        "message": f"{what} was liquidated: its account reached the maintenance level and stopped trading",
+        "hint": "an objective can still rank a ruined run well (Sharpe can stay positive after a total "
+                "loss): require liquidated==0 as a constraint, or size down; backtest it to see when",
+    }
+
+
+def debt_warning(final_value: float) -> dict[str, Any]:
+    """A NEGATIVE_EQUITY warning: a gap through the liquidation level left the account owing money."""
+    return {
+        "code": "NEGATIVE_EQUITY",
+        "message": f"the account ends at {final_value:,.2f}: the price gapped through the liquidation "
+                   "level, so closing cost more than the account held (a debt a broker would claim)",
+        "hint": "with leverage or shorts a gap can lose more than the account; total return below -100% "
+                "and CAGR -100% state that loss, they are not a bug",
+        "final_value": final_value,
+    }
+
+
+def result_warnings(stats: Any, *, liquidation: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The warnings of one backtest: LIQUIDATED (``liquidation``: the ``liquidation_warning`` fields),
+    NEGATIVE_EQUITY, FEW_TRADES."""
+    found = [
+        liquidation,
+        debt_warning(stats["final_value"]) if _owes(stats) else None,
+        few_trades_warning(stats.get("n_trades"), what="this backtest"),
+    ]
     return [w for w in found if w]
+
+
+def _owes(stats: Any) -> bool:
+    """Whether the account ends owing money (beyond float rounding of a liquidation at zero)."""
+    return stats.get("final_value", 0.0) < -1e-9 * stats.get("init_cash", 1.0)

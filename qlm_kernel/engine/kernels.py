@@ -19,6 +19,12 @@ Semantics (documented in README "Engine semantics"):
   slippage and fees. The trailing reference is the best high (long) / low (short) of the bars
   *before* the current one, starting at the entry price. With ``fill=close`` a bar with a stop exit
   ignores that bar's signals.
+- margin: buying power is ``leverage`` x cash at entry. A position is liquidated when a bar's price
+  reaches the level where the account's net liquidation value (cash + position at that price, less
+  the exit's slippage and fees) falls to ``maintenance_margin`` x the position's value; it fills at
+  that level (at the open when the bar gaps through it) with costs, checked with the stops on the
+  same bars (a protective stop strictly nearer the open fills first; a take-profit never does), and
+  the run trades no more: later bars carry the equity left (negative only after a gap: a debt).
 """
 
 from __future__ import annotations
@@ -34,12 +40,15 @@ from qlm_kernel.engine.layout import (
     CFG_FIXED_FEES,
     CFG_INIT_CASH,
     CFG_INTEGER,
+    CFG_LEVERAGE,
+    CFG_MAINTENANCE,
     CFG_SIZE,
     CFG_SIZE_TYPE,
     CFG_SLIPPAGE,
     DIR_LONG,
     DIR_SHORT,
     EXIT_END,
+    EXIT_LIQUIDATION,
     EXIT_OPEN,
     EXIT_REVERSAL,
     EXIT_SIGNAL,
@@ -58,6 +67,7 @@ from qlm_kernel.engine.layout import (
     ST_FINAL_VALUE,
     ST_GROSS_LOSS,
     ST_GROSS_PROFIT,
+    ST_LIQUIDATION_BAR,
     ST_MAX_DD,
     ST_MAX_DD_BARS,
     ST_N_CLOSED,
@@ -127,7 +137,10 @@ def decide_target(pos: float, el: bool, xl: bool, es: bool, xs: bool, direction:
 
 @njit(nogil=True, cache=True, error_model="numpy", inline="always")
 def entry_units(sign: int, price: float, cash: float, cfg: np.ndarray) -> tuple[float, float, float]:
-    """Units, slipped fill price and fee for a new position; units == 0 means refused."""
+    """Units, slipped fill price and fee for a new position; units == 0 means refused.
+
+    Buying power is ``cash`` x leverage; a debt (cash <= 0) buys nothing."""
+    cash = cash * cfg[CFG_LEVERAGE]
     slip = cfg[CFG_SLIPPAGE]
     fees = cfg[CFG_FEES]
     fixed = cfg[CFG_FIXED_FEES]
@@ -156,6 +169,26 @@ def exit_fill(pos: float, price: float, cfg: np.ndarray) -> tuple[float, float]:
     slip = cfg[CFG_SLIPPAGE]
     adj = price * (1.0 - slip * ((pos > 0.0) - (pos < 0.0)))
     return adj, abs(pos) * adj * cfg[CFG_FEES] + cfg[CFG_FIXED_FEES]
+
+
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def liquidation_level(pos: float, cash: float, price: float, cfg: np.ndarray) -> float:
+    """The price at which ``pos`` with ``cash`` is liquidated: net liquidation value (after the exit's
+    slippage and fees) equals maintenance_margin x the position's value. A long whose level is below
+    a billionth of its entry ``price`` can never be liquidated (0 is returned: an all-cash entry
+    leaves cash of +-1e-13, not a level worth a check a bar); a short always has a level."""
+    slip = cfg[CFG_SLIPPAGE]
+    fees = cfg[CFG_FEES]
+    fixed = cfg[CFG_FIXED_FEES]
+    maintenance = cfg[CFG_MAINTENANCE]
+    units = abs(pos)
+    if pos > 0.0:
+        per_unit = (1.0 - slip) * (1.0 - fees) - maintenance  # value kept per unit of price
+        if per_unit <= 0.0:
+            return np.inf
+        level = (fixed - cash) / (units * per_unit)
+        return level if level > 1e-9 * price else 0.0
+    return (cash - fixed) / (units * ((1.0 + slip) * (1.0 + fees) + maintenance))
 
 
 # entry state slots: a small array the rare paths share; position and cash stay in registers
@@ -335,6 +368,9 @@ def simulate_column(
     n_rejected = 0
     pending = NO_CHANGE  # next-open mode: the target decided at the previous close
     pending_bar = -1
+    liq = 0.0  # liquidation level of the position held
+    liq_on = False  # False for a long that no price can liquidate (skips the low's load)
+    liq_bar = -1
 
     sum_r = 0.0
     sum_r2 = 0.0
@@ -367,16 +403,34 @@ def simulate_column(
                 pos, cost = open_position(ps, cfg, pending, oi, cash, i, pending_bar, sl_a, tp_a, tsl_a)
                 cash -= cost
                 n_rejected += pos == 0.0
+                liq = liquidation_level(pos, cash, oi, cfg)
+                liq_on = pos < 0.0 or liq > 0.0
             pending = NO_CHANGE
-        # 2) intrabar stops on the position held
+        # 2) intrabar: liquidation and stops on the position held
         stopped = False
-        if use_stops and pos != 0.0 and (ps[PS_ENTRY_BAR] < i or not fill_close):
-            level, reason = stop_level(ps, pos, o[i], h[i], lo[i])
-            if reason >= 0 and not np.isnan(level):
-                cash += close_position(ps, trades, k, cfg, pos, level, i, reason)
+        if (use_stops or liq_on) and pos != 0.0 and (ps[PS_ENTRY_BAR] < i or not fill_close):
+            liq_fill = np.nan
+            if liq_on:
+                if pos > 0.0:
+                    if lo[i] <= liq:
+                        liq_fill = min(o[i], liq)
+                elif h[i] >= liq:
+                    liq_fill = max(o[i], liq)
+            if use_stops:
+                level, reason = stop_level(ps, pos, o[i], h[i], lo[i])
+                if reason >= 0 and not np.isnan(level) and (
+                    np.isnan(liq_fill) or (reason != EXIT_TAKE_PROFIT and (level - liq_fill) * pos > 0.0)
+                ):
+                    cash += close_position(ps, trades, k, cfg, pos, level, i, reason)
+                    k += 1
+                    pos = 0.0
+                    stopped = True
+            if pos != 0.0 and not np.isnan(liq_fill):
+                cash += close_position(ps, trades, k, cfg, pos, liq_fill, i, EXIT_LIQUIDATION)
                 k += 1
                 pos = 0.0
                 stopped = True
+                liq_bar = i
         # 3) this bar's signals: act at the close, or queue for the next open. (Branches beat a
         #    lookup table here: the table's load sits on the loop-carried position chain.)
         target = NO_CHANGE
@@ -397,6 +451,8 @@ def simulate_column(
                     pos, cost = open_position(ps, cfg, target, ci, cash, i, i, sl_a, tp_a, tsl_a)
                     cash -= cost
                     n_rejected += pos == 0.0
+                    liq = liquidation_level(pos, cash, ci, cfg)
+                    liq_on = pos < 0.0 or liq > 0.0
         # 4) optionally close what is left at the last close
         if close_at_end and i == n - 1 and pos != 0.0:
             cash += close_position(ps, trades, k, cfg, pos, ci, i, EXIT_END)
@@ -422,6 +478,10 @@ def simulate_column(
         if record_equity:
             equity[i] = eq
         prev_eq = eq
+        if liq_bar >= 0:  # liquidated: nothing trades any more, the equity left stays
+            if record_equity:
+                equity[i + 1:] = eq
+            break
 
     # an open position at the end is reported as an open trade marked at the last close
     if pos != 0.0 and bad_bar < 0:
@@ -436,14 +496,17 @@ def simulate_column(
     stats[ST_SUM_R] = sum_r
     stats[ST_SUM_R2] = sum_r2
     stats[ST_SUM_DOWN2] = sum_down2
-    stats[ST_N_R] = max(n - 1, 0) if bad_bar < 0 else max(bad_bar - 1, 0)
     last = n - 1 if bad_bar < 0 else bad_bar - 1
+    if liq_bar >= 0:  # returns end at the liquidation: the dead account's flat bars are not returns
+        last = liq_bar
+    stats[ST_N_R] = max(last, 0)
     if trough < peak:  # still in a drawdown at the end
         max_dd_bars = max(max_dd_bars, last - peak_bar)
     stats[ST_MAX_DD_BARS] = max_dd_bars
     stats[ST_FINAL_POSITION] = pos
     stats[ST_FINAL_CASH] = cash
     stats[ST_BAD_PRICE_BAR] = bad_bar
+    stats[ST_LIQUIDATION_BAR] = liq_bar
     return k
 
 

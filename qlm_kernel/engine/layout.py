@@ -18,7 +18,9 @@ CFG_SIZE_TYPE = 6  # 0 units, 1 value (cash), 2 percent of equity
 CFG_INTEGER = 7  # 1 = whole units only
 CFG_DIRECTION = 8  # 0 long, 1 short, 2 both
 CFG_CLOSE_AT_END = 9  # 1 = close an open position at the last close, with costs
-N_CFG = 10
+CFG_LEVERAGE = 10  # buying power = leverage * cash at entry (1 = cash account)
+CFG_MAINTENANCE = 11  # liquidate when net liquidation value <= this fraction of the position's value
+N_CFG = 12
 
 FILL_CLOSE = 0
 FILL_NEXT_OPEN = 1
@@ -53,7 +55,10 @@ EXIT_TRAILING_STOP = 3
 EXIT_REVERSAL = 4
 EXIT_END = 5
 EXIT_OPEN = 6
-EXIT_REASONS = ("signal", "stop_loss", "take_profit", "trailing_stop", "reversal", "end", "open")
+EXIT_LIQUIDATION = 7
+EXIT_REASONS = (
+    "signal", "stop_loss", "take_profit", "trailing_stop", "reversal", "end", "open", "liquidation"
+)
 
 # --- per-column statistics accumulator ----------------------------------------------------------
 ST_FINAL_VALUE = 0
@@ -80,4 +85,5 @@ ST_N_SHORT = 20
 ST_FINAL_POSITION = 21
 ST_FINAL_CASH = 22
 ST_BAD_PRICE_BAR = 23  # first bar whose price is not finite and positive, else -1
-N_STATS = 24
+ST_LIQUIDATION_BAR = 24  # bar of the liquidation that ended trading, else -1
+N_STATS = 25

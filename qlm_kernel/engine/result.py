@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from qlm_kernel.engine import layout as L
-from qlm_kernel.engine.caveats import result_warnings
+from qlm_kernel.engine.caveats import liquidation_warning, result_warnings
 from qlm_kernel.engine.settings import BacktestSettings
 from qlm_kernel.engine.stats import stats_series
 from qlm_kernel.jsonsafe import json_safe
@@ -75,7 +75,13 @@ class BacktestResult:
     @functools.cached_property
     def warnings(self) -> list[dict[str, Any]]:
         """What to be wary of in this run (`qlm_kernel.engine.caveats`): code, message, hint each."""
-        return result_warnings(self.stats)
+        liquidation = None
+        bar = int(self._acc[L.ST_LIQUIDATION_BAR])
+        if bar >= 0:
+            rows = self._trades[self._trades[:, L.TR_EXIT_REASON] == L.EXIT_LIQUIDATION]
+            price = float(rows[-1, L.TR_EXIT_PRICE]) if len(rows) else float("nan")
+            liquidation = liquidation_warning(self.data.index[bar], price, self.settings.to_dict())
+        return result_warnings(self.stats, liquidation=liquidation)
 
     @functools.cached_property
     def equity(self) -> pd.Series:

@@ -27,6 +27,8 @@ SETTING_NAMES = (
     "tp_stop",
     "tsl_stop",
     "close_at_end",
+    "leverage",
+    "maintenance_margin",
 )
 
 
@@ -38,6 +40,12 @@ class BacktestSettings:
     fill price 5 bps against the trader); ``fixed_fees`` is cash per order. ``size=None`` invests
     all available cash; otherwise ``size_type`` says whether it counts units, cash value, or a
     fraction of equity. Stops are fractions of the entry price (``None`` = no stop).
+
+    ``leverage`` sets buying power to leverage x cash at entry (1 = a cash account; a short's value is
+    capped the same way). ``maintenance_margin`` is the fraction of the position's value that the
+    account's net liquidation value (equity after the exit's slippage and fees) must stay above; when
+    a bar's price reaches that level every position is liquidated there (at the open on a gap) with
+    costs, and nothing trades afterwards. 0 liquidates when the account is worth nothing.
     """
 
     fill: str = "close"
@@ -53,6 +61,8 @@ class BacktestSettings:
     tp_stop: float | None = None
     tsl_stop: float | None = None
     close_at_end: bool = False
+    leverage: float = 1.0
+    maintenance_margin: float = 0.0
 
     def __post_init__(self) -> None:
         _choice("fill", self.fill, L.FILL_CODES)
@@ -77,6 +87,16 @@ class BacktestSettings:
                 _number(name, value, low=0.0, high=1.0, low_open=True, high_open=True)
         if self.tp_stop is not None:
             _number("tp_stop", self.tp_stop, low=0.0, low_open=True)
+        _number("leverage", self.leverage, low=1.0, high=1000.0)
+        _number("maintenance_margin", self.maintenance_margin, low=0.0, high=1.0, high_open=True)
+        if self.maintenance_margin >= 1.0 / self.leverage:
+            raise ConfigError(
+                f"maintenance_margin={self.maintenance_margin} is not below the initial margin "
+                f"1/leverage={1.0 / self.leverage:.4g}: every entry would be liquidated at once",
+                hint="lower maintenance_margin or leverage, e.g. leverage=5 with maintenance_margin=0.1",
+                setting="maintenance_margin",
+                value=self.maintenance_margin,
+            )
         for name in ("integer", "close_at_end"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ConfigError(
@@ -102,6 +122,8 @@ class BacktestSettings:
         cfg[L.CFG_INTEGER] = float(self.integer)
         cfg[L.CFG_DIRECTION] = L.DIRECTION_CODES[self.direction]
         cfg[L.CFG_CLOSE_AT_END] = float(self.close_at_end)
+        cfg[L.CFG_LEVERAGE] = self.leverage
+        cfg[L.CFG_MAINTENANCE] = self.maintenance_margin
         return cfg
 
 

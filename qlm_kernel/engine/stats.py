@@ -5,7 +5,10 @@ Definitions (stated in the README): per-bar simple returns of equity; ``sharpe``
 sqrt(mean(min(r, 0)^2)); ``bars_per_year`` comes from the data itself ((n - 1) bars over the
 calendar span in years of 365.25 days), so daily stock data annualizes with ~252 and 24/7 hourly
 data with ~8766; ``cagr`` compounds over that same span; ``max_drawdown`` is the most negative
-equity / running peak - 1; trade statistics count closed trades only.
+equity / running peak - 1; trade statistics count closed trades only. After a liquidation
+(``liquidated`` True) the account trades no more: the per-bar return statistics (volatility, Sharpe,
+Sortino) end at the liquidation bar, while CAGR, total return and drawdown use the final equity over
+the whole span (CAGR is -100% when nothing is left).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ STAT_KEYS = (
     "calmar",
     "max_drawdown",
     "max_drawdown_bars",
+    "liquidated",
     "n_trades",
     "n_closed",
     "n_long",
@@ -110,6 +114,7 @@ def summarize(
         "calmar": calmar,
         "max_drawdown": max_dd,
         "max_drawdown_bars": acc[:, L.ST_MAX_DD_BARS].astype(np.int64),
+        "liquidated": acc[:, L.ST_LIQUIDATION_BAR] >= 0,
         "n_trades": acc[:, L.ST_N_TRADES].astype(np.int64),
         "n_closed": closed.astype(np.int64),
         "n_long": acc[:, L.ST_N_LONG].astype(np.int64),

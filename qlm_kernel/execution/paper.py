@@ -328,6 +328,7 @@ class PaperExecutionHandler(ExecutionHandler):
         cfg = np.zeros(L.N_CFG)
         cfg[L.CFG_FEES], cfg[L.CFG_FIXED_FEES] = self.fees, self.fixed_fees
         cfg[L.CFG_SLIPPAGE] = self.slippage
+        cfg[L.CFG_LEVERAGE] = 1.0  # a paper account is a cash account
         cfg[L.CFG_INTEGER] = float(bool(order.integer))
         if order.cash_fraction is not None:
             cfg[L.CFG_SIZE_TYPE], cfg[L.CFG_SIZE] = L.SIZE_PERCENT, order.cash_fraction

@@ -39,6 +39,15 @@ def paper_settings(
             setting="fill",
             value=fill,
         )
+    for name, cash_account in (("leverage", 1.0), ("maintenance_margin", 0.0)):
+        if kwargs.get(name, cash_account) != cash_account:
+            raise ConfigError(
+                f"paper trading runs a cash account; {name}={kwargs[name]!r} is a backtest-only setting",
+                hint=f"drop {name}= (paper sessions have leverage 1 and no liquidation; a short is bounded "
+                     "by cash)",
+                setting=name,
+                value=kwargs[name],
+            )
     for name in ("fees", "fixed_fees", "slippage"):
         if name in kwargs:  # pragma: no cover - they are explicit keyword arguments of the callers
             raise ConfigError(f"{name} given twice", hint=f"pass {name}= once", setting=name)

@@ -62,6 +62,10 @@ class BacktestOutput(Output):
         description="final_value, total_return (fraction), sharpe, max_drawdown, ..."
     )
     trades: TradesSummary
+    warnings: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="what to be wary of: LIQUIDATED, NEGATIVE_EQUITY, FEW_TRADES (code, message, hint)",
+    )
 
 
 class OptimizeOutput(Output):

@@ -72,7 +72,8 @@ Settings = Annotated[
     dict[str, Any] | None,
     Field(
         description="backtest settings (fractions for costs: fees 0.001 = 10 bps): fill, fees, fixed_fees, "
-        "slippage, init_cash, size, size_type, integer, direction, sl_stop, tp_stop, tsl_stop, close_at_end"
+        "slippage, init_cash, size, size_type, integer, direction, sl_stop, tp_stop, tsl_stop, close_at_end, "
+        "leverage (buying power x cash, default 1), maintenance_margin (liquidation level, default 0)"
     ),
 ]
 Space = Annotated[
@@ -220,6 +221,7 @@ def run_backtest(
         "run_id": res.meta.get("run_id"),
         "stats": {k: json_safe(v) for k, v in res.stats.items()},
         "trades": trades_summary(res.trades),
+        "warnings": json_safe(res.warnings),
     }
     if report:
         out["report"] = _save_report(res, out["run_id"])

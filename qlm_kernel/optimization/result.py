@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qlm_kernel.engine.caveats import few_trades_warning
+from qlm_kernel.engine.caveats import few_trades_warning, ruined_warning
 from qlm_kernel.formatting import HEADLINE_STATS as KEY_STATS
 
 
@@ -76,10 +76,12 @@ class OptimizationResult:
 
     @property
     def warnings(self) -> list[dict[str, Any]]:
-        """What to be wary of in the selection (FEW_TRADES: the best rests on < 30 trades)."""
+        """What to be wary of in the selection (LIQUIDATED: the best was ruined; FEW_TRADES: it rests on
+        < 30 trades)."""
         stats = self.best_stats or {}
-        found = few_trades_warning(stats.get("n_trades"))
-        return [found] if found else []
+        ruined = ruined_warning() if stats.get("liquidated") else None
+        found = [ruined, few_trades_warning(stats.get("n_trades"))]
+        return [w for w in found if w]
 
     @property
     def best_stats(self) -> dict[str, Any] | None:
