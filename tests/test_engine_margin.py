@@ -14,23 +14,13 @@ from hypothesis import strategies as st
 
 import qlm_kernel as qlm
 from qlm_kernel.errors import ConfigError
+from tests import bars
+from tests.bars import flags
 
 
 def frame(close, open_=None, high=None, low=None) -> pd.DataFrame:
-    close = np.asarray(close, dtype=float)
-    open_ = close.copy() if open_ is None else np.asarray(open_, dtype=float)
-    high = np.maximum(open_, close) if high is None else np.asarray(high, dtype=float)
-    low = np.minimum(open_, close) if low is None else np.asarray(low, dtype=float)
-    index = pd.date_range("2024-01-01", periods=len(close), freq="1D", tz="UTC", name="time")
-    return pd.DataFrame(
-        {"open": open_, "high": high, "low": low, "close": close, "volume": np.ones(len(close))}, index=index
-    )
-
-
-def flags(n: int, *bars: int) -> np.ndarray:
-    out = np.zeros(n, dtype=bool)
-    out[list(bars)] = True
-    return out
+    """Daily bars (`tests.bars.frame`)."""
+    return bars.frame(close, open_, high, low, freq="1D")
 
 
 def short_level(units: float, cash: float, *, fees=0.0, slip=0.0, fixed=0.0, mm=0.0) -> float:

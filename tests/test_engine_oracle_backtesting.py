@@ -23,8 +23,11 @@ REL = 1e-6
 RAW = {"goog": GOOG, "eurusd": EURUSD}
 
 
-def run_backtesting(raw: pd.DataFrame, sig: dict[str, np.ndarray], commission: float, cash: float):
-    """backtesting.py mirroring our signal rules: enter/reverse on entries, close on exits."""
+def run_backtesting(
+    raw: pd.DataFrame, sig: dict[str, np.ndarray], commission: float, cash: float, margin: float = 1.0
+):
+    """backtesting.py mirroring our signal rules: enter/reverse on entries, close on exits
+    (``margin`` = 1 / leverage)."""
 
     class Mirror(Strategy):
         def init(self):
@@ -42,7 +45,7 @@ def run_backtesting(raw: pd.DataFrame, sig: dict[str, np.ndarray], commission: f
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        bt = Backtest(raw, Mirror, cash=cash, commission=commission, exclusive_orders=True)
+        bt = Backtest(raw, Mirror, cash=cash, commission=commission, exclusive_orders=True, margin=margin)
         return bt.run()
 
 
@@ -106,29 +109,6 @@ def test_sma_cross_strategy(kind, cash, fast, slow):
     assert_same(stats, res)
 
 
-def run_backtesting_margin(raw, sig, commission, cash, margin):
-    """`run_backtesting` on a margin account (backtesting.py: margin = 1 / leverage)."""
-
-    class Mirror(Strategy):
-        def init(self):
-            pass
-
-        def next(self):
-            i = len(self.data) - 1
-            pos = self.position
-            if sig["entry_long"][i] and not pos.is_long:
-                self.buy()
-            elif sig["entry_short"][i] and not pos.is_short:
-                self.sell()
-            elif (sig["exit_long"][i] and pos.is_long) or (sig["exit_short"][i] and pos.is_short):
-                pos.close()
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        bt = Backtest(raw, Mirror, cash=cash, commission=commission, exclusive_orders=True, margin=margin)
-        return bt.run()
-
-
 @pytest.mark.parametrize("kind", ["goog", "eurusd"])
 @pytest.mark.parametrize("leverage", [2.0, 4.0])
 def test_leverage_matches_backtesting_margin(kind, leverage):
@@ -136,7 +116,7 @@ def test_leverage_matches_backtesting_margin(kind, leverage):
     and final equity, as long as neither account is ruined."""
     df = qlm.sample_data(kind)
     sig = disjoint_signals(len(df), seed=10, short=True)  # a seed neither account is ruined on
-    stats = run_backtesting_margin(RAW[kind], sig, 0.001, 10_000.0, 1.0 / leverage)
+    stats = run_backtesting(RAW[kind], sig, 0.001, 10_000.0, 1.0 / leverage)
     res = qlm.backtest(qlm.Signals(**sig), df, fill="next_open", integer=True, fees=0.001,
                        init_cash=10_000.0, leverage=leverage)
     assert not res.stats["liquidated"]
@@ -157,7 +137,7 @@ def test_ruin_matches_backtesting_up_to_its_stated_difference():
     raw = ours.rename(columns=str.capitalize).tz_localize(None)
     sig = {k: np.zeros(n, bool) for k in ("entry_long", "exit_long", "entry_short", "exit_short")}
     sig["entry_short"][1] = True
-    stats = run_backtesting_margin(raw, sig, 0.0, 10_000.0, 1.0)
+    stats = run_backtesting(raw, sig, 0.0, 10_000.0, 1.0)
     res = qlm.backtest(qlm.Signals(**sig), ours, fill="next_open", integer=True, init_cash=10_000.0)
     theirs = stats._trades
     row = res.trades.iloc[0]
@@ -177,7 +157,7 @@ def test_real_ruin_on_goog_same_bar_different_fill():
     closes at that bar's close (172.43), QLM at the open that gapped through the level (170.54)."""
     df = qlm.sample_data("goog")
     sig = disjoint_signals(len(df), seed=11, short=True)
-    stats = run_backtesting_margin(RAW["goog"], sig, 0.001, 10_000.0, 0.5)
+    stats = run_backtesting(RAW["goog"], sig, 0.001, 10_000.0, 0.5)
     res = qlm.backtest(qlm.Signals(**sig), df, fill="next_open", integer=True, fees=0.001,
                        init_cash=10_000.0, leverage=2.0)
     theirs = stats._trades

@@ -10,23 +10,7 @@ import pytest
 
 import qlm_kernel as qlm
 from qlm_kernel.errors import ConfigError, DataError, StrategyError
-
-
-def frame(close, open_=None, high=None, low=None) -> pd.DataFrame:
-    close = np.asarray(close, dtype=float)
-    open_ = close.copy() if open_ is None else np.asarray(open_, dtype=float)
-    high = np.maximum(open_, close) if high is None else np.asarray(high, dtype=float)
-    low = np.minimum(open_, close) if low is None else np.asarray(low, dtype=float)
-    index = pd.date_range("2024-01-01", periods=len(close), freq="1h", tz="UTC", name="time")
-    return pd.DataFrame(
-        {"open": open_, "high": high, "low": low, "close": close, "volume": np.ones(len(close))}, index=index
-    )
-
-
-def flags(n: int, *bars: int) -> np.ndarray:
-    out = np.zeros(n, dtype=bool)
-    out[list(bars)] = True
-    return out
+from tests.bars import flags, frame
 
 
 def test_fill_at_close_all_cash():
