@@ -39,7 +39,7 @@ def test_warmup_fills_the_cache_so_a_first_backtest_compiles_nothing(tmp_path: P
     warm_s = time.perf_counter() - started
     assert warm.returncode == 0, warm.stderr[-2000:]
     report = json.loads(warm.stdout)
-    assert report["modes"] == 8 and report["processes"] == min(8, os.cpu_count() or 1)
+    assert report["modes"] == 12 and report["processes"] == min(12, os.cpu_count() or 1)
     indexes = list((tmp_path / "numba-cache").rglob("kernels*.nbi"))
     assert len(indexes) >= 8  # one cache index per mode entry
     first = subprocess.run([sys.executable, "-c", FIRST_BACKTEST], env=env, capture_output=True, text=True,
@@ -47,6 +47,6 @@ def test_warmup_fills_the_cache_so_a_first_backtest_compiles_nothing(tmp_path: P
     assert first.returncode == 0, first.stderr[-2000:]
     result = json.loads(first.stdout.strip().splitlines()[-1])
     assert result["kernel_compiles"] == 0
-    assert len(result["loaded"]) == 8 and all(hits >= 1 for hits in result["loaded"].values())
+    assert len(result["loaded"]) == 12 and all(hits >= 1 for hits in result["loaded"].values())
     print(f"\nqlm warmup (cold cache) {warm_s:.1f} s; then a new process's first backtest with stops on "
           f"100k bars {result['seconds']:.2f} s")

@@ -97,6 +97,10 @@ from qlm_kernel.engine.layout import (
 
 NO_CHANGE = 2  # "target position" meaning: keep what we hold
 
+NO_INTRABAR = 0  # intrabar checks a column needs (a compile-time literal of `simulate_column`)
+LIQUIDATION = 1
+STOPS = 2  # stops and liquidation
+
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def decide_target(pos: float, el: bool, xl: bool, es: bool, xs: bool, direction: int) -> int:
@@ -339,12 +343,15 @@ def simulate_column(
     trades: np.ndarray,
     stats: np.ndarray,
     fill_close: bool,
-    use_stops: bool,
+    intrabar: int,
     close_at_end: bool,
 ) -> int:
     """Simulate one column: fills ``equity`` (if length n), ``trades`` rows and the bar statistics.
 
-    ``fill_close``, ``use_stops`` and ``close_at_end`` are compile-time literals (one machine-code
+    ``intrabar`` says which intrabar checks on high/low the column needs: `NO_INTRABAR` (an all-cash
+    long: nothing can stop or liquidate it), `LIQUIDATION` (a short or a margin account), `STOPS`
+    (stops, and liquidations). ``fill_close``, ``intrabar`` and ``close_at_end`` are compile-time
+    literals (one machine-code
     specialization each): code for a mode that is off is removed, which keeps the hot loop's
     values in registers (a never-taken branch still cost ~1 ns a bar in register spills).
 
@@ -354,7 +361,7 @@ def simulate_column(
     not finite and positive -- the run stops there -- else -1.
     """
     literally(fill_close)
-    literally(use_stops)
+    literally(intrabar)
     literally(close_at_end)
     n = c.shape[0]
     direction = int(cfg[CFG_DIRECTION])
@@ -408,7 +415,7 @@ def simulate_column(
             pending = NO_CHANGE
         # 2) intrabar: liquidation and stops on the position held
         stopped = False
-        if (use_stops or liq_on) and pos != 0.0 and (ps[PS_ENTRY_BAR] < i or not fill_close):
+        if intrabar != NO_INTRABAR and pos != 0.0 and (ps[PS_ENTRY_BAR] < i or not fill_close):
             liq_fill = np.nan
             if liq_on:
                 if pos > 0.0:
@@ -416,7 +423,7 @@ def simulate_column(
                         liq_fill = min(o[i], liq)
                 elif h[i] >= liq:
                     liq_fill = max(o[i], liq)
-            if use_stops:
+            if intrabar == STOPS:
                 level, reason = stop_level(ps, pos, o[i], h[i], lo[i])
                 if reason >= 0 and not np.isnan(level) and (
                     np.isnan(liq_fill) or (reason != EXIT_TAKE_PROFIT and (level - liq_fill) * pos > 0.0)
@@ -574,86 +581,131 @@ def uses_stops(sl_a: np.ndarray, tp_a: np.ndarray, tsl_a: np.ndarray) -> bool:
 
 
 # One compiled entry point per mode, so a first backtest compiles only the mode it uses (~3 s
-# instead of ~22 s for all eight).
+# instead of ~30 s for all twelve).
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _close_plain(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
     return simulate_column(
-        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, True, False, False
+        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, True, NO_INTRABAR, False
+    )
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _close_plain_end(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
+    return simulate_column(
+        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, True, NO_INTRABAR, True
+    )
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _close_liq(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
+    return simulate_column(
+        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, True, LIQUIDATION, False
+    )
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _close_liq_end(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
+    return simulate_column(
+        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, True, LIQUIDATION, True
     )
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _close_stops(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
     return simulate_column(
-        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, True, True, False
-    )
-
-
-@njit(nogil=True, cache=True, error_model="numpy")
-def _close_end(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
-    return simulate_column(
-        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, True, False, True
+        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, True, STOPS, False
     )
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _close_stops_end(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
     return simulate_column(
-        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, True, True, True
+        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, True, STOPS, True
     )
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _open_plain(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
     return simulate_column(
-        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, False, False
+        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, NO_INTRABAR, False
+    )
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _open_plain_end(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
+    return simulate_column(
+        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, NO_INTRABAR, True
+    )
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _open_liq(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
+    return simulate_column(
+        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, LIQUIDATION, False
+    )
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _open_liq_end(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
+    return simulate_column(
+        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, LIQUIDATION, True
     )
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _open_stops(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
     return simulate_column(
-        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, True, False
-    )
-
-
-@njit(nogil=True, cache=True, error_model="numpy")
-def _open_end(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
-    return simulate_column(
-        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, False, True
+        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, STOPS, False
     )
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _open_stops_end(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats):
     return simulate_column(
-        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, True, True
+        o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats, False, STOPS, True
     )
 
 
 MODE_ENTRIES = {
-    (True, False, False): _close_plain,
-    (True, True, False): _close_stops,
-    (True, False, True): _close_end,
-    (True, True, True): _close_stops_end,
-    (False, False, False): _open_plain,
-    (False, True, False): _open_stops,
-    (False, False, True): _open_end,
-    (False, True, True): _open_stops_end,
+    (True, 0, False): _close_plain,
+    (True, 0, True): _close_plain_end,
+    (True, 1, False): _close_liq,
+    (True, 1, True): _close_liq_end,
+    (True, 2, False): _close_stops,
+    (True, 2, True): _close_stops_end,
+    (False, 0, False): _open_plain,
+    (False, 0, True): _open_plain_end,
+    (False, 1, False): _open_liq,
+    (False, 1, True): _open_liq_end,
+    (False, 2, False): _open_stops,
+    (False, 2, True): _open_stops_end,
 }
 
 
-def column_mode(
-    cfg: np.ndarray, sl_a: np.ndarray, tp_a: np.ndarray, tsl_a: np.ndarray
-) -> tuple[bool, bool, bool]:
-    """(fill at close, stops in use, close at end) for one column's settings and stop arrays."""
-    return (
-        bool(cfg[CFG_FILL] == FILL_CLOSE),
-        bool(uses_stops(sl_a, tp_a, tsl_a)),
-        bool(cfg[CFG_CLOSE_AT_END] != 0.0),
+def can_liquidate(cfg: np.ndarray, es: np.ndarray) -> bool:
+    """Whether a position of this column could ever reach a liquidation level: a short entry the
+    direction allows, leverage above 1, a maintenance margin or fixed fees. (An all-cash long without
+    these cannot: its level is not above zero.)"""
+    return bool(
+        cfg[CFG_LEVERAGE] > 1.0
+        or cfg[CFG_MAINTENANCE] > 0.0
+        or cfg[CFG_FIXED_FEES] > 0.0
+        or (int(cfg[CFG_DIRECTION]) != DIR_LONG and es.any())
     )
+
+
+def column_mode(
+    cfg: np.ndarray, sl_a: np.ndarray, tp_a: np.ndarray, tsl_a: np.ndarray, es: np.ndarray
+) -> tuple[bool, int, bool]:
+    """(fill at close, intrabar checks: `STOPS`, `LIQUIDATION` or `NO_INTRABAR`, close at end) for one
+    column's settings, stop arrays and short entries."""
+    if uses_stops(sl_a, tp_a, tsl_a):
+        intrabar = STOPS
+    else:
+        intrabar = LIQUIDATION if can_liquidate(cfg, es) else NO_INTRABAR
+    return bool(cfg[CFG_FILL] == FILL_CLOSE), intrabar, bool(cfg[CFG_CLOSE_AT_END] != 0.0)
 
 
 def run_column_lazy(
@@ -674,7 +726,7 @@ def run_column_lazy(
     stats: np.ndarray,
 ) -> int:
     """``run_column`` for Python callers: compiles (once, cached on disk) only the needed mode."""
-    entry = MODE_ENTRIES[column_mode(cfg, sl_a, tp_a, tsl_a)]
+    entry = MODE_ENTRIES[column_mode(cfg, sl_a, tp_a, tsl_a, es)]
     k = entry(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats)
     finish_trades(trades, k, stats, c.shape[0])
     return k

@@ -1,7 +1,8 @@
 """`warm_engine`: compile every engine mode ahead of the first backtest, in parallel on the cores.
 
-The engine kernel is compiled once per mode (fill at close / next open, stops on/off, close at end:
-eight modes) and cached on disk by Numba; a cold machine pays that compile inside its first backtest
+The engine kernel is compiled once per mode (fill at close / next open; intrabar checks none /
+liquidation / stops and liquidation; close at end:
+twelve modes) and cached on disk by Numba; a cold machine pays that compile inside its first backtest
 of each mode. `warm_engine` pays it up front — the run command's set-up and ``qlm warmup`` (for a
 machine whose cache was cleared) call it — by running a tiny backtest in every mode, the modes spread
 over worker processes (one per core; Numba keeps one cache index per mode, so they never write the same
@@ -17,9 +18,12 @@ from typing import Any
 
 import numpy as np
 
+INTRABAR_SETTINGS: tuple[dict[str, Any], ...] = ({}, {"leverage": 2.0}, {"sl_stop": 0.05})
+"""Settings that select each intrabar mode for long-only signals: none, liquidation checks, stops."""
+
 MODES: tuple[dict[str, Any], ...] = tuple(
-    {"fill": fill, "sl_stop": 0.05 if stops else None, "close_at_end": end}
-    for fill in ("close", "next_open") for stops in (False, True) for end in (False, True)
+    {"fill": fill, **intrabar, "close_at_end": end}
+    for fill in ("close", "next_open") for intrabar in INTRABAR_SETTINGS for end in (False, True)
 )
 """One set of settings per engine mode (`qlm_kernel.engine.kernels.MODE_ENTRIES`)."""
 
