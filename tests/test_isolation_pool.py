@@ -20,7 +20,7 @@ from qlm_kernel.isolation import WorkerPool, is_secret, scrubbed_environment
 from tests.isolation_cases import write_cases
 
 SAMPLE = {"kind": "synthetic", "n": 2000, "seed": 0}
-BACKTEST = "qlm_kernel.session.backtest:backtest"
+BACKTEST = "qlm_kernel.session.backtesting:backtest"
 
 
 @pytest.fixture

@@ -8,22 +8,16 @@ settings check) does not import pandas, Numba or the kernels.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from qlm_kernel.lazy import Exports, lazy_getattr
 
-_EXPORTS = {
-    "SETTING_NAMES": "qlm_kernel.engine.settings",
-    "BacktestSettings": "qlm_kernel.engine.settings",
-    "BacktestResult": "qlm_kernel.engine.result",
-    "as_ohlcv_frame": "qlm_kernel.engine.api",
-    "price_arrays": "qlm_kernel.engine.api",
-    "simulate": "qlm_kernel.engine.api",
+_EXPORTS: Exports = {
+    "SETTING_NAMES": ("qlm_kernel.engine.settings", "SETTING_NAMES"),
+    "BacktestSettings": ("qlm_kernel.engine.settings", "BacktestSettings"),
+    "BacktestResult": ("qlm_kernel.engine.result", "BacktestResult"),
+    "as_ohlcv_frame": ("qlm_kernel.engine.api", "as_ohlcv_frame"),
+    "price_arrays": ("qlm_kernel.engine.api", "price_arrays"),
+    "simulate": ("qlm_kernel.engine.api", "simulate"),
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'qlm_kernel.engine' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

@@ -13,85 +13,63 @@ server extension). Each user operation is written once here; the skins parse inp
 - data: `list_datasets`, `import_dataset`, `resolve_data`; strategy files: `qlm_kernel.session.strategies`
 - `system_status`; front-end caps: `qlm_kernel.session.limits`; worker processes for code the user did
   not write: `qlm_kernel.session.workers` (`run_isolated`, `warm_workers`, `workers_status`)
+
+Names load on first use (PEP 562), so a listing command imports only what it calls, not the engine,
+optimizer, healing and paper trading behind every other operation. (No submodule may be named like an
+exported function: `qlm_kernel.lazy`.)
 """
 
 from __future__ import annotations
 
-from qlm_kernel.healing import HEAL_SYSTEM_PROMPT, heal, recover_interrupted_heals
-from qlm_kernel.healing.preview import next_prompt as heal_next_prompt
-from qlm_kernel.session import history, strategies, workers
-from qlm_kernel.session.backtest import backtest, run_backtest
-from qlm_kernel.session.checks import CHECKS, sanity_check
-from qlm_kernel.session.datasets import analyze_market, import_dataset, list_datasets
-from qlm_kernel.session.jobs import cancel_job, get_job, job_view, list_jobs, not_found, reap_jobs
-from qlm_kernel.session.limits import MCP, USER, Limits
-from qlm_kernel.session.optimize import optimize, resume_job
-from qlm_kernel.session.paper import (
-    list_paper_sessions,
-    paper_session_status,
-    running_paper_sessions,
-    start_isolated_paper_session,
-    start_paper_session,
-    stop_paper_session,
-)
-from qlm_kernel.session.research import research_loop
-from qlm_kernel.session.retention import prune_store
-from qlm_kernel.session.runs import get_run, list_runs
-from qlm_kernel.session.spec import DataSource, RunSpec, check_settings
-from qlm_kernel.session.system import system_status
-from qlm_kernel.workspace import (
-    data_manager,
-    ensure_event_recorder,
-    frame_fingerprint,
-    recording_enabled,
-    resolve_data,
-    stop_event_recorder,
-)
+from qlm_kernel.lazy import Exports, lazy_getattr
 
-__all__ = [
-    "CHECKS",
-    "HEAL_SYSTEM_PROMPT",
-    "MCP",
-    "USER",
-    "DataSource",
-    "Limits",
-    "RunSpec",
-    "analyze_market",
-    "backtest",
-    "cancel_job",
-    "check_settings",
-    "data_manager",
-    "ensure_event_recorder",
-    "frame_fingerprint",
-    "get_job",
-    "get_run",
-    "heal",
-    "heal_next_prompt",
-    "history",
-    "import_dataset",
-    "job_view",
-    "list_datasets",
-    "list_jobs",
-    "list_paper_sessions",
-    "list_runs",
-    "not_found",
-    "optimize",
-    "paper_session_status",
-    "prune_store",
-    "reap_jobs",
-    "recording_enabled",
-    "recover_interrupted_heals",
-    "research_loop",
-    "resolve_data",
-    "resume_job",
-    "run_backtest",
-    "running_paper_sessions",
-    "sanity_check",
-    "start_isolated_paper_session",
-    "start_paper_session",
-    "stop_event_recorder",
-    "stop_paper_session",
-    "strategies",
-    "system_status",
-    "workers",
-]
+_EXPORTS: Exports = {
+    "CHECKS": ("qlm_kernel.session.checks", "CHECKS"),
+    "DataSource": ("qlm_kernel.session.spec", "DataSource"),
+    "HEAL_SYSTEM_PROMPT": ("qlm_kernel.healing", "HEAL_SYSTEM_PROMPT"),
+    "Limits": ("qlm_kernel.session.limits", "Limits"),
+    "MCP": ("qlm_kernel.session.limits", "MCP"),
+    "RunSpec": ("qlm_kernel.session.spec", "RunSpec"),
+    "USER": ("qlm_kernel.session.limits", "USER"),
+    "analyze_market": ("qlm_kernel.session.datasets", "analyze_market"),
+    "backtest": ("qlm_kernel.session.backtesting", "backtest"),
+    "cancel_job": ("qlm_kernel.session.jobs", "cancel_job"),
+    "check_settings": ("qlm_kernel.session.spec", "check_settings"),
+    "data_manager": ("qlm_kernel.workspace", "data_manager"),
+    "ensure_event_recorder": ("qlm_kernel.workspace", "ensure_event_recorder"),
+    "frame_fingerprint": ("qlm_kernel.workspace", "frame_fingerprint"),
+    "get_job": ("qlm_kernel.session.jobs", "get_job"),
+    "get_run": ("qlm_kernel.session.runs", "get_run"),
+    "heal": ("qlm_kernel.healing", "heal"),
+    "heal_next_prompt": ("qlm_kernel.healing.preview", "next_prompt"),
+    "history": ("qlm_kernel.session.history", None),
+    "import_dataset": ("qlm_kernel.session.datasets", "import_dataset"),
+    "job_view": ("qlm_kernel.session.jobs", "job_view"),
+    "list_datasets": ("qlm_kernel.session.datasets", "list_datasets"),
+    "list_jobs": ("qlm_kernel.session.jobs", "list_jobs"),
+    "list_paper_sessions": ("qlm_kernel.session.paper", "list_paper_sessions"),
+    "list_runs": ("qlm_kernel.session.runs", "list_runs"),
+    "not_found": ("qlm_kernel.session.jobs", "not_found"),
+    "optimize": ("qlm_kernel.session.optimizing", "optimize"),
+    "paper_session_status": ("qlm_kernel.session.paper", "paper_session_status"),
+    "prune_store": ("qlm_kernel.session.retention", "prune_store"),
+    "reap_jobs": ("qlm_kernel.session.jobs", "reap_jobs"),
+    "recording_enabled": ("qlm_kernel.workspace", "recording_enabled"),
+    "recover_interrupted_heals": ("qlm_kernel.healing", "recover_interrupted_heals"),
+    "research_loop": ("qlm_kernel.session.research", "research_loop"),
+    "resolve_data": ("qlm_kernel.workspace", "resolve_data"),
+    "resume_job": ("qlm_kernel.session.optimizing", "resume_job"),
+    "run_backtest": ("qlm_kernel.session.backtesting", "run_backtest"),
+    "running_paper_sessions": ("qlm_kernel.session.paper", "running_paper_sessions"),
+    "sanity_check": ("qlm_kernel.session.checks", "sanity_check"),
+    "start_isolated_paper_session": ("qlm_kernel.session.paper", "start_isolated_paper_session"),
+    "start_paper_session": ("qlm_kernel.session.paper", "start_paper_session"),
+    "stop_event_recorder": ("qlm_kernel.workspace", "stop_event_recorder"),
+    "stop_paper_session": ("qlm_kernel.session.paper", "stop_paper_session"),
+    "strategies": ("qlm_kernel.session.strategies", None),
+    "system_status": ("qlm_kernel.session.system", "system_status"),
+    "workers": ("qlm_kernel.session.workers", None),
+}
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

@@ -15,7 +15,7 @@ from qlm_kernel.errors import ConfigError
 from qlm_kernel.optimization import grid_size
 from qlm_kernel.sanity import SanityReport, deflated_sharpe, lookahead, pbo, walk_forward, white_noise
 from qlm_kernel.session.limits import USER, Limits
-from qlm_kernel.session.optimize import optimize
+from qlm_kernel.session.optimizing import optimize
 from qlm_kernel.session.spec import RunSpec, check_mapping
 
 CHECKS = ("lookahead", "white_noise", "walk_forward", "pbo", "deflated_sharpe")

@@ -19,7 +19,7 @@ from qlm_kernel.errors import ConfigError
 from qlm_kernel.jsonsafe import json_safe
 from qlm_kernel.sanity import deflated_sharpe, pbo
 from qlm_kernel.session.limits import USER, Limits
-from qlm_kernel.session.optimize import optimize
+from qlm_kernel.session.optimizing import optimize
 from qlm_kernel.session.spec import DataSource
 from qlm_kernel.workspace.runs import recorded_backtest
 

@@ -8,27 +8,22 @@ layers; see the README's "Architecture" section for the import contract.
 
 from __future__ import annotations
 
-from qlm_kernel.home import qlm_home, workspace_dir
-from qlm_kernel.workspace.data import data_manager, resolve_data
-from qlm_kernel.workspace.fingerprints import frame_fingerprint, seed_fingerprint
-from qlm_kernel.workspace.recording import (
-    ensure_event_recorder,
-    record_run,
-    recording_enabled,
-    stop_event_recorder,
-)
-from qlm_kernel.workspace.runs import recorded_backtest
+from qlm_kernel.lazy import Exports, lazy_getattr
 
-__all__ = [
-    "data_manager",
-    "ensure_event_recorder",
-    "frame_fingerprint",
-    "qlm_home",
-    "record_run",
-    "recorded_backtest",
-    "recording_enabled",
-    "resolve_data",
-    "seed_fingerprint",
-    "stop_event_recorder",
-    "workspace_dir",
-]
+_EXPORTS: Exports = {
+    "data_manager": ("qlm_kernel.workspace.data", "data_manager"),
+    "ensure_event_recorder": ("qlm_kernel.workspace.recording", "ensure_event_recorder"),
+    "frame_fingerprint": ("qlm_kernel.workspace.fingerprints", "frame_fingerprint"),
+    "qlm_home": ("qlm_kernel.home", "qlm_home"),
+    "record_run": ("qlm_kernel.workspace.recording", "record_run"),
+    "recorded_backtest": ("qlm_kernel.workspace.runs", "recorded_backtest"),
+    "recording_enabled": ("qlm_kernel.workspace.recording", "recording_enabled"),
+    "resolve_data": ("qlm_kernel.workspace.data", "resolve_data"),
+    "seed_fingerprint": ("qlm_kernel.workspace.fingerprints", "seed_fingerprint"),
+    "stop_event_recorder": ("qlm_kernel.workspace.recording", "stop_event_recorder"),
+    "workspace_dir": ("qlm_kernel.home", "workspace_dir"),
+}
+"""Names load on first use (`qlm_kernel.lazy`): a listing imports no engine."""
+
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

@@ -52,7 +52,7 @@ def optimize(
         progress = options.pop("progress", None)
         kwargs = {"data": data, "space": space, "dataset": dataset, "sample": sample, "n_jobs": n_jobs,
                   "resume": resume, "limits": limits, **options}
-        return run_in_worker("qlm_kernel.session.optimize:optimize", strategy, kwargs, time_limit, progress)
+        return run_in_worker("qlm_kernel.session.optimizing:optimize", strategy, kwargs, time_limit, progress)
     if data is None and dataset is None and sample is None and resume is None:
         sample = limits.default_sample
     if sample is not None:

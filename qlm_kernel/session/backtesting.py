@@ -27,7 +27,7 @@ def backtest(strategy: Any, data: Any = None, *, isolate: bool = False, time_lim
     if isolate:
         from qlm_kernel.session.isolate import run_in_worker
 
-        return run_in_worker("qlm_kernel.session.backtest:backtest", strategy, {"data": data, **kwargs},
+        return run_in_worker("qlm_kernel.session.backtesting:backtest", strategy, {"data": data, **kwargs},
                              time_limit)
     from qlm_kernel.strategy import time_limit_scope
 
