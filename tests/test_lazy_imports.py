@@ -18,7 +18,7 @@ LAZY = ("qlm_kernel.session", "qlm_kernel.engine", "qlm_kernel.workspace")
 def test_no_export_is_named_like_a_submodule(package):
     pkg = importlib.import_module(package)
     submodules = {m.name for m in pkgutil.iter_modules(pkg.__path__)}
-    for name, (module, attribute) in pkg._EXPORTS.items():
+    for name, (_module, attribute) in pkg._EXPORTS.items():
         if attribute is not None:
             assert name not in submodules, f"{package}.{name} would be rebound to the submodule"
         value = getattr(pkg, name)
