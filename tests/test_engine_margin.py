@@ -54,6 +54,8 @@ def test_short_is_liquidated_intrabar_at_its_level_and_trades_no_more():
     eq = res.equity.to_numpy()
     assert eq[5] == pytest.approx(0.0, abs=1e-6)  # maintenance 0: nothing left, nothing owed
     assert np.all(eq[5:] == eq[5])
+    returns = res.returns.to_numpy()
+    assert returns[5] == pytest.approx(-1.0) and np.isnan(returns[6:]).all()  # a dead account has none
     s = res.stats
     assert s["liquidated"] is True and s["final_value"] == pytest.approx(0.0, abs=1e-6)
     assert s["total_return"] == pytest.approx(-1.0) and s["cagr"] == -1.0

@@ -97,10 +97,13 @@ class BacktestResult:
 
     @functools.cached_property
     def returns(self) -> pd.Series:
-        """Simple per-bar returns of equity (the first bar against the initial cash)."""
+        """Simple per-bar returns of equity (the first bar against the initial cash); NaN where the
+        previous equity is not positive (a ruined account has no return)."""
         eq = self._equity
         prev = np.concatenate(([self.settings.init_cash], eq[:-1]))
-        return pd.Series(eq / prev - 1.0, index=self.data.index, name="returns")
+        out = np.full(len(eq), np.nan)
+        np.divide(eq, prev, out=out, where=prev > 0)
+        return pd.Series(out - 1.0, index=self.data.index, name="returns")
 
     @functools.cached_property
     def trades(self) -> pd.DataFrame:
