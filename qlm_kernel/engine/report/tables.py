@@ -110,6 +110,8 @@ def setting_text(name: str, value: Any) -> str:
         return "all available cash" if name == "size" else "off"
     if name == "fill":
         return FILL_TEXT.get(value, str(value))
+    if name == "leverage":
+        return f"{value:g}x" + (" (cash account)" if value == 1 else "")
     kind = SETTING_LABELS.get(name, (name, "text"))[1]
     if kind == "text" or isinstance(value, str):
         return str(value)
