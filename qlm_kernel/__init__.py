@@ -34,6 +34,7 @@ _PUBLIC: dict[str, str] = {
     "sample_data": "qlm_kernel.data",
     "DataManager": "qlm_kernel.data",
     "check_memory": "qlm_kernel.data",
+    "load_universe": "qlm_kernel.data",
     "Strategy": "qlm_kernel.strategy",
     "Param": "qlm_kernel.strategy",
     "Signals": "qlm_kernel.strategy",

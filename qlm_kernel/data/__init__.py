@@ -12,14 +12,17 @@ from qlm_kernel.data.manager import DataManager
 from qlm_kernel.data.memory import check_memory
 from qlm_kernel.data.samples import SAMPLE_KINDS, sample_data
 from qlm_kernel.data.schema import OHLCV_COLUMNS
+from qlm_kernel.data.universe import Universe, load_universe
 
 __all__ = [
     "OHLCV_COLUMNS",
     "SAMPLE_KINDS",
     "DataManager",
+    "Universe",
     "check_memory",
     "fingerprint_frame",
     "load_ohlcv",
+    "load_universe",
     "sample_data",
     "validate_ohlcv",
 ]

@@ -107,8 +107,13 @@ class DataManager:
     """Import, list, load and remove the validated datasets of a workspace (``<home>/data``)."""
 
     def __init__(self, home: str | os.PathLike[str] | None = None, *,
-                 on_change: ChangeCallback | None = None) -> None:
-        self.root: Path = workspace_dir("data", home)
+                 on_change: ChangeCallback | None = None, root: str | os.PathLike[str] | None = None) -> None:
+        """``root`` (a folder used as is, e.g. a universe's members) replaces ``<home>/data``."""
+        if root is not None:
+            self.root: Path = Path(root)
+            self.root.mkdir(parents=True, exist_ok=True)
+        else:
+            self.root = workspace_dir("data", home)
         self.on_change = on_change
 
     def __repr__(self) -> str:
@@ -142,7 +147,7 @@ class DataManager:
 
     def missing(self, name: str, message: str | None = None) -> DataError:
         """NOT_FOUND for a dataset name: the closest known name, the known ones, and how to import one."""
-        known = [m["name"] for m in self.list()]
+        known = [m["name"] for m in self.list() if m.get("kind", "dataset") == "dataset"]
         close = difflib.get_close_matches(name, known, n=1)
         names = ", ".join(known) or "none"
         hint = (f"did you mean {close[0]!r}? " if close else "") + f"known datasets: {names}"
@@ -169,6 +174,12 @@ class DataManager:
         return self._store(canonical, name, source=label, overwrite=overwrite)
 
     def _store(self, df: pd.DataFrame, name: str, *, source: str, overwrite: bool) -> dict[str, Any]:
+        from qlm_kernel.data.universe import is_universe
+
+        if is_universe(self, name):
+            raise DataError(f"{name!r} is already a universe; datasets and universes share names",
+                            hint="choose another dataset name, or remove the universe first",
+                            code="DATA_EXISTS", value=name)
         fingerprint = fingerprint_frame(df)
         if self.path(name).exists() and self._meta_path(name).exists():
             old = self.info(name)
@@ -181,6 +192,7 @@ class DataManager:
         index = df.index
         meta: dict[str, Any] = {
             "name": name,
+            "kind": "dataset",
             "format_version": FORMAT_VERSION,
             "source": source,
             "file": str(self.path(name)),
@@ -208,7 +220,11 @@ class DataManager:
         return meta
 
     def remove(self, name: str) -> dict[str, Any]:
-        """Delete dataset ``name`` (Parquet and metadata); returns the metadata it had."""
+        """Delete dataset or universe ``name`` (a universe with all its members); returns its metadata."""
+        from qlm_kernel.data.universe import is_universe, remove_universe
+
+        if name not in self and is_universe(self, name):
+            return remove_universe(self, name)
         self._require(name)
         meta = self.info(name)
         self.path(name).unlink()
@@ -222,7 +238,10 @@ class DataManager:
     # -- reading ------------------------------------------------------------------------------------
 
     def list(self) -> list[dict[str, Any]]:
-        """Metadata dicts of every dataset, sorted by name (a list of dicts, JSON-ready)."""
+        """Metadata dicts of every dataset (``kind`` "dataset") then every universe (``kind`` "universe",
+        with ``symbols`` and ``rows_per_symbol``), each sorted by name (JSON-ready)."""
+        from qlm_kernel.data.universe import list_universes
+
         out = []
         for meta_file in sorted(self.root.glob("*.json")):
             name, data_file = meta_file.stem, self.root / f"{meta_file.stem}.parquet"
@@ -230,10 +249,10 @@ class DataManager:
                 continue
             if NAME_RE.fullmatch(name) and ".." not in name and data_file.exists():
                 try:
-                    out.append(json.loads(meta_file.read_text(encoding="utf-8")))
+                    out.append({"kind": "dataset", **json.loads(meta_file.read_text(encoding="utf-8"))})
                 except (OSError, ValueError):
                     continue  # a damaged sidecar hides the dataset from the listing, never crashes it
-        return out
+        return out + list_universes(self)
 
     def info(self, name: str) -> dict[str, Any]:
         """The metadata dict of dataset ``name``."""
@@ -311,6 +330,34 @@ class DataManager:
         time_ns = np.ascontiguousarray(time_ns)
         self._write_mapped(name, time_ns, block)
         return build_frame(time_ns, block, attrs)
+
+    # -- universes (qlm_kernel.data.universe: layout, alignment and naming rules) ----------------------
+
+    def import_universe(self, source: Any, name: str, *, symbol_column: str = "symbol", repair: bool = False,
+                        overwrite: bool = False) -> dict[str, Any]:
+        """Validate every member (files list/dict, or one long-format file), then store universe ``name``."""
+        from qlm_kernel.data.universe import read_members, store_universe
+
+        validate_name(name)
+        frames, label = read_members(source, symbol_column=symbol_column, repair=repair)
+        return store_universe(self, frames, name, source=label, overwrite=overwrite)
+
+    def register_universe(self, frames: dict[str, pd.DataFrame], name: str, *, repair: bool = False,
+                          overwrite: bool = False) -> dict[str, Any]:
+        """Validate in-memory frames (symbol -> frame) and store them as universe ``name``."""
+        return self.import_universe(frames, name, repair=repair, overwrite=overwrite)
+
+    def load_universe(self, name: str) -> Any:
+        """The stored universe ``name`` as an aligned `Universe` (members memory-mapped)."""
+        from qlm_kernel.data.universe import load_stored
+
+        return load_stored(self, name)
+
+    def universe_info(self, name: str) -> dict[str, Any]:
+        """The record of universe ``name`` (symbols, member fingerprints, rows per symbol, span)."""
+        from qlm_kernel.data.universe import universe_info
+
+        return universe_info(self, name)
 
     def verify(self, name: str) -> bool:
         """True when the stored data still hashes to the recorded fingerprint."""

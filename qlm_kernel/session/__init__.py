@@ -44,6 +44,7 @@ _EXPORTS: Exports = {
     "heal_next_prompt": ("qlm_kernel.healing.preview", "next_prompt"),
     "history": ("qlm_kernel.session.history", None),
     "import_dataset": ("qlm_kernel.session.datasets", "import_dataset"),
+    "import_universe": ("qlm_kernel.session.datasets", "import_universe"),
     "job_view": ("qlm_kernel.session.jobs", "job_view"),
     "list_datasets": ("qlm_kernel.session.datasets", "list_datasets"),
     "list_jobs": ("qlm_kernel.session.jobs", "list_jobs"),

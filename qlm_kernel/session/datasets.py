@@ -14,7 +14,9 @@ from qlm_kernel.workspace.data import SAMPLE_EXAMPLE, SAMPLE_FIELDS, data_manage
 
 def list_datasets() -> dict[str, Any]:
     """``{"root", "datasets": [metadata...], "samples": {"kinds", "catalogue", "fields", "example"}}``; the
-    catalogue gives each sample kind's source, bar size, span, rows and licence."""
+    catalogue gives each sample kind's source, bar size, span, rows and licence. ``datasets`` holds the
+    single datasets (``kind`` "dataset") then the universes (``kind`` "universe": ``symbols``,
+    ``rows_per_symbol``, ``start``/``end`` of the union of their bars, ``rows`` = bars of that union)."""
     manager = data_manager()
     return {
         "root": str(manager.root),
@@ -44,3 +46,13 @@ def import_dataset(
 ) -> dict[str, Any]:
     """Validate a CSV/Parquet file once and store it as a workspace dataset; its metadata."""
     return json_safe(data_manager().import_file(path, name, repair=repair, overwrite=overwrite))
+
+
+def import_universe(
+    source: list[str | os.PathLike[str]] | dict[str, Any] | str | os.PathLike[str], name: str, *,
+    symbol_column: str = "symbol", repair: bool = False, overwrite: bool = False,
+) -> dict[str, Any]:
+    """Validate several files (list: symbol = file stem; dict: symbol -> file) or one long-format file
+    (a ``symbol_column``) and store them as universe ``name``; its record (symbols, rows per symbol, span)."""
+    return json_safe(data_manager().import_universe(source, name, symbol_column=symbol_column, repair=repair,
+                                                    overwrite=overwrite))
