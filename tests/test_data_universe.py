@@ -300,3 +300,29 @@ def test_wide_arrays_round_trip_to_each_frame(subsets):
         assert np.isnan(u.close[~mask, j]).all()
         closes = pd.Series(u.close[:, j]).ffill().to_numpy()
         np.testing.assert_array_equal(u.valuation_close[:, j], closes)
+
+
+def test_cli_import_universe_and_list(home, files, tmp_path):
+    import contextlib
+    import io
+
+    from qlm_kernel.cli import main as cli_main
+
+    def cli(*args: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli_main(list(args))
+        return code, out.getvalue(), err.getvalue()
+
+    code, out, _ = cli("data", "import-universe", *files.values(), "--name", "basket", "--json")
+    assert code == 0 and json.loads(out)["symbols"] == ["A", "B", "C"]
+    code, out, _ = cli("data", "import-universe", long_csv(tmp_path, files), "--name", "long",
+                       "--symbol-column", "Symbol")
+    assert code == 0 and "3 symbols, 6 bars" in out and "B: 4 rows" in out
+    code, out, _ = cli("data", "list")
+    assert code == 0 and "universe: 3 symbols (A, B, C)" in out
+    bad = tmp_path / "bad.csv"
+    bad.write_text("symbol," + HEADER + bar_line(1, 10, "A") + "B,2020-01-01,1,2,0.5,-1.5,3\n")
+    code, _, err = cli("data", "import-universe", str(bad), "--name", "bad", "--json")
+    record = json.loads(err)
+    assert code != 0 and record["context"]["symbol"] == "B" and record["context"]["line"] == 3

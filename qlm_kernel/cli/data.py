@@ -1,4 +1,5 @@
-"""``qlm data import FILE [--name NAME] [--repair] [--overwrite]`` and ``qlm data list``.
+"""``qlm data import FILE [--name NAME] [--repair] [--overwrite]``, ``qlm data import-universe FILES...
+--name NAME [--symbol-column COL]`` and ``qlm data list``.
 
 A thin skin over `DataManager` (``$QLM_HOME/data``): import validates the file once with
 `load_ohlcv` and stores it as Parquet + JSON metadata, so ``qlm backtest --dataset NAME`` loads it
@@ -32,6 +33,17 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
     )
     imp.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that name")
     imp.set_defaults(run=run_import)
+    uni = actions.add_parser("import-universe", parents=[common], help="validate several files (or one "
+                             "long-format file) and store them as one universe")
+    uni.add_argument("files", metavar="FILE", nargs="+", help="one file per symbol (symbol = file name "
+                     "without extension), or ONE long-format file with a symbol column")
+    uni.add_argument("--name", metavar="NAME", required=True, help="universe name")
+    uni.add_argument("--symbol-column", metavar="COL", default="symbol",
+                     help="the symbol column of a long-format file (default: symbol)")
+    uni.add_argument("--repair", action="store_true", help="sort rows by time and drop duplicate "
+                     "(symbol, time) rows, keeping the last, instead of refusing the file")
+    uni.add_argument("--overwrite", action="store_true", help="replace an existing universe of that name")
+    uni.set_defaults(run=run_import_universe)
     lst = actions.add_parser("list", parents=[common], help="stored datasets")
     lst.set_defaults(run=run_list)
 
@@ -57,6 +69,28 @@ def run_import(args: argparse.Namespace) -> int:
     return output.EXIT_OK
 
 
+def run_import_universe(args: argparse.Namespace) -> int:
+    """Import FILES (or one long-format file) as a universe and print its record."""
+    from qlm_kernel.session import import_universe
+
+    source = args.files[0] if len(args.files) == 1 else list(args.files)
+    meta = import_universe(source, args.name, symbol_column=args.symbol_column, repair=args.repair,
+                           overwrite=args.overwrite)
+    if args.json:
+        output.emit_json(meta)
+        return output.EXIT_OK
+    symbols = meta["symbols"]
+    lines = [f"imported universe {meta['name']}: {len(symbols)} symbols, {meta['rows']:,} bars (union), "
+             f"{meta['start']} -> {meta['end']}", f"  fingerprint: {meta['fingerprint']}"]
+    for sym in symbols:
+        member = meta["members"][sym]
+        lines.append(f"  {sym}: {member['rows']:,} rows, {member['start']} -> {member['end']}")
+        lines += [f"    repaired: {describe_repair(item)}" for item in member.get("repairs") or []]
+    lines.append(f"load it with: qlm.load_universe({meta['name']!r})")
+    output.emit_text("\n".join(lines))
+    return output.EXIT_OK
+
+
 def describe_repair(item: Any) -> str:
     """``sorted (rows_moved=2, ...)`` from a repair record ``{"action": ..., ...}``."""
     if not isinstance(item, dict):
@@ -66,17 +100,25 @@ def describe_repair(item: Any) -> str:
 
 
 def dataset_rows(metas: list[dict[str, Any]]) -> list[tuple[str, ...]]:
-    """Table rows (name, rows, start, end, source) of dataset metadata dicts."""
+    """Table rows (name, rows, start, end, source) of dataset metadata dicts (a universe's source: its
+    symbols; its rows: the bars of the union of their timestamps)."""
     return [
         (
             m.get("name", "?"),
             f"{m.get('rows', 0):,}",
             str(m.get("start", "")),
             str(m.get("end", "")),
-            str(m.get("source", "")),
+            str(m.get("source", "")) if m.get("kind") != "universe" else universe_label(m),
         )
         for m in metas
     ]
+
+
+def universe_label(meta: dict[str, Any]) -> str:
+    """``universe: 3 symbols (A, B, C)`` (at most six symbols shown)."""
+    symbols = list(meta.get("symbols") or [])
+    shown = ", ".join(symbols[:6]) + (", ..." if len(symbols) > 6 else "")
+    return f"universe: {len(symbols)} symbols ({shown})"
 
 
 def run_list(args: argparse.Namespace) -> int:
