@@ -326,3 +326,13 @@ def test_cli_import_universe_and_list(home, files, tmp_path):
     code, _, err = cli("data", "import-universe", str(bad), "--name", "bad", "--json")
     record = json.loads(err)
     assert code != 0 and record["context"]["symbol"] == "B" and record["context"]["line"] == 3
+
+
+def test_long_format_mixing_zoned_and_naive_times_names_the_symbol(dm, tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text("symbol," + HEADER + "A,2020-01-01T00:00:00+00:00,1,2,0.5,1.5,3\n\n"
+                    "B,2020-01-01T00:00:00,1,2,0.5,1.5,3\n")
+    with pytest.raises(DataError) as err:
+        dm.import_universe(path, "L")
+    ctx = err.value.context
+    assert ctx["symbol"] == "B" and ctx["line"] == 4 and "mixing zoned and naive" in str(err.value)
