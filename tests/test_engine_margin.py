@@ -62,6 +62,7 @@ def test_short_is_liquidated_intrabar_at_its_level_and_trades_no_more():
     codes = [w["code"] for w in res.warnings]
     assert codes[0] == "LIQUIDATED" and "NEGATIVE_EQUITY" not in codes
     assert str(df.index[5]) in res.warnings[0]["message"]
+    assert res.warnings[0]["price"] == row["exit_price"]
     assert res.to_dict()["warnings"][0]["code"] == "LIQUIDATED"
 
 

@@ -77,9 +77,8 @@ class BacktestResult:
         """What to be wary of in this run (`qlm_kernel.engine.caveats`): code, message, hint each."""
         liquidation = None
         bar = int(self._acc[L.ST_LIQUIDATION_BAR])
-        if bar >= 0:
-            rows = self._trades[self._trades[:, L.TR_EXIT_REASON] == L.EXIT_LIQUIDATION]
-            price = float(rows[-1, L.TR_EXIT_PRICE]) if len(rows) else float("nan")
+        if bar >= 0:  # nothing trades after a liquidation: it is the last trade
+            price = float(self._trades[-1, L.TR_EXIT_PRICE])
             liquidation = liquidation_warning(self.data.index[bar], price, self.settings.to_dict())
         return result_warnings(self.stats, liquidation=liquidation)
 
