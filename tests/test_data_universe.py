@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -15,12 +18,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import qlm_kernel as qlm
-from qlm_kernel.data import DataManager, Universe, load_universe, sample_data
+from qlm_kernel.data import (
+    DataManager,
+    Universe,
+    fingerprint_frame,
+    load_universe,
+    sample_data,
+    validate_ohlcv,
+)
 from qlm_kernel.data.memory import ENV_LIMIT
-from qlm_kernel.data.universe import wide_bytes
+from qlm_kernel.data.universe import _real_dir, universe_fingerprint, wide_bytes
 from qlm_kernel.errors import DataError, QLMSystemError
 
 HEADER = "time,open,high,low,close,volume\n"
+WIDE = ("open", "high", "low", "close", "volume", "valuation_close", "has_bar")
 
 
 def bar_line(day: int, close: float, symbol: str | None = None) -> str:
@@ -118,6 +129,16 @@ def test_fingerprints_stable_on_reload_and_change_with_a_member(dm, files, tmp_p
     again = DataManager(dm.root.parent).load_universe("U")
     assert again.fingerprint == first.fingerprint == meta["fingerprint"]
     assert again.fingerprints == first.fingerprints
+    # the recorded fingerprints come from the record: check them against the bars that really load back,
+    # and the loaded wide arrays against a universe built straight from the files
+    direct = load_universe(files)
+    rehashed = {s: fingerprint_frame(again.frame(s)) for s in again.symbols}
+    assert rehashed == again.fingerprints == direct.fingerprints
+    assert universe_fingerprint(rehashed) == meta["fingerprint"] == direct.fingerprint
+    assert again.index.equals(direct.index)
+    for c in WIDE:
+        np.testing.assert_array_equal(getattr(again, c), getattr(direct, c))
+    assert again.close[4, again.column("B")] == 24.0
     assert dm.import_universe(files, "U") == meta  # identical content: a no-op
     write_csv(tmp_path / "B.csv", {1: 20, 2: 21, 4: 23, 5: 25})
     with pytest.raises(DataError) as err:
@@ -128,6 +149,10 @@ def test_fingerprints_stable_on_reload_and_change_with_a_member(dm, files, tmp_p
     assert new["fingerprint"] != meta["fingerprint"] == first.fingerprint
     assert changed.fingerprints["A"] == first.fingerprints["A"]
     assert changed.fingerprints["B"] != first.fingerprints["B"]
+    assert changed.fingerprints["B"] == fingerprint_frame(changed.frame("B"))  # the new bars, not stale ones
+    assert changed.close[4, changed.column("B")] == 25.0 and first.close[4, first.column("B")] == 24.0
+    for c in WIDE:
+        np.testing.assert_array_equal(getattr(changed, c), getattr(load_universe(files), c))
     versions = [p.name for p in (dm.root / "universes" / "U").iterdir()]
     assert versions == [new["version"]]  # the old version's members are gone
 
@@ -336,3 +361,161 @@ def test_long_format_mixing_zoned_and_naive_times_names_the_symbol(dm, tmp_path)
         dm.import_universe(path, "L")
     ctx = err.value.context
     assert ctx["symbol"] == "B" and ctx["line"] == 4 and "mixing zoned and naive" in str(err.value)
+
+
+def test_register_universe_stores_frames_that_load_back(tmp_path):
+    dm = DataManager(tmp_path / "home")
+    frames = {"ETH": sample_data("synthetic", 30, 1), "BTC": sample_data("synthetic", 20, 2).iloc[5:]}
+    meta = dm.register_universe(frames, "crypto")
+    assert meta["kind"] == "universe" and meta["symbols"] == ["BTC", "ETH"]
+    assert meta["rows_per_symbol"] == {"BTC": 15, "ETH": 30} and meta["rows"] == 30
+    folder = dm.root / "universes" / "crypto" / meta["version"]
+    assert (dm.root / "universes" / "crypto.json").is_file()
+    assert sorted(p.name for p in folder.glob("*.parquet")) == ["BTC.parquet", "ETH.parquet"]
+    u = DataManager(tmp_path / "home").load_universe("crypto")  # a fresh manager: read from the files
+    assert u.symbols == ("BTC", "ETH") and len(u) == 30 and u.fingerprint == meta["fingerprint"]
+    for sym, df in frames.items():
+        expected = validate_ohlcv(df)
+        j = u.column(sym)
+        mask = u.has_bar[:, j]
+        assert u.index[mask].equals(expected.index) and u.fingerprints[sym] == fingerprint_frame(expected)
+        for c in ("open", "high", "low", "close", "volume"):
+            np.testing.assert_array_equal(getattr(u, c)[mask, j], expected[c].to_numpy())
+        pd.testing.assert_frame_equal(u.frame(sym), expected)
+    assert np.isnan(u.close[:5, u.column("BTC")]).all() and not u.has_bar[:5, u.column("BTC")].any()
+    assert dm.register_universe(frames, "crypto") == meta  # identical content: a no-op
+    shuffled = {"BTC": frames["BTC"].iloc[::-1]}
+    with pytest.raises(DataError) as err:
+        dm.register_universe(shuffled, "one")
+    assert err.value.context["symbol"] == "BTC" and err.value.code == "DATA_UNSORTED"
+    fixed = dm.register_universe(shuffled, "one", repair=True)
+    assert dm.load_universe("one").fingerprints["BTC"] == fixed["members"]["BTC"]["fingerprint"] == \
+        u.fingerprints["BTC"]
+
+
+# -- symlinked universe / version folders: refused, nothing outside the data folder read or changed --------
+
+_WATCHED: list[str] = []  # resolved folders whose use is recorded
+_SEEN: list[tuple[str, str]] = []  # (audit event, resolved path) of every use under a watched folder
+_FS_EVENTS = {"open", "os.listdir", "os.scandir", "os.mkdir", "os.remove", "os.rmdir", "os.rename",
+              "shutil.rmtree", "shutil.copyfile", "os.chmod", "os.utime", "os.truncate", "os.symlink"}
+_HOOKED: list[bool] = []
+
+
+def _audit(event: str, args: tuple) -> None:
+    if not _WATCHED or event not in _FS_EVENTS or not args or not isinstance(args[0], (str, bytes, Path)):
+        return
+    path = os.fsdecode(args[0])
+    if event in ("os.remove", "os.rename", "os.symlink"):  # they act on a link itself, not on its target
+        real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    else:
+        real = os.path.realpath(path)
+    if any(real == w or real.startswith(w + os.sep) for w in _WATCHED):
+        _SEEN.append((event, real))
+
+
+@pytest.fixture
+def watch():
+    """``watch(folder)`` records every open/list/write/delete (Python audit events) under ``folder``."""
+    if not _HOOKED:
+        sys.addaudithook(_audit)  # cannot be removed: inert while nothing is watched
+        _HOOKED.append(True)
+
+    def start(folder: Path) -> list[tuple[str, str]]:
+        _SEEN.clear()
+        _WATCHED[:] = [os.path.realpath(folder)]
+        return _SEEN
+
+    yield start
+    _WATCHED.clear()
+    _SEEN.clear()
+
+
+def _tree(folder: Path) -> dict[str, tuple[int, int]]:
+    """Name -> (size, mtime) of everything under ``folder`` (not itself recorded by the watch)."""
+    watched = _WATCHED[:]
+    _WATCHED.clear()
+    try:
+        return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+                for p in folder.rglob("*")}
+    finally:
+        _WATCHED[:] = watched
+
+
+@pytest.mark.parametrize("linked", ["universe folder", "version folder"])
+def test_symlinked_universe_folders_are_refused_and_nothing_outside_is_read(dm, files, tmp_path, watch,
+                                                                           linked):
+    meta = dm.import_universe(files, "U")
+    dm.import_file(files["A"], "single")
+    folder = dm.root / "universes" / "U"
+    link = folder if linked == "universe folder" else folder / meta["version"]
+    outside = tmp_path / "outside" / link.name  # a complete, valid copy of the members, out of the data root
+    shutil.move(link, outside)
+    link.symlink_to(outside, target_is_directory=True)
+    before = _tree(outside)
+    member = outside if linked == "version folder" else outside / meta["version"]
+    seen = watch(tmp_path / "outside")
+    DataManager(root=member).load("A")  # the watch sees a read out there (so it can catch one)
+    assert seen and any(event == "open" for event, _ in seen)
+    seen.clear()
+
+    def refused(call):
+        with pytest.raises(DataError) as err:
+            call()
+        assert err.value.code == "PATH_SYMLINK" and err.value.context["file"] == str(link), err.value
+        assert "symlink" in err.value.message and str(link) in err.value.message
+        assert linked in err.value.message
+        assert "delete the link" in err.value.hint
+
+    refused(lambda: dm.load_universe("U"))
+    refused(lambda: load_universe("U", home=dm.root.parent))
+    refused(lambda: dm.universe_info("U"))
+    refused(lambda: dm.remove("U"))
+    refused(lambda: dm.import_universe(files, "U", overwrite=True))
+    assert [(m["name"], m["kind"]) for m in dm.list()] == [("single", "dataset")]  # hidden from the listing
+    assert seen == [] and _tree(outside) == before  # nothing out there opened, listed, written or deleted
+    assert (dm.root / "universes" / "U.json").is_file() and link.is_symlink()  # the refusals changed nothing
+
+    link.unlink()  # the hint's fix: delete the link, re-import
+    again = dm.import_universe(files, "U", overwrite=True)
+    assert again["fingerprint"] == meta["fingerprint"] and again["version"] != meta["version"]
+    assert dm.load_universe("U").fingerprint == meta["fingerprint"]
+    assert seen == [] and _tree(outside) == before
+
+
+def test_real_dir_refuses_a_folder_outside_the_root_and_allows_a_linked_home(tmp_path, files):
+    with pytest.raises(DataError) as err:
+        _real_dir(tmp_path / "elsewhere", tmp_path / "home")
+    assert err.value.code == "PATH_OUTSIDE" and "outside the data folder" in err.value.message
+    assert _real_dir(tmp_path / "home" / "missing", tmp_path / "home") == tmp_path / "home" / "missing"
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "home").symlink_to(tmp_path / "disk", target_is_directory=True)  # the whole home elsewhere
+    dm = DataManager(tmp_path / "home")
+    meta = dm.import_universe(files, "U")
+    assert dm.load_universe("U").fingerprint == meta["fingerprint"] and dm.list()[0]["name"] == "U"
+
+
+def test_a_record_without_a_version_is_unreadable_not_a_crash(dm, files):
+    dm.import_universe(files, "U")
+    (dm.root / "universes" / "U.json").write_text("{}")
+    with pytest.raises(DataError) as err:
+        dm.load_universe("U")
+    assert err.value.code == "DATA_FORMAT" and "names no version folder" in err.value.message
+    assert [m["name"] for m in dm.list()] == []
+
+
+def test_import_hashes_each_member_once(dm, files, monkeypatch):
+    import qlm_kernel.data.manager as manager_module
+    import qlm_kernel.data.universe as universe_module
+
+    calls: list[int] = []
+
+    def counting(df):
+        calls.append(len(df))
+        return fingerprint_frame(df)
+
+    monkeypatch.setattr(universe_module, "fingerprint_frame", counting)
+    monkeypatch.setattr(manager_module, "fingerprint_frame", counting)
+    meta = dm.import_universe(files, "U")
+    assert sorted(calls) == [4, 4, 5]  # one hash per member (A: 5 bars, B and C: 4)
+    assert meta["members"]["B"]["fingerprint"] == fingerprint_frame(dm.load_universe("U").frame("B"))

@@ -75,11 +75,17 @@ def validate_name(name: str) -> str:
     return name
 
 
-def _name_from_path(path: Path) -> str:
+def file_stem(path: Path) -> str:
+    """A data file's name without its data suffixes (``AAPL.csv.gz`` -> ``AAPL``): a universe member's
+    symbol, and the default dataset name before cleaning (`_name_from_path`)."""
     stem = path.name
     for suffix in (".gz", ".csv", ".parquet", ".pq", ".parq", ".txt", ".tsv"):
         stem = stem[: -len(suffix)] if stem.lower().endswith(suffix) else stem
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", stem).lstrip(".").replace("..", "_")[:128]
+    return stem
+
+
+def _name_from_path(path: Path) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", file_stem(path)).lstrip(".").replace("..", "_")[:128]
     return stem or "dataset"
 
 
@@ -173,14 +179,17 @@ class DataManager:
         canonical = validate_ohlcv(df, repair=repair, source=label)
         return self._store(canonical, name, source=label, overwrite=overwrite)
 
-    def _store(self, df: pd.DataFrame, name: str, *, source: str, overwrite: bool) -> dict[str, Any]:
+    def _store(self, df: pd.DataFrame, name: str, *, source: str, overwrite: bool,
+               fingerprint: str | None = None) -> dict[str, Any]:
+        """Store a validated canonical frame; ``fingerprint`` is its ``fingerprint_frame`` when the caller
+        has it already (a universe's members), so the bars are hashed once."""
         from qlm_kernel.data.universe import is_universe
 
         if is_universe(self, name):
             raise DataError(f"{name!r} is already a universe; datasets and universes share names",
                             hint="choose another dataset name, or remove the universe first",
                             code="DATA_EXISTS", value=name)
-        fingerprint = fingerprint_frame(df)
+        fingerprint = fingerprint_frame(df) if fingerprint is None else fingerprint
         if self.path(name).exists() and self._meta_path(name).exists():
             old = self.info(name)
             if old.get("fingerprint") == fingerprint:

@@ -16,7 +16,9 @@ dataset (Parquet + JSON + mapped ``.npy``) of a `DataManager` rooted at ``<data>
 so load, verify and fingerprint of one member are the single-dataset code. An import validates every
 member in memory first, writes a new version folder, then swaps the record atomically (``os.replace``) and
 deletes the old version: a failed import leaves the stored universe as it was. Universe and dataset names
-share one namespace (the same name cannot be both).
+share one namespace (the same name cannot be both). ``universes/NAME/`` and its version folders must be
+real folders inside the data folder: a symlink, or a folder resolving outside it, is refused (`_real_dir`,
+DataError ``PATH_SYMLINK``/``PATH_OUTSIDE``) wherever one is opened, listed, written or deleted.
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ import numpy as np
 import pandas as pd
 
 from qlm_kernel.data.fingerprint import fingerprint_frame
+from qlm_kernel.data.manager import file_stem
 from qlm_kernel.data.memory import _fmt, check_memory
 from qlm_kernel.data.schema import OHLCV_COLUMNS, TIME_NAME
-from qlm_kernel.data.universe_io import read_files, read_frames, read_long, symbol_from_path
-from qlm_kernel.errors import DataError, SecurityError
+from qlm_kernel.data.universe_io import read_files, read_frames, read_long
+from qlm_kernel.errors import DataError, QLMError, SecurityError
 
 if TYPE_CHECKING:
     from qlm_kernel.data.manager import DataManager
@@ -195,16 +198,48 @@ def is_universe(dm: DataManager, name: str) -> bool:
         return False
 
 
+def _real_dir(path: Path, root: Path) -> Path:
+    """``path`` (a universe or version folder; it need not exist) when it is a real folder inside ``root``.
+
+    A symlink, or a path resolving outside ``root``, is a DataError: QLM never reads, writes or deletes
+    data outside the DataManager's folder through it."""
+    how = ("delete the link yourself (QLM leaves its target alone), then remove or re-import the universe; "
+           "to keep data on another disk, put the whole QLM home there (QLM_HOME) instead of linking "
+           "folders inside it")
+    what = "universe folder" if path.parent.name == UNIVERSE_DIR else "universe version folder"
+    if path.is_symlink():
+        raise DataError(f"{what} {path} is a symlink (to {os.readlink(path)}); QLM does not follow "
+                        f"links out of the data folder {root}", hint=how, code="PATH_SYMLINK", file=str(path),
+                        folder=str(root))
+    real, base = path.resolve(), root.resolve()
+    if not real.is_relative_to(base):
+        raise DataError(f"{what} {path} resolves to {real}, outside the data folder {base}",
+                        hint=how, code="PATH_OUTSIDE", file=str(path), folder=str(base), value=str(real))
+    return path
+
+
+def _version_dir(dm: DataManager, name: str, version: object) -> Path:
+    """``universes/NAME/VERSION`` (need not exist), the universe folder and the version folder both checked
+    by `_real_dir`."""
+    from qlm_kernel.data.manager import validate_name
+
+    folder = _real_dir(_folder(dm, create=False) / validate_name(name), dm.root)
+    return _real_dir(folder / validate_name(str(version)), dm.root)
+
+
 def list_universes(dm: DataManager) -> list[dict[str, Any]]:
-    """Every readable universe record, sorted by name (damaged records are skipped)."""
+    """Every readable universe record, sorted by name (damaged records, and those whose folders are
+    symlinks or lead out of the data folder, are skipped)."""
     folder = dm.root / UNIVERSE_DIR
     out = []
     if folder.is_dir() and not folder.is_symlink():
         for path in sorted(folder.glob("*.json")):
             try:
-                out.append(json.loads(path.read_text(encoding="utf-8")))
-            except (OSError, ValueError):
+                record = json.loads(path.read_text(encoding="utf-8"))
+                _version_dir(dm, path.stem, record["version"])
+            except (OSError, ValueError, TypeError, KeyError, QLMError):
                 continue
+            out.append(record)
     return out
 
 
@@ -220,16 +255,23 @@ def universe_info(dm: DataManager, name: str) -> dict[str, Any]:
                         "DataManager().import_universe([...], name=NAME)", code="NOT_FOUND", file=str(path),
                         value=name, known=known, closest=close[0] if close else None)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"))
+        problem = None if isinstance(record, dict) and "version" in record else "it names no version folder"
     except (OSError, ValueError) as exc:
-        raise DataError(f"record of universe {name!r} is unreadable: {exc}", hint="re-import the universe "
-                        "with overwrite=True", code="DATA_FORMAT", file=str(path), value=name) from None
+        problem = str(exc)
+    if problem is not None:
+        raise DataError(f"record of universe {name!r} is unreadable: {problem}", hint="re-import the "
+                        "universe with overwrite=True", code="DATA_FORMAT", file=str(path), value=name)
+    _version_dir(dm, name, record["version"])
+    return record
 
 
 def _members(dm: DataManager, name: str, version: str) -> DataManager:
+    """The DataManager of one version's members (folders checked by `_real_dir` before any is created)."""
     from qlm_kernel.data.manager import DataManager, validate_name
 
-    return DataManager(root=_folder(dm) / validate_name(name) / validate_name(version))
+    folder = _real_dir(_folder(dm) / validate_name(name), dm.root)
+    return DataManager(root=_real_dir(folder / validate_name(version), dm.root))
 
 
 def store_universe(dm: DataManager, frames: Mapping[str, pd.DataFrame], name: str, *, source: str,
@@ -241,13 +283,14 @@ def store_universe(dm: DataManager, frames: Mapping[str, pd.DataFrame], name: st
     if name in dm:
         raise DataError(f"{name!r} is already a dataset; datasets and universes share names", hint="choose "
                         "another universe name, or remove the dataset first", code="DATA_EXISTS", value=name)
-    fps = {s: fingerprint_frame(frames[s]) for s in sorted(frames)}
+    fps = {s: fingerprint_frame(frames[s]) for s in sorted(frames)}  # hashed once: `_store` reuses them
     fingerprint = universe_fingerprint(fps)
     path = record_path(dm, name, create=True)
     old = universe_info(dm, name) if path.is_file() else None
-    if old is not None:
-        if old.get("fingerprint") == fingerprint:
-            return old
+    old_dir = _version_dir(dm, name, old["version"]) if old is not None else None
+    if old is not None and old_dir is not None:
+        if old.get("fingerprint") == fingerprint and old_dir.is_dir():
+            return old  # identical content, members present: a no-op
         if not overwrite:
             raise DataError(f"universe {name!r} already exists with different data", hint="pass "
                             "overwrite=True to replace it, or choose another name", code="DATA_EXISTS",
@@ -255,7 +298,7 @@ def store_universe(dm: DataManager, frames: Mapping[str, pd.DataFrame], name: st
     version = datetime.now(UTC).strftime("v%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
     members = _members(dm, name, version)
     try:  # the frames are validated already: stored as they are (their repairs records kept)
-        metas = {s: members._store(frames[s], validate_name(s), overwrite=False,
+        metas = {s: members._store(frames[s], validate_name(s), overwrite=False, fingerprint=fps[s],
                                    source=str(frames[s].attrs.get("source") or source))
                  for s in sorted(frames)}
     except BaseException:
@@ -279,16 +322,17 @@ def store_universe(dm: DataManager, frames: Mapping[str, pd.DataFrame], name: st
     except BaseException:
         shutil.rmtree(members.root, ignore_errors=True)
         raise
-    if old is not None and old.get("version") and old["version"] != version:
-        shutil.rmtree(members.root.parent / validate_name(str(old["version"])), ignore_errors=True)
+    if old_dir is not None and old_dir != members.root:  # checked by `_real_dir` above
+        shutil.rmtree(old_dir, ignore_errors=True)
     return record
 
 
 def remove_universe(dm: DataManager, name: str) -> dict[str, Any]:
     """Delete universe ``name``: its record first (it disappears at once), then every member."""
     record = universe_info(dm, name)
+    folder = _real_dir(_folder(dm) / name, dm.root)  # refused before the record goes
     record_path(dm, name).unlink()
-    shutil.rmtree(_folder(dm) / name, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)
     return record
 
 
@@ -316,7 +360,7 @@ def read_members(source: Source, *, symbol_column: str = "symbol",
         if all(isinstance(v, (str, os.PathLike)) for v in values):
             return read_files(source, repair=repair), f"{len(values)} files"
     elif isinstance(source, (list, tuple)) and all(isinstance(v, (str, os.PathLike)) for v in source):
-        paths = {symbol_from_path(Path(os.fspath(p))): p for p in source}
+        paths = {file_stem(Path(os.fspath(p))): p for p in source}
         if len(paths) != len(source):
             raise DataError("two files give the same symbol", hint="pass a dict {symbol: path} instead",
                             code="DATA_SYMBOL", value=[str(p) for p in source])
@@ -328,7 +372,7 @@ def read_members(source: Source, *, symbol_column: str = "symbol",
 
 def _looks_like_file(text: str) -> bool:
     path = Path(text).expanduser()
-    return path.is_file() or "/" in text or "\\" in text or symbol_from_path(path) != path.name
+    return path.is_file() or "/" in text or "\\" in text or file_stem(path) != path.name
 
 
 def load_universe(source: Source, *, symbol_column: str = "symbol", repair: bool = False,

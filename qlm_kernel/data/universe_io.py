@@ -2,8 +2,11 @@
 
 Every member goes through the single-file validators (``load_ohlcv``/``validate_ohlcv``/``finish``), and a
 ``DataError`` gains ``symbol=`` (context and message) on top of the file, row/line, column and value it
-already names. Long format: the file is parsed once, split by symbol, and each symbol's rows are validated
-with a locator that still points at the original file's lines/rows.
+already names. Long format: the file is read once, split by symbol, and each symbol's rows are validated
+with a locator that still points at the original file's lines/rows. CSV: its bytes are read into memory
+once and parsed twice (a first pass for the symbol column only, then the OHLCV columns by the single-file
+CSV reader). Parquet: one open file, from which the schema, the symbol column and the OHLCV columns are
+read (each column once).
 
 Rules stated here:
 - Symbols: 1-64 characters from ``A-Z a-z 0-9 _ . -``, not starting with '.', no '..', unique after
@@ -32,7 +35,7 @@ import pyarrow.parquet as pq
 from qlm_kernel.data.csvio import _header_bounds, _parse_header, read_csv_bytes, sniff_delimiter
 from qlm_kernel.data.loader import PARQUET_SUFFIXES, _read_csv_data, finish, load_ohlcv, validate_ohlcv
 from qlm_kernel.data.locate import CsvLocator, Locator
-from qlm_kernel.data.parquetio import _open, read_parquet_file
+from qlm_kernel.data.parquetio import _CORRUPT_HINT, _open, read_parquet_file
 from qlm_kernel.data.schema import normalize_header
 from qlm_kernel.data.validate import RawOHLCV, _iso
 from qlm_kernel.errors import DataError, QLMError
@@ -63,12 +66,15 @@ def check_symbol(symbol: object) -> str:
 
 
 def check_symbols(symbols: list[str]) -> list[str]:
-    """Every symbol valid and unique after case-folding; returned sorted (the universe's column order)."""
+    """Every symbol valid and unique after case-folding; returned sorted (the universe's column order).
+
+    ``symbols`` are the keys of a mapping (files, frames, or a long file's groups): exact duplicates cannot
+    occur, only case-folded ones."""
     seen: dict[str, str] = {}
     for sym in symbols:
         check_symbol(sym)
         other = seen.setdefault(sym.casefold(), sym)
-        if other != sym or symbols.count(sym) > 1:
+        if other != sym:
             raise DataError(f"symbols {other!r} and {sym!r} are the same symbol after case-folding",
                             hint="give each member a distinct symbol (case does not distinguish them)",
                             code="DATA_SYMBOL", value=sym, symbol=sym, other=other)
@@ -76,14 +82,6 @@ def check_symbols(symbols: list[str]) -> list[str]:
         raise DataError("a universe needs at least one symbol", hint="pass files, frames or a long-format "
                         "file with a symbol column", code="DATA_EMPTY")
     return sorted(symbols)
-
-
-def symbol_from_path(path: Path) -> str:
-    """A file's symbol: its name without data suffixes (``AAPL.csv.gz`` -> ``AAPL``)."""
-    stem = path.name
-    for suffix in (".gz", ".csv", ".parquet", ".pq", ".parq", ".txt", ".tsv"):
-        stem = stem[: -len(suffix)] if stem.lower().endswith(suffix) else stem
-    return stem
 
 
 def _zone(df: pd.DataFrame, original: Any = None) -> str | None:
@@ -239,6 +237,24 @@ def _duplicate(raw: RawOHLCV, sym: str) -> DataError | None:
                      value=when, symbol=sym, first_row=raw.loc.where(first)["row"])
 
 
+def _read_parquet_long(file: str, src: pa.NativeFile, wanted: str) -> tuple[np.ndarray, RawOHLCV]:
+    """The symbol column and the parsed OHLCV of a long-format Parquet file, from one open file."""
+    pf = _open(file, src)
+    names = list(pf.schema_arrow.names)
+    column = names[_symbol_column(names, wanted, file)]
+    try:
+        symbols = np.asarray(pf.read(columns=[column]).column(0).to_pylist(), dtype=object)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{file}: cannot read the symbol column {column!r}: {exc}", hint=_CORRUPT_HINT,
+                        code="DATA_FORMAT", file=file, column=column) from None
+    try:
+        raw = read_parquet_file(file, src)
+    except QLMError as exc:
+        sym = _symbol_at(exc, symbols, None)
+        raise (with_symbol(exc, sym) if sym else exc) from None
+    return symbols, raw
+
+
 def read_long(path: str | os.PathLike[str], *, symbol_column: str = "symbol",
               repair: bool = False) -> dict[str, pd.DataFrame]:
     """One validated frame per symbol from a long-format CSV/Parquet file (rows of many symbols)."""
@@ -247,22 +263,13 @@ def read_long(path: str | os.PathLike[str], *, symbol_column: str = "symbol",
     if not p.is_file():
         raise DataError(f"{file}: no such file", hint="check the path (relative paths are resolved from "
                         f"{os.getcwd()})", code="NOT_FOUND", file=file)
-    with open(p, "rb") as fh:
-        head = fh.read(1 << 16)
-    loc: Locator | None
-    if p.suffix.lower() in PARQUET_SUFFIXES or head[:4] == b"PAR1":
-        fmt = "parquet"
-        names = list(_open(file, p).schema_arrow.names)
-        column = names[_symbol_column(names, symbol_column, file)]
-        symbols = np.asarray(pq.read_table(p, columns=[column]).column(0).to_pylist(), dtype=object)
-        loc = None
-        try:
-            raw = read_parquet_file(file, p)
-        except QLMError as exc:
-            sym = _symbol_at(exc, symbols, loc)
-            raise (with_symbol(exc, sym) if sym else exc) from None
-    else:
-        fmt = "csv"
+    with pa.OSFile(str(p)) as src:  # one handle: the format sniff and, for Parquet, every read
+        head = src.read(1 << 16)
+        parquet = p.suffix.lower() in PARQUET_SUFFIXES or head[:4] == b"PAR1"
+        if parquet:
+            symbols, raw = _read_parquet_long(file, src, symbol_column)
+    fmt = "parquet" if parquet else "csv"
+    if not parquet:
         data = _read_csv_data(file, p, head)
         symbols, loc = _csv_symbols(file, data, symbol_column)
         try:
