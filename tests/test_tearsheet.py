@@ -17,9 +17,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import qlm_kernel as qlm
+from qlm_kernel.engine import stats as engine_stats
 from qlm_kernel.engine.report import encode, panels, series, tables
-from qlm_kernel.engine.report.decimate import bucket_edges, m4_indices
+from qlm_kernel.engine.report.decimate import DEFAULT_BUCKETS, bucket_edges, m4_indices
 from qlm_kernel.formatting import STAT_GROUPS, stat_groups, stat_text
+from tests import bars
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +97,113 @@ def test_benchmark_numbers_equal_an_independent_computation_from_close(res) -> N
         assert mine[key] == pytest.approx(res.stats[key], rel=1e-9, abs=1e-12), key
     row = next(r for g in tables.stats_groups(res) for r in g["rows"] if r["key"] == "sharpe")
     assert row["benchmark"] == stat_text("sharpe", expected["sharpe"])
+
+
+def test_strategy_numbers_are_the_engines_and_drawdown_is_shared(res) -> None:
+    mine = series.strategy_stats(res)
+    for key in series.PERF_KEYS:
+        assert mine[key] == pytest.approx(res.stats[key], rel=1e-9, abs=1e-12), key
+    init = res.settings.init_cash
+    eq = res.equity.to_numpy()
+    expected = eq / np.maximum.accumulate(np.maximum(eq, init)) - 1
+    np.testing.assert_allclose(engine_stats.drawdown(eq, init), expected, rtol=0, atol=0)
+    np.testing.assert_allclose(engine_stats.drawdown(eq, init), res.drawdown.to_numpy(), rtol=0, atol=0)
+    assert engine_stats.drawdown(eq, init).min() == pytest.approx(res.stats["max_drawdown"], rel=1e-12)
+    assert series.liquidation_bar(res) is None
+
+
+@pytest.fixture(scope="module")
+def ruined():
+    """A leveraged short in a rising market: liquidated part-way, flat (and dead) afterwards."""
+    rng = np.random.default_rng(4)
+    close = 100 * np.exp(np.cumsum(rng.normal(0.004, 0.01, 300)))
+    df = bars.frame(close, high=close * 1.002, low=close * 0.998, freq="1D")
+    run = qlm.backtest(qlm.Signals(entry_short=bars.flags(300, 1)), df, leverage=2, record=False)
+    assert run.stats["liquidated"]
+    return run
+
+
+def test_a_liquidated_runs_tearsheet_agrees_with_the_engine(ruined) -> None:
+    bar = int(ruined.trades["exit_bar"].iloc[-1])
+    assert series.liquidation_bar(ruined) == bar and 1 < bar < 299
+    mine = series.strategy_stats(ruined)
+    for key in series.PERF_KEYS:
+        assert mine[key] == pytest.approx(ruined.stats[key], rel=1e-9, abs=1e-12, nan_ok=True), key
+    # the whole curve's returns (flat zeros after the ruin) would give other numbers
+    whole = series.perf_stats(ruined.equity.to_numpy(), ruined.settings.init_cash, ruined.data.index)
+    assert whole["volatility"] != pytest.approx(ruined.stats["volatility"], rel=1e-6)
+    risk = {r["key"]: r for g in tables.stats_groups(ruined) for r in g["rows"]}
+    for key in ("sharpe", "volatility", "sortino"):
+        assert risk[key]["text"] == stat_text(key, ruined.stats[key])
+    # rolling risk ends at the liquidation too: nothing after it, values up to it
+    returns = series.strategy_returns(ruined)
+    assert returns.iloc[1 : bar + 1].notna().all() and returns.iloc[bar + 1 :].isna().all()
+    spec = panels.panel_specs(ruined)["rolling"]
+    sharpe = next(t for t in spec["data"] if t["name"] == "Sharpe")
+    at = np.searchsorted(panels.times(ruined.data.index), sharpe["x"])
+    assert np.isnan(np.asarray(sharpe["y"], dtype=float)[at > bar]).all()
+    assert np.isfinite(np.asarray(sharpe["y"], dtype=float)[at == bar]).all()
+    page = ruined.report_html(plotlyjs="cdn")
+    assert f'<tr data-stat="sharpe"><th>Sharpe</th><td>{html.escape(risk["sharpe"]["text"])}</td>' in page
+
+
+def kept_positions(spec_trace: dict, index: pd.DatetimeIndex) -> np.ndarray:
+    """Bar numbers of a decimated line's points."""
+    at = np.searchsorted(panels.times(index), spec_trace["x"])
+    assert np.array_equal(panels.times(index)[at], spec_trace["x"])
+    return at
+
+
+def test_underwater_rolling_distribution_and_exposure_values(res) -> None:
+    specs = panels.panel_specs(res)
+    init = res.settings.init_cash
+    eq = res.equity.to_numpy()
+    close = res.data["close"].to_numpy()
+    # underwater: equity / running peak (from the initial cash) - 1, and buy & hold's from the close
+    under = {t["name"]: t for t in specs["drawdown"]["data"]}
+    at = kept_positions(under["strategy"], res.data.index)
+    expected = eq / np.maximum.accumulate(np.maximum(eq, init)) - 1
+    np.testing.assert_allclose(under["strategy"]["y"], expected[at], atol=1e-6)
+    assert float(np.min(under["strategy"]["y"])) == pytest.approx(res.stats["max_drawdown"], rel=1e-6)
+    bench = close / close[0]
+    at = kept_positions(under["buy & hold"], res.data.index)
+    bench_dd = bench / np.maximum.accumulate(np.maximum(bench, 1)) - 1
+    np.testing.assert_allclose(under["buy & hold"]["y"], bench_dd[at], atol=1e-6)
+    # rolling Sharpe and volatility at a point of each line, from the returns with numpy
+    window = specs["rolling"]["meta"]["window"]
+    bpy = res.stats["bars_per_year"]
+    strategy_r = eq / np.concatenate(([init], eq[:-1])) - 1
+    bench_r = np.concatenate(([np.nan], close[1:] / close[:-1] - 1))
+    checks = {
+        "Sharpe": (strategy_r, lambda r: r.mean() / r.std(ddof=1) * np.sqrt(bpy)),
+        "volatility": (strategy_r, lambda r: r.std(ddof=1) * np.sqrt(bpy)),
+        "Sharpe, buy & hold": (bench_r, lambda r: r.mean() / r.std(ddof=1) * np.sqrt(bpy)),
+        "volatility, buy & hold": (bench_r, lambda r: r.std(ddof=1) * np.sqrt(bpy)),
+    }
+    roll = {t["name"]: t for t in specs["rolling"]["data"]}
+    for name, (r, stat) in checks.items():
+        at = kept_positions(roll[name], res.data.index)
+        k = len(at) // 2
+        i = int(at[k])
+        assert i >= window and np.isnan(roll[name]["y"][: np.searchsorted(at, window - 1)]).all(), name
+        assert roll[name]["y"][k] == pytest.approx(stat(r[i - window + 1 : i + 1]), rel=1e-5), name
+    # distributions: every bar in the market once, every closed trade once, centered where they are
+    bars_h, trades_h = specs["distribution"]["data"]
+    moved = eq[1:] / eq[:-1] - 1
+    moved = moved[moved != 0]
+    assert int(np.sum(bars_h["y"])) == len(moved)
+    assert np.average(bars_h["x"], weights=bars_h["y"]) == pytest.approx(moved.mean(), abs=2e-4)
+    closed = res.trades.loc[res.trades["status"] == "closed", "return"].to_numpy()
+    assert int(np.sum(trades_h["y"])) == len(closed) == res.stats["n_closed"]
+    assert np.average(trades_h["x"], weights=trades_h["y"]) == pytest.approx(closed.mean(), abs=2e-3)
+    # exposure: position value / equity; the share of bars holding a position is stats["exposure"]
+    ex_expected = res.position.to_numpy() * close / eq
+    trace = specs["exposure"]["data"][0]
+    at = kept_positions(trace, res.data.index)
+    np.testing.assert_allclose(trace["y"], ex_expected[at], rtol=1e-6, atol=1e-7)
+    ex = series.exposure(res).to_numpy()
+    np.testing.assert_allclose(ex, ex_expected, rtol=1e-12)
+    assert np.mean(ex != 0) == pytest.approx(res.stats["exposure"], rel=1e-12)
 
 
 def test_monthly_and_yearly_returns_equal_a_pandas_resample(res) -> None:
@@ -232,4 +341,18 @@ def test_a_million_bar_report_stays_small(tmp_path) -> None:
     res.save_report(str(cdn), plotlyjs="cdn")
     assert inline.stat().st_size <= 4_500_000
     assert cdn.stat().st_size <= 300_000
-    assert data_doc(inline.read_text())["trades"]["n"] == len(res.trades)
+    doc = data_doc(inline.read_text())
+    assert doc["trades"]["n"] == len(res.trades)
+    # the price line is decimated (at most four points a bucket) and grouped exit markers name every
+    # closed trade's exit
+    price = {t["name"]: t for t in doc["panels"]["price"]["data"]}
+    assert len(price["close"]["x"]["$t"]) <= 4 * DEFAULT_BUCKETS < len(res.data)
+    assert len(price["close"]["y"]["$q"]) == len(price["close"]["x"]["$t"])
+    tr = res.trades
+    assert len(tr) > panels.MARKER_LIMIT
+    closed = set((np.flatnonzero((tr["status"] == "closed").to_numpy()) + 1).tolist())
+    covered = set()
+    for text in price["exit"]["text"]:
+        a, b = (re.findall(r"#(\d+)", text) * 2)[:2]
+        covered |= set(range(int(a), int(b) + 1))
+    assert covered == closed

@@ -67,6 +67,57 @@ def bars_per_year(index: pd.DatetimeIndex) -> float:
     return (len(index) - 1) / years if years > 0 else np.nan
 
 
+def drawdown(equity: np.ndarray, init_cash: float) -> np.ndarray:
+    """Equity / running peak - 1 at every bar; the peak starts at the initial cash (0 at new highs)."""
+    eq = np.asarray(equity, dtype=float)
+    return eq / np.maximum.accumulate(np.maximum(eq, init_cash)) - 1.0
+
+
+def return_moments(
+    n_r: np.ndarray | float,
+    sum_r: np.ndarray | float,
+    sum_r2: np.ndarray | float,
+    sum_down2: np.ndarray | float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, standard deviation with ddof=1, downside deviation sqrt(mean(min(r, 0)^2))) of per-bar
+    returns from their count, sum, sum of squares and sum of squared negative returns (the kernels'
+    accumulators); NaN where there are too few returns."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n_r = np.asarray(n_r, dtype=float)
+        mean_r = np.asarray(sum_r, dtype=float) / n_r
+        var_r = (np.asarray(sum_r2, dtype=float) - n_r * mean_r**2) / (n_r - 1)
+        std_r = np.sqrt(np.maximum(var_r, 0.0))
+        down = np.sqrt(np.asarray(sum_down2, dtype=float) / n_r)
+    return mean_r, std_r, down
+
+
+def ratios(
+    mean_r: np.ndarray | float,
+    std_r: np.ndarray | float,
+    down: np.ndarray | float,
+    growth: np.ndarray | float,
+    years: float,
+    max_dd: np.ndarray | float,
+    bpy: float,
+) -> dict[str, np.ndarray]:
+    """``volatility``, ``sharpe``, ``sortino``, ``cagr`` and ``calmar`` (arrays, vectorized over columns)
+    from the per-bar return moments (`return_moments`), final / initial equity (``growth``), the span in
+    years, the maximum drawdown (negative) and the bars per year. The one place these are defined: the
+    engine's stats and the tearsheet's buy & hold column both come from here."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        mean_r, std_r, down = (np.asarray(x, dtype=float) for x in (mean_r, std_r, down))
+        growth, max_dd = np.asarray(growth, dtype=float), np.asarray(max_dd, dtype=float)
+        ann = np.sqrt(bpy)
+        cagr = np.where(growth > 0, growth ** (1.0 / years) - 1.0, -1.0) if years > 0 else np.nan * growth
+        return {
+            "volatility": std_r * ann,
+            "sharpe": np.where(std_r > 0, mean_r / std_r * ann, np.nan),
+            "sortino": np.where(down > 0, mean_r / down * ann, np.nan),
+            "cagr": cagr,
+            "calmar": np.where(max_dd < 0, cagr / np.abs(max_dd), np.nan),
+        }
+
+
 def summarize(
     acc: np.ndarray, init_cash: np.ndarray | float, index: pd.DatetimeIndex, close: np.ndarray
 ) -> dict[str, np.ndarray]:
@@ -76,20 +127,13 @@ def summarize(
     n_bars = len(index)
     bpy = bars_per_year(index)
     years = span_years(index)
+    final = acc[:, L.ST_FINAL_VALUE]
+    max_dd = acc[:, L.ST_MAX_DD]
+    moments = return_moments(
+        acc[:, L.ST_N_R], acc[:, L.ST_SUM_R], acc[:, L.ST_SUM_R2], acc[:, L.ST_SUM_DOWN2]
+    )
+    rat = ratios(*moments, final / init, years, max_dd, bpy)
     with np.errstate(divide="ignore", invalid="ignore"):
-        final = acc[:, L.ST_FINAL_VALUE]
-        n_r = acc[:, L.ST_N_R]
-        mean_r = acc[:, L.ST_SUM_R] / n_r
-        var_r = (acc[:, L.ST_SUM_R2] - n_r * mean_r**2) / (n_r - 1)
-        std_r = np.sqrt(np.maximum(var_r, 0.0))
-        down = np.sqrt(acc[:, L.ST_SUM_DOWN2] / n_r)
-        ann = np.sqrt(bpy)
-        sharpe = np.where(std_r > 0, mean_r / std_r * ann, np.nan)
-        sortino = np.where(down > 0, mean_r / down * ann, np.nan)
-        growth = final / init
-        cagr = np.where(growth > 0, growth ** (1.0 / years) - 1.0, -1.0) if years > 0 else np.nan * growth
-        max_dd = acc[:, L.ST_MAX_DD]
-        calmar = np.where(max_dd < 0, cagr / np.abs(max_dd), np.nan)
         closed = acc[:, L.ST_N_CLOSED]
         gp = acc[:, L.ST_GROSS_PROFIT]
         gl = acc[:, L.ST_GROSS_LOSS]
@@ -107,11 +151,11 @@ def summarize(
         "final_value": final,
         "total_return": final / init - 1.0,
         "benchmark_return": np.full(m, benchmark),
-        "cagr": cagr,
-        "volatility": std_r * ann,
-        "sharpe": sharpe,
-        "sortino": sortino,
-        "calmar": calmar,
+        "cagr": rat["cagr"],
+        "volatility": rat["volatility"],
+        "sharpe": rat["sharpe"],
+        "sortino": rat["sortino"],
+        "calmar": rat["calmar"],
         "max_drawdown": max_dd,
         "max_drawdown_bars": acc[:, L.ST_MAX_DD_BARS].astype(np.int64),
         "liquidated": acc[:, L.ST_LIQUIDATION_BAR] >= 0,

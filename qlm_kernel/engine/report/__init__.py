@@ -6,8 +6,8 @@ entry points; plotly is imported only when a Figure is built (the HTML page need
 
 from __future__ import annotations
 
-from qlm_kernel.engine.report.decimate import decimate, m4_indices
+from qlm_kernel.engine.report.decimate import m4_indices
 from qlm_kernel.engine.report.html import report_html
 from qlm_kernel.engine.report.panels import backtest_figure
 
-__all__ = ["backtest_figure", "decimate", "m4_indices", "report_html"]
+__all__ = ["backtest_figure", "m4_indices", "report_html"]

@@ -43,8 +43,3 @@ def m4_indices(values: np.ndarray, n_buckets: int = DEFAULT_BUCKETS) -> np.ndarr
     first_max = at_max[np.unique(bucket[at_max], return_index=True)[1]]
     keep = np.concatenate((starts, stops - 1, first_min, first_max))
     return np.unique(keep)
-
-
-def decimate(values: np.ndarray, max_points: int) -> np.ndarray:
-    """Indices to draw ``values`` with at most ``max_points`` points, extremes kept (M4)."""
-    return m4_indices(values, max(1, max_points // 4))

@@ -48,6 +48,17 @@ def quantized(values: np.ndarray) -> str:
     return '{"$q":[' + ",".join(items) + f'],"lo":{lo!r},"step":{step!r}' + "}"
 
 
+def tick_unit(stamps: np.ndarray) -> int:
+    """The largest unit every stamp (sorted integers: seconds, milliseconds) is a whole number of:
+    the gcd of the positive gaps and the first stamp, at least 1. Times in these ticks stay small
+    (regular hourly data in seconds: a unit of 3,600)."""
+    stamps = np.asarray(stamps, dtype=np.int64)
+    if not len(stamps):
+        return 1
+    gaps = np.diff(stamps)
+    return max(int(np.gcd.reduce(np.append(gaps[gaps > 0], stamps[:1]))), 1)
+
+
 class TimeTable:
     """Every distinct timestamp the charts use, so each trace ships small positions instead of dates."""
 
@@ -55,9 +66,7 @@ class TimeTable:
         ns = [a.astype("datetime64[ns]").astype(np.int64) for a in arrays]
         self.values = np.unique(np.concatenate(ns)) if ns else np.zeros(0, np.int64)
         ms = self.values // 1_000_000
-        gaps = np.diff(ms)
-        unit = int(np.gcd.reduce(np.append(gaps[gaps > 0], ms[:1]))) if len(ms) else 1
-        self.unit_ms = max(unit, 1)  # the data's step (e.g. 3,600,000 for hourly bars): ticks stay small
+        self.unit_ms = tick_unit(ms)  # the data's step (e.g. 3,600,000 for hourly bars): ticks stay small
         self.ticks = ms // self.unit_ms
 
     def positions(self, array: np.ndarray) -> np.ndarray:
@@ -67,7 +76,7 @@ class TimeTable:
     def to_json(self) -> dict[str, Any]:
         """``{"unit_ms", "t0", "d"}``: the first tick and the differences (regular data: one step)."""
         d = np.diff(self.ticks)
-        return {"unit_ms": self.unit_ms, "t0": int(self.ticks[0]) if len(self.ticks) else 0, "d": d.tolist()}
+        return {"unit_ms": self.unit_ms, "t0": int(self.ticks[0]) if len(self.ticks) else 0, "d": d}
 
 
 def _collect_times(obj: Any, out: list[np.ndarray]) -> None:

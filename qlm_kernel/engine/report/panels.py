@@ -14,6 +14,7 @@ import pandas as pd
 
 from qlm_kernel.engine.report import series as S
 from qlm_kernel.engine.report.decimate import DEFAULT_BUCKETS, m4_indices
+from qlm_kernel.engine.stats import drawdown
 
 if TYPE_CHECKING:
     from qlm_kernel.engine.result import BacktestResult
@@ -133,8 +134,8 @@ def equity_panel(c: Context) -> Spec:
 
 def drawdown_panel(c: Context) -> Spec:
     """Drawdown from the running peak for the strategy and for buy & hold."""
-    dd = S.drawdown(c.equity, c.init)
-    bdd = S.drawdown(c.bench, c.init)
+    dd = drawdown(c.equity, c.init)
+    bdd = drawdown(c.bench, c.init)
     b = c.buckets // 2  # a secondary panel: half the resolution of the equity and price charts
     data = [
         line("strategy", c.t, dd, b, fill="tozeroy", line={"color": COLORS["loss"], "width": 1}),
@@ -178,28 +179,10 @@ def monthly_panel(c: Context) -> Spec:
             "xgap": 1,
             "ygap": 1,
         },
-        {
-            "type": "bar",
-            "orientation": "h",
-            "name": "year",
-            "y": [str(d.year) for d in yearly.index],
-            "x": yearly.to_numpy(dtype=np.float32),
-            "xaxis": "x2",
-            "yaxis": "y",
-            "marker": {"color": np.where(yearly.to_numpy() >= 0, COLORS["gain"], COLORS["loss"]).tolist()},
-            "hovertemplate": "%{y}: %{x:.2%}<extra>strategy</extra>",
-        },
-        {
-            "type": "bar",
-            "orientation": "h",
-            "name": "year, buy & hold",
-            "y": [str(d.year) for d in byearly.index],
-            "x": byearly.to_numpy(dtype=np.float32),
-            "xaxis": "x2",
-            "yaxis": "y",
-            "marker": {"color": COLORS["benchmark"]},
-            "hovertemplate": "%{y}: %{x:.2%}<extra>buy & hold</extra>",
-        },
+        _year_bars(
+            "year", yearly, np.where(yearly >= 0, COLORS["gain"], COLORS["loss"]).tolist(), "strategy"
+        ),
+        _year_bars("year, buy & hold", byearly, COLORS["benchmark"], "buy & hold"),
     ]
     row_px = 22 if len(years) <= 25 else max(6, 600 // len(years))  # decades of data stay on a screen
     height = max(220, 60 + row_px * len(years))
@@ -219,14 +202,29 @@ def monthly_panel(c: Context) -> Spec:
         yaxis={"autorange": "reversed", "type": "category", "fixedrange": True},
     )
     layout["margin"] = {"l": 50, "r": 20, "t": 50, "b": 10}
-    return {"data": data, "layout": layout, "meta": {"monthly": monthly, "yearly": yearly}}
+    return {"data": data, "layout": layout}
+
+
+def _year_bars(name: str, yearly: pd.Series, color: str | list[str], label: str) -> dict[str, Any]:
+    """Horizontal bars of yearly returns beside the monthly heat map (same rows: the years)."""
+    return {
+        "type": "bar",
+        "orientation": "h",
+        "name": name,
+        "y": [str(d.year) for d in yearly.index],
+        "x": yearly.to_numpy(dtype=np.float32),
+        "xaxis": "x2",
+        "yaxis": "y",
+        "marker": {"color": color},
+        "hovertemplate": "%{y}: %{x:.2%}<extra>" + label + "</extra>",
+    }
 
 
 def rolling_panel(c: Context) -> Spec:
     """Rolling Sharpe (top) and annualized volatility (bottom) over about six months of bars."""
     n = len(c.equity)
     window, label = S.rolling_window(c.bpy, n)
-    returns = c.result.returns
+    returns = S.strategy_returns(c.result)  # ends at a liquidation, as the engine's statistics do
     bench_r = pd.Series(c.bench, index=c.index).pct_change()
     sharpe, vol = S.rolling_risk(returns, window, c.bpy)
     bsharpe, bvol = S.rolling_risk(bench_r, window, c.bpy)
@@ -268,7 +266,8 @@ def rolling_panel(c: Context) -> Spec:
 
 def distribution_panel(c: Context) -> Spec:
     """Histograms of per-bar returns (left) and of closed trades' returns (right), shipped as bins."""
-    r = c.result.returns.to_numpy()[1:]
+    r = S.strategy_returns(c.result).to_numpy()[1:]
+    r = r[np.isfinite(r)]
     r = r[r != 0] if np.any(r != 0) else r  # flat bars (out of the market) would drown the shape
     centers, counts = S.histogram(r)
     trades = c.result.trades
@@ -486,7 +485,7 @@ def combined_spec(result: BacktestResult, buckets: int) -> Spec:
         line(
             "drawdown",
             c.t,
-            S.drawdown(c.equity, c.init),
+            drawdown(c.equity, c.init),
             buckets,
             yaxis="y3",
             fill="tozeroy",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from qlm_kernel.engine.stats import bars_per_year, span_years
+from qlm_kernel.engine.stats import bars_per_year, drawdown, ratios, return_moments, span_years
 
 if TYPE_CHECKING:
     from qlm_kernel.engine.result import BacktestResult
@@ -32,45 +32,69 @@ def benchmark_equity(close: np.ndarray, init_cash: float) -> np.ndarray:
     return init_cash * close / close[0]
 
 
-def drawdown(equity: np.ndarray, init_cash: float) -> np.ndarray:
-    """Equity / running peak - 1 (the peak starts at the initial cash), as the engine defines it."""
-    eq = np.asarray(equity, dtype=float)
-    return eq / np.maximum.accumulate(np.maximum(eq, init_cash)) - 1.0
+def perf_stats(
+    equity: np.ndarray, init_cash: float, index: pd.DatetimeIndex, *, returns_end: int | None = None
+) -> dict[str, float]:
+    """`PERF_KEYS` of an equity curve, computed as the engine computes its own stats: the same
+    per-bar returns (from the second bar on; none where the previous equity is not positive) feed the
+    same `stats.return_moments` and `stats.ratios`, so the numbers agree by construction.
 
-
-def perf_stats(equity: np.ndarray, init_cash: float, index: pd.DatetimeIndex) -> dict[str, float]:
-    """`PERF_KEYS` of an equity curve, with the engine's definitions (`qlm_kernel.engine.stats`).
-
-    Per-bar simple returns from the second bar on; Sharpe = mean / std (ddof=1) * sqrt(bars per year);
-    Sortino's downside deviation is sqrt(mean(min(r, 0)^2)); CAGR compounds over the calendar span.
+    ``returns_end``: the last bar whose return counts (a liquidated run's returns end at the
+    liquidation bar, `liquidation_bar`); final value, CAGR and drawdown still use the whole curve.
     """
     eq = np.asarray(equity, dtype=float)
-    bpy, years = bars_per_year(index), span_years(index)
-    r = eq[1:] / eq[:-1] - 1.0 if len(eq) > 1 else np.array([])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = r.mean() if len(r) else np.nan
-        std = r.std(ddof=1) if len(r) > 1 else np.nan
-        down = np.sqrt(np.mean(np.minimum(r, 0.0) ** 2)) if len(r) else np.nan
-        ann = np.sqrt(bpy)
-        growth = eq[-1] / init_cash
-        cagr = (growth ** (1.0 / years) - 1.0 if growth > 0 else -1.0) if years > 0 else np.nan
-        max_dd = float(drawdown(eq, init_cash).min())
-        return {
-            "final_value": float(eq[-1]),
-            "total_return": float(growth - 1.0),
-            "cagr": float(cagr),
-            "volatility": float(std * ann),
-            "sharpe": float(mean / std * ann) if std > 0 else np.nan,
-            "sortino": float(mean / down * ann) if down > 0 else np.nan,
-            "calmar": float(cagr / abs(max_dd)) if max_dd < 0 else np.nan,
-            "max_drawdown": max_dd,
-        }
+    prev, cur = eq[:-1], eq[1:]
+    r = np.divide(cur, prev, out=np.ones(len(cur)), where=prev > 0) - 1.0  # 0 where prev <= 0
+    if returns_end is not None:
+        r = r[: max(returns_end, 0)]
+    moments = return_moments(len(r), r.sum(), np.sum(r * r), np.sum(np.minimum(r, 0.0) ** 2))
+    growth = eq[-1] / init_cash
+    max_dd = float(drawdown(eq, init_cash).min())
+    rat = ratios(*moments, growth, span_years(index), max_dd, bars_per_year(index))
+    return {
+        "final_value": float(eq[-1]),
+        "total_return": float(growth - 1.0),
+        **{key: float(rat[key]) for key in ("cagr", "volatility", "sharpe", "sortino", "calmar")},
+        "max_drawdown": max_dd,
+    }
+
+
+def liquidation_bar(result: BacktestResult) -> int | None:
+    """The bar where the account was liquidated (its last trade's exit), or None."""
+    if not result.stats.get("liquidated", False):
+        return None
+    tr = result.trades
+    liquidations = tr.loc[tr["exit_reason"] == "liquidation", "exit_bar"]
+    return int(liquidations.iloc[-1]) if len(liquidations) else None
+
+
+def strategy_stats(result: BacktestResult) -> dict[str, float]:
+    """`perf_stats` of the result's equity, returns ending at a liquidation as the engine's do
+    (equal to ``result.stats`` for `PERF_KEYS`)."""
+    return perf_stats(
+        result.equity.to_numpy(),
+        result.settings.init_cash,
+        result.data.index,
+        returns_end=liquidation_bar(result),
+    )
 
 
 def benchmark_stats(result: BacktestResult) -> dict[str, float]:
     """`perf_stats` of buy & hold on the result's close prices (its benchmark column)."""
     init = result.settings.init_cash
     return perf_stats(benchmark_equity(result.data["close"].to_numpy(), init), init, result.data.index)
+
+
+def strategy_returns(result: BacktestResult) -> pd.Series:
+    """The result's per-bar returns, NaN after a liquidation (the dead account's flat bars are not
+    returns: the engine's return statistics end at the liquidation bar)."""
+    returns = result.returns
+    end = liquidation_bar(result)
+    if end is None:
+        return returns
+    out = returns.copy()
+    out.iloc[end + 1 :] = np.nan
+    return out
 
 
 def period_returns(equity: pd.Series, init_cash: float, rule: str) -> pd.Series:

@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 
 from qlm_kernel.engine import layout as L
+from qlm_kernel.engine.report.encode import tick_unit
 from qlm_kernel.engine.report.series import PERF_KEYS, benchmark_stats
 from qlm_kernel.engine.settings import BacktestSettings
+from qlm_kernel.engine.stats import span_years
 from qlm_kernel.formatting import format_stat, stat_groups, stat_label, stat_text
 
 if TYPE_CHECKING:
@@ -92,7 +94,7 @@ def data_facts(result: BacktestResult) -> list[tuple[str, str]]:
         facts.append(("Source", str(source)))
     facts.append(("Bars", f"{len(data):,}"))
     if len(index):
-        years = (index[-1] - index[0]).total_seconds() / (365.25 * 86_400)
+        years = span_years(index)
         span = f"{when(index[0])} to {when(index[-1])}"
         facts.append(
             ("Span", span + (f" ({years:.1f} years)" if years >= 1 else f" ({years * 365.25:.0f} days)"))
@@ -181,30 +183,29 @@ def trades_payload(result: BacktestResult) -> dict[str, Any]:
     Times are in ticks of ``unit_s`` seconds (the data's step when it has one): ``entry`` is delta-coded
     from the previous trade's entry, ``held`` is exit - entry (-1 while open). ``return`` is not
     shipped: the page computes it as the engine does, pnl / (size x entry price). ``directions`` and
-    ``reasons`` name the codes; open trades have a null exit price.
+    ``reasons`` name the codes; open trades have a null exit price. Integer columns stay numpy arrays
+    (`encode.dumps` writes those fastest).
     """
     tr = result.trades
     closed = (tr["status"] == "closed").to_numpy()
     seconds = result.data.index.asi8 // 1_000_000_000
     entry_s = seconds[tr["entry_bar"].to_numpy()]
     exit_s = np.where(closed, seconds[np.maximum(tr["exit_bar"].to_numpy(), 0)], entry_s)
-    gaps = np.diff(seconds)
-    unit = int(np.gcd.reduce(np.append(gaps[gaps > 0], seconds[:1]))) if len(seconds) else 1
-    unit = max(unit, 1)
+    unit = tick_unit(seconds)
     ticks = entry_s // unit
     return {
         "n": len(tr),
         "unit_s": unit,
         "directions": list(tr["direction"].cat.categories),
         "reasons": list(L.EXIT_REASONS),
-        "entry": np.diff(ticks, prepend=0).tolist(),
-        "held": np.where(closed, (exit_s - entry_s) // unit, -1).tolist(),
-        "direction": tr["direction"].cat.codes.to_numpy().tolist(),
+        "entry": np.diff(ticks, prepend=0),
+        "held": np.where(closed, (exit_s - entry_s) // unit, -1),
+        "direction": tr["direction"].cat.codes.to_numpy(),
         "size": _sig(tr["size"].to_numpy()),
         "entry_price": _sig(tr["entry_price"].to_numpy()),
         "exit_price": _sig(np.where(closed, tr["exit_price"].to_numpy(), np.nan)),
         "pnl": [round(v, 2) if math.isfinite(v) else None for v in tr["pnl"].to_numpy(dtype=float).tolist()],
         "fees": [round(v, 2) for v in tr["fees"].to_numpy(dtype=float).tolist()],
-        "reason": tr["exit_reason"].cat.codes.to_numpy().tolist(),
-        "open": (~closed).astype(int).tolist(),
+        "reason": tr["exit_reason"].cat.codes.to_numpy(),
+        "open": (~closed).astype(np.int8),
     }
