@@ -7,10 +7,12 @@ import asyncio
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import qlm_kernel as qlm
 import qlm_kernel.mcp
+from qlm_kernel.engine.report import tables
 from qlm_kernel.errors import ConfigError
 from qlm_kernel.widgets import BacktestReport, Dashboard, EventLog, OptimizationProgress, show
 from qlm_kernel.widgets.live import STATIC
@@ -38,6 +40,19 @@ def test_report_shows_stats_and_updates_the_chart_in_place(df) -> None:
     assert report.chart is chart  # same FigureWidget, traces updated
     assert list(chart.data[3].y) != equity_before
     assert dict(report.summary.stats)["Sharpe"] != stats["Sharpe"]
+
+
+def test_report_title_and_warnings_are_the_tearsheets(df) -> None:
+    res = qlm.backtest("sma_cross", qlm.sample_data("synthetic", n=3_000, seed=0), fast=50, slow=200)
+    res.strategy_name = "X"
+    res.params = {"a": np.int64(5), "b": np.float64(0.25), "c": "fast", "d": np.bool_(True), "e": 1.0}
+    report = BacktestReport(res, chart=False)
+    assert report.summary.title == "Backtest X(a=5, b=0.25, c='fast', d=True, e=1)"
+    assert "np." not in report.summary.title and "a=5" in report.summary.title
+    assert report.summary.title == f"Backtest {tables.title(res)}"  # the tearsheet's title, the same text
+    assert report.summary.warnings == tables.warnings(res) and any(
+        w["code"] == "FEW_TRADES" for w in report.summary.warnings
+    )
 
 
 def test_report_shows_the_structured_error(df) -> None:

@@ -75,10 +75,7 @@ class BacktestReport(ipywidgets.VBox):
             self.summary.title = f"Backtest {call_text(getattr(res, 'strategy_name', ''), params)}"
             self.summary.params = compact(params, max_chars=100)
             self.summary.stats = stat_rows(res.stats)
-            self.summary.warnings = [
-                {k: str(w.get(k, "")) for k in ("code", "message", "hint")}
-                for w in getattr(res, "warnings", [])
-            ]
+            self.summary.warnings = warning_rows(res)
             self.summary.error = None
         if self.show_chart:
             self._draw(res.plot(max_points=self.max_points))
@@ -119,9 +116,28 @@ class BacktestReport(ipywidgets.VBox):
 
 
 def call_text(name: str, params: dict[str, Any]) -> str:
-    """``SmaCross(fast=10, slow=50)``: a strategy's name called with its parameters."""
-    args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in params.items())
+    """``SmaCross(fast=10, slow=50)``: a strategy's name called with its parameters, numpy values
+    written as plain numbers. The tearsheet's title (``engine.report.tables.title``) written the same
+    way; widgets may not import the engine (import-linter), so a test keeps the two equal."""
+    args = ", ".join(f"{k}={_param_text(v)}" for k, v in params.items())
     return f"{name}({args})"
+
+
+def _param_text(value: Any) -> str:
+    """A parameter value as code would write it (strings quoted, floats short, numpy scalars plain)."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        value = value.item()
+    return f"{value:g}" if isinstance(value, float) else repr(value)
+
+
+def warning_rows(result: Any) -> list[dict[str, str]]:
+    """The result's warnings as ``{code, message, hint}`` texts, as the tearsheet's banner has them
+    (``engine.report.tables.warnings``; a test keeps the two equal)."""
+    return [
+        {k: str(w.get(k, "")) for k in ("code", "message", "hint")} for w in getattr(result, "warnings", [])
+    ]
 
 
 def _naive_utc_times(fig: Any) -> None:
