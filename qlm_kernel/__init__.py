@@ -40,6 +40,8 @@ _PUBLIC: dict[str, str] = {
     "Signals": "qlm_kernel.strategy",
     "load_strategy": "qlm_kernel.strategy",
     "backtest": "qlm_kernel.session",
+    "backtest_portfolio": "qlm_kernel.strategy.portfolio_run",
+    "PortfolioResult": "qlm_kernel.engine.portfolio_result",
     "BacktestResult": "qlm_kernel.engine",
     "RunSpec": "qlm_kernel.session",
     "optimize": "qlm_kernel.session",

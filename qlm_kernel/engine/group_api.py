@@ -1,0 +1,63 @@
+"""The grouped engine's Python edge: wide (bars x symbols) arrays of a `Universe` and the signal
+arrays in, the grouped kernel run, a bad price reported by symbol."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from qlm_kernel.engine import layout as L
+from qlm_kernel.engine.group_kernels import GX_BAD_COLUMN, GX_EXPOSURE_BARS, N_GX, simulate_group
+from qlm_kernel.engine.kernels import column_mode, finish_trades
+from qlm_kernel.engine.settings import BacktestSettings
+from qlm_kernel.errors import DataError
+
+
+def simulate_universe(
+    universe: Any,
+    el: np.ndarray,
+    xl: np.ndarray,
+    es: np.ndarray,
+    xs: np.ndarray,
+    sl_a: np.ndarray,
+    tp_a: np.ndarray,
+    tsl_a: np.ndarray,
+    settings: BacktestSettings,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Run the grouped kernel on a universe's arrays: (equity, trade records, trade columns,
+    accumulators). Signals are (bars x symbols) bool; stops (bars or 1) x (symbols or 1) float."""
+    n = universe.close.shape[0]
+    cfg = settings.pack()
+    fill_close, intrabar, close_at_end = column_mode(
+        cfg, sl_a.ravel(), tp_a.ravel(), tsl_a.ravel(), es.reshape(-1)
+    )
+    capacity = int(np.count_nonzero(el)) + int(np.count_nonzero(es)) + 1
+    equity = np.empty(n)
+    trades = np.empty((capacity, L.N_TRADE_FIELDS))
+    trade_col = np.empty(capacity, dtype=np.int64)
+    acc = np.empty(L.N_STATS)
+    extra = np.zeros(N_GX)
+    k = simulate_group(
+        universe.open, universe.high, universe.low, universe.close, universe.valuation_close,
+        universe.has_bar, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, trade_col, acc, extra,
+        fill_close, intrabar, close_at_end,
+    )
+    bad = int(acc[L.ST_BAD_PRICE_BAR])
+    if bad >= 0:
+        col = int(extra[GX_BAD_COLUMN])
+        symbol = universe.symbols[col]
+        column = "close" if not universe.close[bad, col] > 0 else "open"
+        value = getattr(universe, column)[bad, col]
+        raise DataError(
+            f"price {column}={value!r} of {symbol!r} at {universe.index[bad]} is not a positive number",
+            hint="load the universe with qlm.load_universe() (it validates every symbol) or fix that row",
+            code="DATA_BAD_PRICE",
+            symbol=symbol,
+            column=column,
+            value=str(value),
+        )
+    finish_trades(trades, k, acc, n)
+    acc[L.ST_EXPOSURE_BARS] = extra[GX_EXPOSURE_BARS]  # bars with any position, not summed over symbols
+    order = np.lexsort((trade_col[:k], trades[:k, L.TR_ENTRY_BAR]))
+    return equity, trades[:k][order], trade_col[:k][order], acc

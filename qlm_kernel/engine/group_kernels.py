@@ -1,0 +1,412 @@
+"""The grouped kernel: many symbols (columns) trading from one shared cash balance, bar by bar.
+
+It is the single-asset engine's order machinery driven over a group: the same signal rules
+(`decide_target`), sizing (`entry_units`), fills, slippage and fees (`open_position`,
+`close_position`), stops (`stop_level`) and trade records as `kernels.simulate_column`; only the
+loop differs (bars outside, the group's columns inside, one cash balance). The single-asset loop
+keeps its own register-tuned copy of the bar loop, so the single-asset path is not slowed by the
+group's bookkeeping; a one-symbol group reproduces it exactly (tested).
+
+Group rules (README "Portfolio mode"):
+- a symbol with no bar at a time (``has`` False) does not trade then: its signals are ignored, its
+  stops are not checked, a next-open order waits for its next bar; it is valued at its last close.
+- orders of one bar execute in increasing order of their estimated value, so sells (which free
+  cash) go before buys; ties keep symbol order (vectorbt's ``call_seq="auto"``).
+- buying power of an order = leverage x (cash + long positions at the order's prices - short
+  positions at their entry value) - (long positions + short positions at entry value): with
+  leverage 1 this is the cash left after setting aside twice each short's entry value (its
+  proceeds and as much again as collateral), vectorbt's ``free_cash`` with ``lock_cash=True``.
+  Buying power within 1e-11 (relative) of zero is the rounding residue of cash already spent and
+  counts as none (vectorbt rounds such sums to zero too), so no dust positions are opened.
+- margin: at each bar's close, when the group's equity is at or below ``maintenance_margin`` x the
+  gross value of its positions (0 x: equity at or below zero), every position is liquidated at that
+  close with costs and the group trades no more.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from qlm_kernel.engine.kernels import (
+    N_PS,
+    NO_CHANGE,
+    NO_INTRABAR,
+    PS_ENTRY_BAR,
+    PS_ENTRY_PRICE,
+    STOPS,
+    close_position,
+    decide_target,
+    open_position,
+    stop_level,
+)
+from qlm_kernel.engine.layout import (
+    CFG_DIRECTION,
+    CFG_INIT_CASH,
+    CFG_LEVERAGE,
+    CFG_MAINTENANCE,
+    CFG_SIZE,
+    CFG_SIZE_TYPE,
+    EXIT_END,
+    EXIT_LIQUIDATION,
+    EXIT_OPEN,
+    EXIT_REVERSAL,
+    EXIT_SIGNAL,
+    SIZE_PERCENT,
+    SIZE_VALUE,
+    ST_BAD_PRICE_BAR,
+    ST_FINAL_CASH,
+    ST_FINAL_VALUE,
+    ST_LIQUIDATION_BAR,
+    ST_MAX_DD,
+    ST_MAX_DD_BARS,
+    ST_N_R,
+    ST_N_REJECTED,
+    ST_N_TRADES,
+    ST_SUM_DOWN2,
+    ST_SUM_R,
+    ST_SUM_R2,
+)
+
+# group-only outputs (``extra``)
+GX_BAD_COLUMN = 0  # column of the bad price (ST_BAD_PRICE_BAR is its bar), else -1
+GX_DEBT = 1  # final short entry value outstanding
+GX_EXPOSURE_BARS = 2  # bars closing with any position open
+N_GX = 3
+
+
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _column(a: np.ndarray, j: int) -> np.ndarray:
+    """Column ``j`` of a (bars or 1) x (columns or 1) stop array, as the 1-D per-bar array the
+    single-asset helpers take."""
+    return a[:, 0] if a.shape[1] == 1 else a[:, j]
+
+
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _order_estimate(
+    pos: float, target: int, price: float, cash: float, free: float, cfg: np.ndarray
+) -> float:
+    """Estimated signed value of the order(s) that take ``pos`` to ``target``: the sort key of a bar's
+    orders (negative = sells). An all-in entry counts as infinite, as in vectorbt."""
+    value = 0.0
+    if pos != 0.0:
+        value -= pos * price
+    if target != 0:
+        size = cfg[CFG_SIZE]
+        size_type = int(cfg[CFG_SIZE_TYPE])
+        if np.isnan(size):
+            est = np.inf
+        elif size_type == SIZE_PERCENT:
+            est = size * (cash if target > 0 else max(free, 0.0))
+        elif size_type == SIZE_VALUE:
+            est = size
+        else:
+            est = size * price
+        value += target * est
+    return value
+
+
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _sort_orders(values: np.ndarray, cols: np.ndarray, q: int) -> None:
+    """Stable insertion sort of the first ``q`` orders by value (few orders a bar)."""
+    for a in range(1, q):
+        v = values[a]
+        col = cols[a]
+        b = a - 1
+        while b >= 0 and values[b] > v:
+            values[b + 1] = values[b]
+            cols[b + 1] = cols[b]
+            b -= 1
+        values[b + 1] = v
+        cols[b + 1] = col
+
+
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _long_value(pos: np.ndarray, prices: np.ndarray) -> float:
+    total = 0.0
+    for j in range(pos.shape[0]):
+        if pos[j] > 0.0:
+            total += pos[j] * prices[j]
+    return total
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def simulate_group(
+    o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    val: np.ndarray,
+    has: np.ndarray,
+    el: np.ndarray,
+    xl: np.ndarray,
+    es: np.ndarray,
+    xs: np.ndarray,
+    sl_a: np.ndarray,
+    tp_a: np.ndarray,
+    tsl_a: np.ndarray,
+    cfg: np.ndarray,
+    equity: np.ndarray,
+    trades: np.ndarray,
+    trade_col: np.ndarray,
+    stats: np.ndarray,
+    extra: np.ndarray,
+    fill_close: bool,
+    intrabar: int,
+    close_at_end: bool,
+) -> int:
+    """Simulate a group of columns sharing one cash balance. Arrays are (bars x columns); ``val`` is
+    the valuation price (last close), ``has`` whether the column has a bar. Fills ``equity`` (the
+    group's value at every bar), ``trades`` rows with their column in ``trade_col``, and the group's
+    accumulators in ``stats``; trade pnl/return and trade statistics come from
+    `kernels.finish_trades`. Returns the number of trades."""
+    n, m = c.shape
+    direction = int(cfg[CFG_DIRECTION])
+    leverage = cfg[CFG_LEVERAGE]
+    maintenance = cfg[CFG_MAINTENANCE]
+    init_cash = cfg[CFG_INIT_CASH]
+    pos = np.zeros(m)
+    ps = np.zeros((m, N_PS))
+    ps[:, PS_ENTRY_BAR] = -1
+    pending = np.full(m, NO_CHANGE, dtype=np.int64)
+    pending_bar = np.full(m, -1, dtype=np.int64)
+    stopped = np.zeros(m, dtype=np.bool_)
+    prices = np.zeros(m)  # each column's price at the current phase (order price or valuation)
+    targets = np.full(m, NO_CHANGE, dtype=np.int64)
+    order_cols = np.empty(m, dtype=np.int64)
+    order_values = np.empty(m)
+    cash = init_cash
+    debt = 0.0  # entry value of the short positions held
+    k = 0
+    n_rejected = 0
+    bad_bar = -1
+    bad_col = -1
+    liq_bar = -1
+    exposure_bars = 0
+    prev_eq = init_cash
+    last = -1  # last bar simulated
+
+    for i in range(n):
+        # 0) a bad close stops the run (as in the single-asset loop)
+        for j in range(m):
+            stopped[j] = False
+            if has[i, j] and not c[i, j] > 0.0:
+                bad_bar = i
+                bad_col = j
+        if bad_bar >= 0:
+            break
+        # 1) next-open orders decided at each column's previous bar
+        if not fill_close:
+            q = 0
+            for j in range(m):  # prices known at the open: the open, or the last close before it
+                prices[j] = o[i, j] if has[i, j] else val[i, j]
+            for j in range(m):
+                if pending[j] != NO_CHANGE and has[i, j]:
+                    oi = o[i, j]
+                    if not oi > 0.0:
+                        bad_bar = i
+                        bad_col = j
+                        break
+                    prices[j] = oi
+                    targets[j] = pending[j]
+                    order_cols[q] = j
+                    q += 1
+            if bad_bar >= 0:
+                break
+            if q > 0:
+                cash, debt, k, n_rejected = _execute_orders(
+                    order_cols, order_values, q, targets, pending_bar, pos, ps, prices, cash, debt, k,
+                    n_rejected, i, cfg, leverage, sl_a, tp_a, tsl_a, trades, trade_col,
+                )
+                for a in range(q):
+                    pending[order_cols[a]] = NO_CHANGE
+        # 2) intrabar: stops on each position held (liquidation is checked at the close, below)
+        if intrabar == STOPS:
+            for j in range(m):
+                if pos[j] != 0.0 and has[i, j] and (ps[j, PS_ENTRY_BAR] < i or not fill_close):
+                    level, reason = stop_level(ps[j], pos[j], o[i, j], h[i, j], lo[i, j])
+                    if reason >= 0 and not np.isnan(level):
+                        if pos[j] < 0.0:
+                            debt -= -pos[j] * ps[j, PS_ENTRY_PRICE]
+                        cash += close_position(ps[j], trades, k, cfg, pos[j], level, i, reason)
+                        trade_col[k] = j
+                        k += 1
+                        pos[j] = 0.0
+                        stopped[j] = True
+        # 3) this bar's signals: orders at the close, or queued for the column's next open
+        q = 0
+        for j in range(m):
+            prices[j] = val[i, j]  # a column without a bar keeps its last close
+            if has[i, j] and (el[i, j] | xl[i, j] | es[i, j] | xs[i, j]):
+                target = decide_target(pos[j], el[i, j], xl[i, j], es[i, j], xs[i, j], direction)
+                if target != NO_CHANGE:
+                    if not fill_close:
+                        pending[j] = target
+                        pending_bar[j] = i
+                    elif not stopped[j]:
+                        targets[j] = target
+                        pending_bar[j] = i
+                        order_cols[q] = j
+                        q += 1
+        if q > 0:
+            cash, debt, k, n_rejected = _execute_orders(
+                order_cols, order_values, q, targets, pending_bar, pos, ps, prices, cash, debt, k,
+                n_rejected, i, cfg, leverage, sl_a, tp_a, tsl_a, trades, trade_col,
+            )
+        # 4) optionally close what is left at the last bar (each column at its last close)
+        if close_at_end and i == n - 1:
+            for j in range(m):
+                if pos[j] != 0.0:
+                    if pos[j] < 0.0:
+                        debt -= -pos[j] * ps[j, PS_ENTRY_PRICE]
+                    cash += close_position(ps[j], trades, k, cfg, pos[j], prices[j], i, EXIT_END)
+                    trade_col[k] = j
+                    k += 1
+                    pos[j] = 0.0
+        # 5) mark to market; the group's margin check
+        eq = cash
+        gross = 0.0
+        for j in range(m):
+            if pos[j] != 0.0:
+                value = pos[j] * prices[j]
+                eq += value
+                gross += abs(value)
+        if intrabar != NO_INTRABAR and gross > 0.0 and eq <= maintenance * gross:
+            for j in range(m):
+                if pos[j] != 0.0:
+                    cash += close_position(ps[j], trades, k, cfg, pos[j], prices[j], i, EXIT_LIQUIDATION)
+                    trade_col[k] = j
+                    k += 1
+                    pos[j] = 0.0
+            debt = 0.0
+            eq = cash
+            gross = 0.0
+            liq_bar = i
+        exposure_bars += gross > 0.0
+        equity[i] = eq
+        prev_eq = eq
+        last = i
+        if liq_bar >= 0:
+            equity[i + 1:] = eq
+            break
+
+    # open positions at the end are reported as open trades marked at their last close
+    if bad_bar < 0:
+        for j in range(m):
+            if pos[j] != 0.0:
+                close_position(ps[j], trades, k, cfg, pos[j], val[n - 1, j], -1, EXIT_OPEN)
+                trade_col[k] = j
+                k += 1
+    if bad_bar >= 0 and bad_bar < n:
+        equity[bad_bar:] = np.nan
+    equity_stats(equity, init_cash, last, stats)
+    stats[ST_N_TRADES] = k
+    stats[ST_N_REJECTED] = n_rejected
+    stats[ST_FINAL_VALUE] = prev_eq
+    stats[ST_FINAL_CASH] = cash
+    stats[ST_BAD_PRICE_BAR] = bad_bar
+    stats[ST_LIQUIDATION_BAR] = liq_bar
+    extra[GX_EXPOSURE_BARS] = exposure_bars
+    extra[GX_BAD_COLUMN] = bad_col
+    extra[GX_DEBT] = debt
+    return k
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _execute_orders(
+    order_cols: np.ndarray,
+    order_values: np.ndarray,
+    q: int,
+    targets: np.ndarray,
+    signal_bars: np.ndarray,
+    pos: np.ndarray,
+    ps: np.ndarray,
+    prices: np.ndarray,
+    cash: float,
+    debt: float,
+    k: int,
+    n_rejected: int,
+    i: int,
+    cfg: np.ndarray,
+    leverage: float,
+    sl_a: np.ndarray,
+    tp_a: np.ndarray,
+    tsl_a: np.ndarray,
+    trades: np.ndarray,
+    trade_col: np.ndarray,
+) -> tuple[float, float, int, int]:
+    """Execute one bar's ``q`` orders (columns in ``order_cols``, at ``prices``), sells first."""
+    free = cash - 2.0 * debt
+    for a in range(q):
+        j = order_cols[a]
+        order_values[a] = _order_estimate(pos[j], targets[j], prices[j], cash, free, cfg)
+    _sort_orders(order_values, order_cols, q)
+    for a in range(q):
+        j = order_cols[a]
+        target = targets[j]
+        price = prices[j]
+        if pos[j] != 0.0:
+            if pos[j] < 0.0:
+                debt -= -pos[j] * ps[j, PS_ENTRY_PRICE]
+            reason = EXIT_REVERSAL if target != 0 else EXIT_SIGNAL
+            cash += close_position(ps[j], trades, k, cfg, pos[j], price, i, reason)
+            trade_col[k] = j
+            k += 1
+            pos[j] = 0.0
+        if target != 0:
+            longs = _long_value(pos, prices) if leverage != 1.0 else 0.0
+            power = leverage * (cash + longs - debt) - (longs + debt)  # buying power
+            if power <= 1e-11 * (abs(cash) + longs + 2.0 * debt):  # rounding residue of spent cash
+                power = 0.0
+            units, cost = open_position(
+                ps[j], cfg, target, price, power / leverage, i, signal_bars[j],
+                _column(sl_a, j), _column(tp_a, j), _column(tsl_a, j),
+            )
+            pos[j] = units
+            cash -= cost
+            n_rejected += units == 0.0
+            if units < 0.0:
+                debt += -units * ps[j, PS_ENTRY_PRICE]
+    return cash, debt, k, n_rejected
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def equity_stats(equity: np.ndarray, init_cash: float, last: int, stats: np.ndarray) -> None:
+    """The per-bar accumulators of an equity curve up to bar ``last`` (as `simulate_column` keeps
+    them): sums of simple returns, squares and downside squares, max drawdown and its length."""
+    sum_r = 0.0
+    sum_r2 = 0.0
+    sum_down2 = 0.0
+    peak = init_cash
+    trough = init_cash
+    max_dd = 0.0
+    peak_bar = -1
+    max_dd_bars = 0
+    prev_eq = init_cash
+    for i in range(last + 1):
+        eq = equity[i]
+        if eq != prev_eq and prev_eq > 0.0:
+            r = eq / prev_eq - 1.0
+            sum_r += r
+            sum_r2 += r * r
+            down = min(r, 0.0)
+            sum_down2 += down * down
+        if eq >= peak:
+            if trough < peak:
+                max_dd = min(max_dd, trough / peak - 1.0)
+                max_dd_bars = max(max_dd_bars, i - peak_bar - 1)
+            peak = eq
+            trough = eq
+            peak_bar = i
+        else:
+            trough = min(trough, eq)
+        prev_eq = eq
+    stats[:] = 0.0
+    stats[ST_SUM_R] = sum_r
+    stats[ST_SUM_R2] = sum_r2
+    stats[ST_SUM_DOWN2] = sum_down2
+    stats[ST_MAX_DD] = min(max_dd, trough / peak - 1.0)
+    stats[ST_N_R] = max(last, 0)
+    if trough < peak:
+        max_dd_bars = max(max_dd_bars, last - peak_bar)
+    stats[ST_MAX_DD_BARS] = max_dd_bars

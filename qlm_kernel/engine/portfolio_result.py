@@ -1,0 +1,196 @@
+"""`PortfolioResult`: a `BacktestResult` of a group of symbols sharing cash.
+
+The portfolio-level tables (``stats``, ``equity``, ``drawdown``, ``returns``, ``cash``, ``orders``,
+``trades``, ``warnings``) mean what they mean for one asset, computed the same way; trades and orders
+gain a ``symbol`` column, and the per-symbol views (positions, values, weights, per-symbol stats and
+contribution, turnover, correlation of symbol returns) are added. ``data`` is the `Universe`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from qlm_kernel.engine import layout as L
+from qlm_kernel.engine.caveats import result_warnings
+from qlm_kernel.engine.result import BacktestResult
+from qlm_kernel.jsonsafe import json_safe
+
+
+class PortfolioResult(BacktestResult):
+    """Stats, equity, trades and orders of a portfolio backtest, plus per-symbol views."""
+
+    def __init__(self, *, trade_columns: np.ndarray, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._trade_col = trade_columns
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """The universe's symbols, in column order."""
+        return self.data.symbols
+
+    # --- portfolio tables -----------------------------------------------------------------------
+    @functools.cached_property
+    def warnings(self) -> list[dict[str, Any]]:
+        """What to be wary of: few trades, ruin (the group liquidated as a whole), a debt left."""
+        liquidation = None
+        bar = int(self._acc[L.ST_LIQUIDATION_BAR])
+        if bar >= 0:
+            s = self.settings
+            when = self.data.index[bar]
+            liquidation = {
+                "code": "LIQUIDATED",
+                "message": (
+                    f"the portfolio was liquidated at the close of {when}: its equity reached "
+                    f"maintenance_margin={s.maintenance_margin:g} of its positions' gross value "
+                    f"(leverage={s.leverage:g}); every position was closed and nothing traded afterwards"
+                ),
+                "hint": (
+                    "size down (size=0.1, size_type='percent'), lower the leverage, or add protective "
+                    "stops; judge the run by total return, not by Sharpe"
+                ),
+                "time": str(self.data.index[bar]),
+            }
+        return result_warnings(self.stats, liquidation=liquidation)
+
+    @functools.cached_property
+    def trades(self) -> pd.DataFrame:
+        """One row per round trip with its ``symbol`` (sorted by entry bar, then symbol)."""
+        frame = super().trades
+        frame.insert(0, "symbol", self._symbol_of(self._trade_col))
+        return frame
+
+    @functools.cached_property
+    def orders(self) -> pd.DataFrame:
+        """Every fill with its ``symbol``; within a bar exits are listed before entries."""
+        frame = super().orders
+        frame.insert(1, "symbol", self._symbol_of(self._trade_col[frame["trade"].to_numpy()]))
+        return frame
+
+    @functools.cached_property
+    def position(self) -> pd.DataFrame:
+        """Signed units of each symbol at each bar's close (bars x symbols), rebuilt from the orders."""
+        orders = self.orders
+        n, m = len(self.data), len(self.symbols)
+        cols = self._trade_col[orders["trade"].to_numpy()]
+        units = np.where(orders["side"] == "buy", 1.0, -1.0) * orders["size"].to_numpy()
+        flat = orders["bar"].to_numpy() * m + cols
+        delta = np.bincount(flat, weights=units, minlength=n * m)[: n * m].reshape(n, m)
+        return pd.DataFrame(np.cumsum(delta, axis=0), index=self.data.index, columns=list(self.symbols))
+
+    @property
+    def positions(self) -> pd.DataFrame:
+        """Alias of `position` (bars x symbols)."""
+        return self.position
+
+    @functools.cached_property
+    def values(self) -> pd.DataFrame:
+        """Each symbol's position value at each close (units x last close), bars x symbols."""
+        held = self.position.to_numpy()
+        value = np.where(held != 0.0, held * np.nan_to_num(self.data.valuation_close), 0.0)
+        return pd.DataFrame(value, index=self.data.index, columns=list(self.symbols))
+
+    @functools.cached_property
+    def weights(self) -> pd.DataFrame:
+        """Each symbol's position value / portfolio equity at each close (shorts negative)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = self.values.to_numpy() / self._equity[:, None]
+        return pd.DataFrame(w, index=self.data.index, columns=list(self.symbols))
+
+    @functools.cached_property
+    def symbol_returns(self) -> pd.DataFrame:
+        """Each symbol's own bar-to-bar close returns on its own bars (NaN where it has no bar)."""
+        out = {}
+        for j, sym in enumerate(self.symbols):
+            close = pd.Series(self.data.close[:, j], index=self.data.index)
+            own = close[self.data.has_bar[:, j]]
+            out[sym] = own.pct_change().reindex(self.data.index)
+        return pd.DataFrame(out, index=self.data.index)
+
+    @functools.cached_property
+    def correlation(self) -> pd.DataFrame:
+        """Pearson correlation of the symbols' returns over the bars both have (pairwise)."""
+        return self.symbol_returns.corr()
+
+    @functools.cached_property
+    def symbol_stats(self) -> pd.DataFrame:
+        """Per symbol: trades, closed, wins, win rate, pnl (closed and open trades, net of fees), fees,
+        contribution (pnl / initial cash), exposure (fraction of bars holding it), turnover (traded
+        value / average equity) and the symbol's own buy & hold return."""
+        trades = self.trades
+        orders = self.orders
+        rows = []
+        held = self.position.to_numpy() != 0.0
+        mean_equity = float(np.mean(self._equity)) if len(self._equity) else np.nan
+        for j, sym in enumerate(self.symbols):
+            t = trades[trades["symbol"] == sym]
+            closed = t[t["status"] == "closed"]
+            o = orders[orders["symbol"] == sym]
+            own = self.data.close[self.data.has_bar[:, j], j]
+            rows.append({
+                "symbol": sym,
+                "n_trades": len(t),
+                "n_closed": len(closed),
+                "win_rate": float((closed["pnl"] > 0).mean()) if len(closed) else np.nan,
+                "pnl": float(t["pnl"].sum()),
+                "fees": float(t["fees"].sum()),
+                "contribution": float(t["pnl"].sum()) / self.settings.init_cash,
+                "exposure": float(held[:, j].mean()) if len(held) else np.nan,
+                "turnover": float((o["size"] * o["price"]).sum()) / mean_equity,
+                "buy_hold_return": float(own[-1] / own[0] - 1.0) if len(own) else np.nan,
+            })
+        return pd.DataFrame(rows).set_index("symbol")
+
+    @functools.cached_property
+    def turnover(self) -> float:
+        """Traded value over the run / average equity (2.0 = the book bought and sold once)."""
+        orders = self.orders
+        return float((orders["size"] * orders["price"]).sum() / np.mean(self._equity))
+
+    @functools.cached_property
+    def _close(self) -> np.ndarray:
+        """The benchmark: an equal-weight buy & hold of every symbol from its first bar, as an index."""
+        val = self.data.valuation_close
+        first = np.array([val[np.argmax(~np.isnan(val[:, j])), j] for j in range(val.shape[1])])
+        with np.errstate(invalid="ignore"):
+            growth = np.nanmean(np.where(np.isnan(val), 1.0, val / first), axis=1)
+        return growth
+
+    def _symbol_of(self, cols: np.ndarray) -> pd.Categorical:
+        return pd.Categorical.from_codes(cols.astype(np.int64), categories=list(self.symbols))
+
+    def to_dict(self, *, include_trades: bool = True, include_equity: bool = False) -> dict[str, Any]:
+        """`BacktestResult.to_dict` plus the universe, its symbols and the per-symbol stats."""
+        out = super().to_dict(include_trades=include_trades, include_equity=include_equity)
+        out["universe"] = self.data.name
+        out["symbols"] = list(self.symbols)
+        out["symbol_stats"] = {
+            sym: {k: json_safe(v) for k, v in row.items()}
+            for sym, row in self.symbol_stats.to_dict("index").items()
+        }
+        return out
+
+    def plot(self, *, max_points: int = 8_000) -> Any:
+        """Plotly figure: equity with drawdown, equity by symbol (pnl), stacked weights, correlation."""
+        from qlm_kernel.engine.report.portfolio import portfolio_figure
+
+        return portfolio_figure(self, max_points=max_points)
+
+    def report_html(self, *, plotlyjs: str = "inline") -> str:
+        """A portfolio report page: title, warnings, stats, per-symbol stats and the figure."""
+        from qlm_kernel.engine.report.portfolio import portfolio_html
+
+        return portfolio_html(self, plotlyjs=plotlyjs)
+
+    def _repr_html_(self) -> str:
+        return f"<div><b>Portfolio</b> {len(self.symbols)} symbols{super()._repr_html_()}</div>"
+
+    def __repr__(self) -> str:
+        s = self.stats
+        return (
+            f"<PortfolioResult {self.strategy_name} symbols={len(self.symbols)} bars={s['bars']} "
+            f"final_value={s['final_value']:.2f} total_return={s['total_return']:.2%} trades={s['n_trades']}>"
+        )

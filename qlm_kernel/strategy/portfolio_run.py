@@ -1,0 +1,181 @@
+"""Run a strategy over a universe: per-symbol signals, aligned to the union of timestamps, through the
+grouped engine (shared cash). The unrecorded portfolio backtest behind ``qlm.backtest_portfolio``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from qlm_kernel.engine.group_api import simulate_universe
+from qlm_kernel.engine.portfolio_result import PortfolioResult
+from qlm_kernel.engine.settings import BacktestSettings, closest, split_settings
+from qlm_kernel.errors import DataError, StrategyError
+from qlm_kernel.strategy.loader import resolve_strategy
+from qlm_kernel.strategy.run import signal_arrays
+from qlm_kernel.strategy.signals import SIGNAL_FIELDS, Signals
+
+STOP_NAMES = ("sl_stop", "tp_stop", "tsl_stop")
+
+
+def backtest_portfolio(strategy: Any, data: Any, **kwargs: Any) -> PortfolioResult:
+    """Backtest a portfolio: every symbol of ``data`` trades from one shared cash balance.
+
+    ``strategy``: a Strategy (class, instance, file or name) applied to each symbol's own bars, a dict
+    symbol -> `Signals`, or `Signals` whose fields are wide boolean DataFrames (bars x symbols).
+    ``data``: a `Universe`, a stored universe name, or a dict symbol -> OHLCV frame or file path.
+    Keyword arguments are the single-asset settings (applied per order: ``size``/``size_type``
+    size each entry from the buying power left at that moment) or strategy parameters. The group's
+    rules (order of execution in a bar, buying power, missing bars, margin) are in README
+    "Portfolio mode".
+    """
+    started = time.perf_counter()
+    settings, params = split_settings(kwargs)
+    universe = as_universe(data)
+    arrays, name, used_params = portfolio_signals(strategy, universe, settings, params)
+    equity, trades, cols, acc = simulate_universe(universe, *arrays, settings)
+    return PortfolioResult(
+        data=universe,
+        settings=settings,
+        params=used_params,
+        strategy_name=name,
+        equity=equity,
+        trade_records=trades,
+        accumulators=acc,
+        trade_columns=cols,
+        meta={"duration_s": time.perf_counter() - started, "universe": universe.name,
+              "universe_fingerprint": universe.fingerprint},
+    )
+
+
+def as_universe(data: Any) -> Any:
+    """A `Universe` from a universe, a stored universe's name, or a dict symbol -> frame / path."""
+    from qlm_kernel.data.universe import Universe, load_universe
+
+    if isinstance(data, Universe):
+        return data
+    if isinstance(data, (str, Mapping, list, tuple)):
+        return load_universe(data)
+    raise DataError(
+        f"portfolio data must be a Universe, a universe name or a dict symbol -> OHLCV frame, "
+        f"got {type(data).__name__}",
+        hint="qlm.load_universe('my_universe') or {'AAPL': df_aapl, 'MSFT': df_msft}",
+        code="DATA_BAD_INPUT",
+    )
+
+
+def portfolio_signals(
+    strategy: Any, universe: Any, settings: BacktestSettings, params: dict[str, Any]
+) -> tuple[tuple[np.ndarray, ...], str, dict[str, Any]]:
+    """The wide (bars x symbols) signal and stop arrays for the grouped kernel, the strategy's name
+    and the parameters used."""
+    if isinstance(strategy, Signals) and _is_wide(strategy):
+        return _wide_signals(strategy, universe, settings), "Signals", {}
+    per_symbol: dict[str, Any]
+    if isinstance(strategy, Mapping):
+        unknown = [s for s in strategy if s not in universe.symbols]
+        if unknown:
+            raise StrategyError(
+                f"signals given for {unknown[0]!r}, which is not in universe {universe.name!r}",
+                hint=_symbols_hint(str(unknown[0]), universe.symbols),
+                code="UNKNOWN_SYMBOL",
+                symbol=str(unknown[0]),
+            )
+        per_symbol = {sym: resolve_strategy(strategy[sym], **params) for sym in strategy}
+        name, used = "Signals by symbol", dict(params)
+    else:
+        strat = resolve_strategy(strategy, **params)
+        per_symbol = {sym: strat for sym in universe.symbols}
+        cls = type(strat)
+        name, used = getattr(cls, "name", cls.__name__), dict(strat.params)
+    n, m = universe.close.shape
+    sig = [np.zeros((n, m), dtype=bool) for _ in SIGNAL_FIELDS]
+    stops: list[list[np.ndarray | None]] = [[None] * m for _ in STOP_NAMES]
+    for sym, strat in per_symbol.items():
+        j = universe.column(sym)
+        rows = np.flatnonzero(universe.has_bar[:, j])
+        arrays = signal_arrays(strat, universe.frame(sym), settings)
+        for wide, own in zip(sig, arrays[:4], strict=True):
+            wide[rows, j] = own
+        for slot, own in zip(stops, arrays[4:], strict=True):
+            slot[j] = own if own.shape[0] == 1 else _scatter(own, rows, n)
+    defaults = signal_arrays_defaults(settings)
+    wide_stops = tuple(_stack_stops(slot, default, n) for slot, default in zip(stops, defaults, strict=True))
+    return (*sig, *wide_stops), name, used
+
+
+def signal_arrays_defaults(settings: BacktestSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The settings' stops as length-1 arrays (NaN = none), for symbols without signals of their own."""
+    return tuple(np.array([np.nan if v is None else float(v)]) for v in (settings.sl_stop, settings.tp_stop,
+                                                                       settings.tsl_stop))
+
+
+def _scatter(own: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(n, np.nan)
+    out[rows] = own
+    return out
+
+
+def _stack_stops(per_column: list[np.ndarray | None], default: np.ndarray, n: int) -> np.ndarray:
+    """(1, 1) when every symbol has the same scalar stop, else (bars x symbols)."""
+    filled = [default if a is None else a for a in per_column]
+    scalars = {float(a[0]) if a[0] == a[0] else None for a in filled if a.shape[0] == 1}
+    if all(a.shape[0] == 1 for a in filled) and len(scalars) <= 1:
+        return np.ascontiguousarray(filled[0].reshape(1, 1)) if filled else default.reshape(1, 1)
+    out = np.empty((n, len(filled)))
+    for j, a in enumerate(filled):
+        out[:, j] = a[0] if a.shape[0] == 1 else a
+    return out
+
+
+def _is_wide(signals: Signals) -> bool:
+    return any(isinstance(getattr(signals, f), pd.DataFrame) for f in SIGNAL_FIELDS)
+
+
+def _wide_signals(signals: Signals, universe: Any, settings: BacktestSettings) -> tuple[np.ndarray, ...]:
+    """Signals whose fields are (bars x symbols) boolean frames on the universe's index."""
+    n, m = universe.close.shape
+    out = []
+    for field in SIGNAL_FIELDS:
+        value = getattr(signals, field)
+        if value is None:
+            out.append(np.zeros((n, m), dtype=bool))
+            continue
+        if not isinstance(value, pd.DataFrame):
+            raise StrategyError(
+                f"Signals.{field} must be a (bars x symbols) boolean DataFrame like the other fields, "
+                f"got {type(value).__name__}",
+                hint="give every field as a DataFrame with the universe's index and symbol columns",
+                code="BAD_SIGNALS", field=field,
+            )
+        unknown = [c for c in value.columns if c not in universe.symbols]
+        if unknown:
+            raise StrategyError(
+                f"Signals.{field} has column {unknown[0]!r}, which is not in universe {universe.name!r}",
+                hint=_symbols_hint(str(unknown[0]), universe.symbols),
+                code="UNKNOWN_SYMBOL", field=field, symbol=str(unknown[0]),
+            )
+        if len(value) != n or not value.index.equals(universe.index):
+            raise StrategyError(
+                f"Signals.{field} has {len(value)} rows on another index; the universe has {n} bars",
+                hint="build the frames on universe.index (reindex(universe.index, fill_value=False))",
+                code="BAD_SIGNALS", field=field,
+            )
+        if any(dtype != np.bool_ for dtype in value.dtypes):
+            raise StrategyError(
+                f"Signals.{field} must be boolean; it has dtypes {sorted(set(map(str, value.dtypes)))}",
+                hint="compare to get booleans (fast > slow), and fillna(False) before astype(bool)",
+                code="BAD_SIGNALS", field=field,
+            )
+        aligned = value.reindex(columns=list(universe.symbols), fill_value=False)
+        out.append(np.ascontiguousarray(aligned.to_numpy()))
+    defaults = signal_arrays_defaults(settings)
+    return (*out, *(d.reshape(1, 1) for d in defaults))
+
+
+def _symbols_hint(symbol: str, symbols: tuple[str, ...]) -> str:
+    near = closest(symbol, symbols)
+    return (f"did you mean {near!r}? " if near else "") + f"symbols: {', '.join(symbols)}"
