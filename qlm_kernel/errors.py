@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import traceback as _traceback
+from collections.abc import Iterable
 from typing import Any
 
 from qlm_kernel.jsonsafe import json_safe
@@ -22,6 +23,7 @@ FRONT_ENDS = ("python", "cli", "mcp")
 """The front ends a fix can be written for; ``python`` (notebooks, scripts) is the default."""
 DEFAULT_FRONT_END = "python"
 _FIX_SEPARATOR = "; "
+_COMMON_HINT = "common_hint"  # a record's hint without its front end's fix (only when it has one)
 
 
 class QLMError(Exception):
@@ -75,8 +77,10 @@ class QLMError(Exception):
 
     def to_dict(self, front_end: str = DEFAULT_FRONT_END) -> dict[str, Any]:
         """A JSON-safe dict: type, code, message, hint (as ``front_end`` shows it), fixes (every front
-        end's), front_end, context and traceback; `from_dict` rebuilds the error from it."""
-        return {
+        end's), front_end, context and traceback; `from_dict` rebuilds the error from it. When the hint
+        shown includes ``front_end``'s fix, the record also keeps the common hint (``common_hint``), so
+        the record re-renders for another front end (`record_for`) without taking its text apart."""
+        record = {
             "type": type(self).__name__,
             "code": self.code,
             "message": self.message,
@@ -86,6 +90,9 @@ class QLMError(Exception):
             "context": json_safe(self.context, nonfinite="text"),
             "traceback": self.traceback,
         }
+        if self.fixes.get(front_end):
+            record[_COMMON_HINT] = self.hint
+        return record
 
     def to_json(self, **dumps_kwargs: Any) -> str:
         """`to_dict()` as a JSON string."""
@@ -98,7 +105,7 @@ class QLMError(Exception):
         fixes = {k: v for k, v in (record.get("fixes") or {}).items() if k in FRONT_ENDS}
         err = kind(
             record.get("message", ""),
-            hint=common_hint(record.get("hint"), fixes.get(record.get("front_end", DEFAULT_FRONT_END))),
+            hint=_record_common_hint(record),
             code=record.get("code"),
             context=record.get("context") or {},
             fixes=fixes,
@@ -164,6 +171,15 @@ _REGISTRY: dict[str, type[QLMError]] = {
 }
 
 
+def closest(name: Any, known: Iterable[str]) -> str | None:
+    """The known name closest to ``name`` (difflib), or None when nothing is close: the did-you-mean of
+    every unknown-name error."""
+    import difflib  # when needed: the CLI imports this module at start
+
+    found = difflib.get_close_matches(str(name), list(known), n=1)
+    return found[0] if found else None
+
+
 def spelled(name: str, value: Any = None, *, mcp_in: str | None = None, lead: str = "") -> dict[str, str]:
     """Fixes writing keyword ``name`` (with ``value``, else a VALUE placeholder) as each front end takes
     it: ``name=value`` in Python, ``--name-with-dashes value`` on the command line, ``name=value`` (or
@@ -202,7 +218,8 @@ def _separator(hint: str) -> str:
 
 
 def common_hint(shown: str | None, fix: str | None) -> str | None:
-    """The common hint inside a hint `join_hint` rendered with ``fix`` (its inverse; ``shown`` otherwise)."""
+    """The common hint inside a hint `join_hint` rendered with ``fix`` (its inverse; ``shown`` otherwise).
+    Only for records written before they kept ``common_hint`` (`QLMError.to_dict`)."""
     if not shown or not fix:
         return shown
     if shown == fix:
@@ -213,13 +230,27 @@ def common_hint(shown: str | None, fix: str | None) -> str | None:
     return shown
 
 
+def _record_common_hint(record: dict[str, Any]) -> str | None:
+    """The common hint of a `QLMError.to_dict` record: kept as ``common_hint`` when the hint shown has
+    a fix; a record without a fix for its front end shows the common hint itself; an older record's
+    hint is taken apart (`common_hint`)."""
+    if _COMMON_HINT in record:
+        return record[_COMMON_HINT]
+    fix = (record.get("fixes") or {}).get(record.get("front_end", DEFAULT_FRONT_END))
+    return common_hint(record.get("hint"), fix)
+
+
 def record_for(record: dict[str, Any], front_end: str) -> dict[str, Any]:
     """A `QLMError.to_dict` record (e.g. a stored run's error) with its hint re-rendered for ``front_end``."""
     fixes = record.get("fixes") or {}
     if not fixes or record.get("front_end", DEFAULT_FRONT_END) == front_end:
         return record
-    common = common_hint(record.get("hint"), fixes.get(record.get("front_end", DEFAULT_FRONT_END)))
-    return {**record, "hint": join_hint(common, fixes.get(front_end)), "front_end": front_end}
+    common = _record_common_hint(record)
+    out = {k: v for k, v in record.items() if k != _COMMON_HINT}
+    out.update(hint=join_hint(common, fixes.get(front_end)), front_end=front_end)
+    if fixes.get(front_end):
+        out[_COMMON_HINT] = common
+    return out
 
 
 def _format_location(context: dict[str, Any]) -> str:

@@ -7,6 +7,8 @@ Standard library only, so the CLI's ``--help`` stays instant.
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 # stat key -> (label, format); unknown keys (added later by the engine) get a generic format.
@@ -118,6 +120,28 @@ def format_stat(kind: str, value: Any) -> str:
 def stat_text(key: str, value: Any) -> str:
     """A statistic by its stats key, formatted the way `STAT_FORMATS` says (ratio when unknown)."""
     return format_stat(STAT_FORMATS.get(key, (key, "ratio"))[1], value)
+
+
+def param_text(value: Any) -> str:
+    """A strategy parameter's value as code would write it: strings quoted, floats short (``0.25``),
+    numpy scalars as plain numbers (``5``, not ``np.int64(5)``)."""
+    numpy = sys.modules.get("numpy")  # a numpy scalar implies numpy is imported; never import it here
+    if numpy is not None and isinstance(value, numpy.generic):
+        value = value.item()
+    return f"{value:g}" if isinstance(value, float) else repr(value)
+
+
+def call_text(name: str, params: Mapping[str, Any]) -> str:
+    """``SmaCross(fast=10, slow=50)``: a strategy's name called with its parameters (`param_text`); the
+    title of a backtest's tearsheet and of its widget."""
+    args = ", ".join(f"{k}={param_text(v)}" for k, v in params.items())
+    return f"{name}({args})"
+
+
+def warning_rows(warnings: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """A result's warnings as ``{code, message, hint}`` texts (missing ones empty): the rows of the
+    tearsheet's banner and of the widget's warnings."""
+    return [{k: str(w.get(k, "")) for k in ("code", "message", "hint")} for w in warnings]
 
 
 STAT_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -81,3 +81,27 @@ def test_unraised_error_has_empty_traceback_and_str_shows_location():
     assert str(err) == "fees must be >= 0"
     located = DataError("bad", file="p.csv", row=2, column="high")
     assert "file='p.csv'" in str(located) and "row=2" in str(located)
+
+
+def test_closest_is_the_one_did_you_mean_helper():
+    from qlm_kernel import errors
+    from qlm_kernel.engine import settings
+
+    assert errors.closest("fee", ("fees", "slippage")) == "fees"
+    assert errors.closest("zzzz", ["fees", "slippage"]) is None and errors.closest("x", []) is None
+    assert errors.closest(12, ["12a", "b"]) == "12a"  # a non-text name is compared as text
+    assert settings.closest is errors.closest  # still importable where callers found it
+
+
+def test_errors_module_imports_only_the_standard_library():
+    import ast
+    import sys
+    from pathlib import Path
+
+    import qlm_kernel.errors as module
+
+    tree = ast.parse(Path(module.__file__).read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    outside = {m for m in imported if m.split(".")[0] not in sys.stdlib_module_names and m != "__future__"}
+    assert outside <= {"qlm_kernel.jsonsafe"}, outside

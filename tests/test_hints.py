@@ -188,3 +188,23 @@ def test_mcp_hints_name_the_tools_and_unknown_arguments_are_refused(tmp_path: Pa
     assert got["argument"]["code"] == "UNKNOWN_ARGUMENT" and 'settings={"fees": 0.001}' in hints["argument"]
     assert got["typo"]["context"]["closest"] == "dataset" and "did you mean 'dataset'?" in hints["typo"]
     assert got["tool"]["code"] == "UNKNOWN_TOOL" and "did you mean 'run_backtest'?" in hints["tool"]
+
+
+def test_a_record_keeps_its_common_hint_instead_of_taking_the_text_apart() -> None:
+    err = ConfigError("unknown setting 'fee'", hint="did you mean 'fees'?", code="UNKNOWN_SETTING",
+                      fixes={"python": "fees=0.001", "cli": "--fees 0.001"}, key="fee")
+    python = err.to_dict("python")
+    assert python["hint"] == "did you mean 'fees'? fees=0.001"
+    assert python["common_hint"] == "did you mean 'fees'?"  # kept, since the hint shown has the fix
+    mcp = err.to_dict("mcp")  # no MCP fix: the hint shown is the common hint; the record is as before
+    assert mcp["hint"] == "did you mean 'fees'?" and "common_hint" not in mcp
+    assert list(mcp) == ["type", "code", "message", "hint", "fixes", "front_end", "context", "traceback"]
+    rendered = record_for(python, "cli")
+    assert rendered["hint"] == err.hint_for("cli") and rendered["common_hint"] == err.hint
+    assert "common_hint" not in record_for(python, "mcp") and record_for(python, "mcp")["hint"] == err.hint
+    # the kept hint is what is rebuilt, whatever the text shown says
+    assert QLMError.from_dict({**python, "common_hint": "kept"}).hint == "kept"
+    # a record stored before it kept the common hint still reads
+    legacy = {k: v for k, v in python.items() if k != "common_hint"}
+    assert QLMError.from_dict(legacy).hint == err.hint
+    assert record_for(legacy, "cli")["hint"] == err.hint_for("cli")

@@ -136,3 +136,53 @@ def test_run_backtest_returns_the_ruin_warning(home):
     calm = tools.run_backtest("sma_cross", sample={"kind": "synthetic", "n": 5000})
     assert calm["stats"]["liquidated"] is False
     assert all(w["code"] != "LIQUIDATED" for w in calm["warnings"])
+
+
+# --- the server's tool list -------------------------------------------------------------------------
+
+
+def test_the_server_builds_its_tool_list_and_schemas_once_per_change(monkeypatch) -> None:
+    import asyncio
+
+    from mcp.server.mcpserver import MCPServer
+
+    from qlm_kernel.mcp.server import QLMServer
+
+    built: list[int] = []
+    original = MCPServer.list_tools
+
+    async def counting(self):
+        built.append(1)
+        return await original(self)
+
+    monkeypatch.setattr(MCPServer, "list_tools", counting)
+
+    def first(x: int) -> int:
+        """First tool."""
+        return x
+
+    def second(y: str = "a") -> str:
+        """Second tool."""
+        return y
+
+    async def scenario() -> None:
+        server = QLMServer("t")
+        server.add_tool(first)
+        one = await server.list_tools()
+        assert [t.name for t in one] == ["first"] and "x" in one[0].input_schema["properties"]
+        again = await server.list_tools()
+        assert [t.model_dump() for t in again] == [t.model_dump() for t in one] and len(built) == 1
+        schemas_before = await server.input_schemas()
+        assert list(schemas_before) == ["first"] and await server.input_schemas() is schemas_before
+        err = await server.call_tool("frist", {"x": 1})  # refused by the cached schemas
+        assert err.is_error and "did you mean 'first'?" in err.content[0].text and len(built) == 1
+        assert (await server.call_tool("first", {"x": 2})).structured_content == {"result": 2}
+        assert len(built) == 1  # calls do not rebuild the tool list
+        server.add_tool(second)  # a change: listed (and checked) at once
+        assert [t.name for t in await server.list_tools()] == ["first", "second"] and len(built) == 2
+        assert list(await server.input_schemas()) == ["first", "second"]
+        server.remove_tool("first")
+        assert [t.name for t in await server.list_tools()] == ["second"]
+        assert "first" not in await server.input_schemas()
+
+    asyncio.run(scenario())

@@ -126,3 +126,20 @@ def test_a_job_started_by_an_mcp_assistant_shows_up_in_an_open_widget(home) -> N
     assert progress.best_params == out["best_params"]
     assert {"mcp.tool.called", "mcp.tool.finished"} <= set(log.topics())
     progress.close(), log.close()
+
+
+def test_the_title_and_warning_rows_are_written_by_formatting(df) -> None:
+    from qlm_kernel import formatting
+
+    params = {"a": np.int64(5), "b": np.float64(0.25), "c": "fast", "d": np.bool_(True), "e": 1.0,
+              "f": [1, 2]}
+    assert formatting.call_text("X", params) == "X(a=5, b=0.25, c='fast', d=True, e=1, f=[1, 2])"
+    values = list(params.values())
+    assert [formatting.param_text(v) for v in values] == [tables.param_text(v) for v in values]
+    res = qlm.backtest("sma_cross", qlm.sample_data("synthetic", n=3_000, seed=0), fast=50, slow=200)
+    res.params = params
+    assert formatting.call_text(res.strategy_name, res.params) == tables.title(res)
+    assert formatting.warning_rows(res.warnings) == tables.warnings(res) and res.warnings
+    assert formatting.warning_rows([{"code": "C"}]) == [{"code": "C", "message": "", "hint": ""}]
+    report = BacktestReport(res, chart=False)
+    assert report.summary.title == f"Backtest {formatting.call_text(res.strategy_name, res.params)}"

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from qlm_kernel.cli import output
-from qlm_kernel.errors import QLMError
+from qlm_kernel.errors import QLMError, closest
 
 COMMAND_MODULES: tuple[str, ...] = (
     "qlm_kernel.cli.backtest",
@@ -96,20 +96,17 @@ def option_strings(parser: argparse.ArgumentParser) -> set[str]:
 def did_you_mean(parser: argparse.ArgumentParser, message: str) -> str:
     """``" (did you mean --fees?)"`` for the first unknown ``--flag`` in an argparse message, or
     ``" (did you mean 'synthetic'?)"`` for an invalid choice; else ""."""
-    import difflib
-
     choice = _INVALID_CHOICE.search(message)
     if choice:
-        choices = re.findall(r"'([^']*)'", choice["choices"])
-        close = difflib.get_close_matches(choice["given"], choices, n=1)
-        return f" (did you mean {close[0]!r}?)" if close else ""
+        near = closest(choice["given"], re.findall(r"'([^']*)'", choice["choices"]))
+        return f" (did you mean {near!r}?)" if near else ""
     if not message.startswith(UNRECOGNIZED):
         return ""
     for token in message.split(":", 1)[1].split():
         flag = token.split("=", 1)[0]
         if flag.startswith("--"):
-            close = difflib.get_close_matches(flag, sorted(option_strings(parser)), n=1)
-            return f" (did you mean {close[0]}?)" if close else ""
+            near = closest(flag, sorted(option_strings(parser)))
+            return f" (did you mean {near}?)" if near else ""
     return ""
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -11,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from qlm_kernel.engine import layout as L
-from qlm_kernel.errors import ConfigError, spelled
+from qlm_kernel.errors import ConfigError, closest, spelled  # closest: re-exported (callers import it here)
 
 SETTING_NAMES = (
     "fill",
@@ -125,12 +124,6 @@ class BacktestSettings:
         cfg[L.CFG_LEVERAGE] = self.leverage
         cfg[L.CFG_MAINTENANCE] = self.maintenance_margin
         return cfg
-
-
-def closest(name: str, known: list[str] | tuple[str, ...]) -> str | None:
-    """The known name closest to ``name`` (difflib), or None when nothing is close."""
-    found = difflib.get_close_matches(str(name), list(known), n=1)
-    return found[0] if found else None
 
 
 def unknown_key_error(

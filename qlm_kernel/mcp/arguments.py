@@ -5,12 +5,10 @@ would otherwise run the backtest without fees)."""
 
 from __future__ import annotations
 
-import difflib
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from qlm_kernel.errors import ConfigError
+from qlm_kernel.errors import ConfigError, closest, spelled
 from qlm_kernel.session.spec import SETTING_NAMES
 
 
@@ -29,28 +27,27 @@ def check_call(name: str, arguments: Mapping[str, Any] | None,
 
 def unknown_tool(name: str, known: list[str]) -> ConfigError:
     """UNKNOWN_TOOL naming the closest tool."""
-    close = difflib.get_close_matches(name, known, n=1)
+    near = closest(name, known)
     return ConfigError(
         f"unknown tool {name!r}",
-        hint=(f"did you mean {close[0]!r}? " if close else "") + f"tools: {', '.join(known)}",
+        hint=(f"did you mean {near!r}? " if near else "") + f"tools: {', '.join(known)}",
         code="UNKNOWN_TOOL",
         tool=name,
         known=known,
-        closest=close[0] if close else None,
+        closest=near,
     )
 
 
 def unknown_argument(tool: str, key: str, properties: list[str], value: Any) -> ConfigError:
     """UNKNOWN_ARGUMENT naming the closest argument, or the setting/parameter it belongs in."""
-    close = difflib.get_close_matches(key, properties, n=1)
-    setting = difflib.get_close_matches(key, SETTING_NAMES, n=1) if "settings" in properties else []
-    if close and not (setting and setting[0] == key):
-        hint = f"did you mean {close[0]!r}? "
+    near = closest(key, properties)
+    setting = closest(key, SETTING_NAMES) if "settings" in properties else None
+    if near and setting != key:
+        hint = f"did you mean {near!r}? "
     elif setting:
-        example = f"{{{json.dumps(setting[0])}: {_example(value)}}}"
-        hint = f"backtest settings go in settings, e.g. settings={example}; "
+        hint = f"backtest settings go in settings, e.g. {spelled(setting, value, mcp_in='settings')['mcp']}; "
     elif "params" in properties:
-        hint = f"strategy parameters go in params, e.g. params={{{json.dumps(key)}: {_example(value)}}}; "
+        hint = f"strategy parameters go in params, e.g. {spelled(key, value, mcp_in='params')['mcp']}; "
     else:
         hint = ""
     return ConfigError(
@@ -60,14 +57,6 @@ def unknown_argument(tool: str, key: str, properties: list[str], value: Any) -> 
         tool=tool,
         key=key,
         known=properties,
-        closest=close[0] if close else (setting[0] if setting else None),
+        closest=near or setting,
     )
 
-
-def _example(value: Any) -> str:
-    """``value`` as JSON when short, else a placeholder."""
-    try:
-        text = json.dumps(value)
-    except (TypeError, ValueError):
-        return "VALUE"
-    return text if len(text) <= 40 else "VALUE"

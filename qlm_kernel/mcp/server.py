@@ -30,6 +30,7 @@ from typing import Annotated, Any
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer, Resolve, Sample
 from mcp_types import CallToolResult, CreateMessageResult, SamplingMessage, TextContent, ToolAnnotations
+from mcp_types import Tool as MCPTool
 
 from qlm_kernel.errors import QLMError, QLMSystemError, SecurityError
 from qlm_kernel.events import publish
@@ -142,11 +143,41 @@ def _observed(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 class QLMServer(MCPServer):
     """MCPServer whose tool calls are checked first (`qlm_kernel.mcp.arguments`): an unknown tool or
-    argument comes back as a QLMError tool error naming the closest one."""
+    argument comes back as a QLMError tool error naming the closest one.
+
+    The tool list and the input schemas are built once (the tools are registered when the server is
+    built) and built again only after a tool is added or removed."""
+
+    _tool_list: list[MCPTool] | None = None
+    _tool_schemas: dict[str, dict[str, Any]] | None = None
+
+    def add_tool(self, *args: Any, **kwargs: Any) -> None:
+        super().add_tool(*args, **kwargs)
+        self._forget_tools()
+
+    def remove_tool(self, name: str) -> None:
+        super().remove_tool(name)
+        self._forget_tools()
+
+    def _forget_tools(self) -> None:
+        self._tool_list = None
+        self._tool_schemas = None
+
+    async def list_tools(self) -> list[MCPTool]:
+        """Every tool (built on the first call after a change, then reused)."""
+        if self._tool_list is None:
+            self._tool_list = await super().list_tools()
+        return list(self._tool_list)
+
+    async def input_schemas(self) -> dict[str, dict[str, Any]]:
+        """Tool name -> input schema (built with the tool list, then reused)."""
+        if self._tool_schemas is None:
+            self._tool_schemas = {t.name: t.input_schema for t in await self.list_tools()}
+        return self._tool_schemas
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         """Refuse an unknown tool or argument (published as ``mcp.tool.failed``), else call the tool."""
-        err = check_call(name, arguments, {t.name: t.input_schema for t in await self.list_tools()})
+        err = check_call(name, arguments, await self.input_schemas())
         if err is None:
             return await super().call_tool(name, arguments, context)
         publish(MCP_TOOL_FAILED, {"tool": name, "call_id": next(_call_ids), "seconds": 0.0,

@@ -12,7 +12,6 @@ memo off (then the frame is not copied either); ``QLM_INDICATOR_MEMO_MB`` sets i
 
 from __future__ import annotations
 
-import difflib
 import math
 import operator
 from collections.abc import Callable, Mapping
@@ -24,7 +23,7 @@ import pandas as pd
 from qlm_kernel.engine.api import price_arrays, simulate
 from qlm_kernel.engine.settings import BacktestSettings
 from qlm_kernel.engine.stats import STAT_KEYS, summarize
-from qlm_kernel.errors import OptimizationError, QLMError, spelled
+from qlm_kernel.errors import OptimizationError, QLMError, closest, spelled
 from qlm_kernel.indicators.memo import frozen_frame, memo_from_env, use_memo
 from qlm_kernel.store import trial_key
 from qlm_kernel.strategy.run import ohlcv_frame, signal_arrays
@@ -46,15 +45,15 @@ def check_objective(objective: str, maximize: bool | None) -> bool:
     """Validate ``objective`` and return the direction: explicit ``maximize`` wins, else higher is better
     except for `LOWER_IS_BETTER` keys (max_drawdown is negative, so higher = better there too)."""
     if objective not in OBJECTIVE_KEYS:
-        close = difflib.get_close_matches(str(objective), OBJECTIVE_KEYS, n=1)
+        near = closest(objective, OBJECTIVE_KEYS)
         raise OptimizationError(
             f"unknown objective {objective!r}",
-            hint=(f"did you mean {close[0]!r}? " if close else "")
+            hint=(f"did you mean {near!r}? " if near else "")
             + f"use a stats key: {', '.join(OBJECTIVE_KEYS)}",
             code="BAD_OBJECTIVE",
-            fixes=spelled("objective", close[0] if close else "sharpe", lead="e.g. "),
+            fixes=spelled("objective", near or "sharpe", lead="e.g. "),
             objective=objective,
-            closest=close[0] if close else None,
+            closest=near,
         )
     return bool(maximize) if maximize is not None else objective not in LOWER_IS_BETTER
 

@@ -7,13 +7,12 @@ cheap, compare equal by class and parameters, and can be re-created with ``with_
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import sys
 from typing import Any, ClassVar
 
 from qlm_kernel.engine.settings import SETTING_NAMES
-from qlm_kernel.errors import ConfigError, StrategyError, spelled
+from qlm_kernel.errors import ConfigError, StrategyError, closest, spelled
 from qlm_kernel.strategy.params import Param
 from qlm_kernel.strategy.signals import Signals
 
@@ -165,17 +164,17 @@ def _unknown_param(cls: type[Strategy], key: str, value: Any = None) -> ConfigEr
     when that is a setting, each front end's fix says how that front end takes settings."""
     known = list(cls._params_)
     calls = [k for k in RUN_KEYWORDS if k not in SETTING_NAMES]
-    close = difflib.get_close_matches(key, [*known, *SETTING_NAMES, *calls], n=1)
+    near = closest(key, [*known, *SETTING_NAMES, *calls])
     fixes = None
-    if close and close[0] in known:
-        hint = f"did you mean {close[0]!r}? {cls.name} takes: {', '.join(known)}"
-    elif close and close[0] in calls:
-        hint = (f"did you mean the keyword {close[0]!r} of the call? {cls.name} takes: "
+    if near in known:
+        hint = f"did you mean {near!r}? {cls.name} takes: {', '.join(known)}"
+    elif near in calls:
+        hint = (f"did you mean the keyword {near!r} of the call? {cls.name} takes: "
                 f"{', '.join(known) or 'no parameters'}")
-    elif close:
-        hint = (f"did you mean the backtest setting {close[0]!r}? {cls.name} takes: "
+    elif near:
+        hint = (f"did you mean the backtest setting {near!r}? {cls.name} takes: "
                 f"{', '.join(known) or 'no parameters'}; settings: {', '.join(SETTING_NAMES)}")
-        fixes = spelled(close[0], value, mcp_in="settings", lead="settings are given as ")
+        fixes = spelled(near, value, mcp_in="settings", lead="settings are given as ")
     elif known:
         hint = f"{cls.name} takes: {', '.join(known)}"
     else:
@@ -188,7 +187,7 @@ def _unknown_param(cls: type[Strategy], key: str, value: Any = None) -> ConfigEr
         strategy=cls.name,
         param=key,
         known=known,
-        closest=close[0] if close else None,
+        closest=near,
     )
 
 

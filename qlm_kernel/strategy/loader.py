@@ -14,7 +14,6 @@ A file in the workspace's strategies folder that is a symlink is never run, by n
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import re
@@ -23,7 +22,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from qlm_kernel.errors import ConfigError, QLMError, SecurityError, StrategyError
+from qlm_kernel.errors import ConfigError, QLMError, SecurityError, StrategyError, closest
 from qlm_kernel.strategy.base import SignalsStrategy, Strategy
 from qlm_kernel.strategy.signals import Signals
 from qlm_kernel.strategy.timelimit import TimeLimitExceeded, current_limit, run_limited
@@ -99,16 +98,16 @@ STRATEGY_FIXES = {  # how each front end finds or makes a strategy (`QLMError.fi
 def unknown_strategy(name: str, error: type[QLMError], **context: Any) -> QLMError:
     """NOT_FOUND for a strategy name: the closest known name, the known ones, each front end's fix."""
     names = sorted(available_strategies())
-    close = difflib.get_close_matches(name, names, n=1)
+    near = closest(name, names)
     return error(
         f"no strategy named {name!r}",
-        hint=(f"did you mean {close[0]!r}? " if close else "")
+        hint=(f"did you mean {near!r}? " if near else "")
         + (f"available: {', '.join(names)}" if names else "none yet: write one in $QLM_HOME/strategies/"),
         code="NOT_FOUND",
         fixes=STRATEGY_FIXES,
         name=name,
         available=names,
-        closest=close[0] if close else None,
+        closest=near,
         **context,
     )
 
@@ -276,10 +275,10 @@ def _pick_class(file: Path, classes: list[type[Strategy]], class_name: str | Non
         for cls in classes:
             if class_name in (cls.__name__, cls.name):
                 return cls
-        close = difflib.get_close_matches(class_name, names, n=1)
+        near = closest(class_name, names)
         raise StrategyError(
             f"{file.name} defines no Strategy class named {class_name!r}",
-            hint=(f"did you mean {close[0]!r}? " if close else "")
+            hint=(f"did you mean {near!r}? " if near else "")
             + (f"classes found: {', '.join(names)}" if names else "define class X(Strategy) in the file"),
             code="NO_STRATEGY_CLASS",
             file=str(file),

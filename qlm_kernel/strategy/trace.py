@@ -9,7 +9,6 @@ and a hint written for the most common mistakes (wrong column name, undefined na
 from __future__ import annotations
 
 import builtins
-import difflib
 import linecache
 import os
 import sysconfig
@@ -17,7 +16,7 @@ import traceback
 from collections.abc import Iterable
 from typing import Any
 
-from qlm_kernel.errors import QLMError, StrategyError
+from qlm_kernel.errors import QLMError, StrategyError, closest
 
 _EXCERPT_RADIUS = 3
 _MAX_MESSAGE = 2000
@@ -97,8 +96,7 @@ def did_you_mean(exc: BaseException) -> str | None:
             candidates = [*frame.f_locals, *frame.f_globals, *dir(builtins)]
     except Exception:
         return None
-    match = difflib.get_close_matches(name, [c for c in candidates if not c.startswith("__")], n=1)
-    return match[0] if match else None
+    return closest(name, [c for c in candidates if not c.startswith("__")])
 
 
 def _truncate(text: str) -> str:
@@ -248,10 +246,8 @@ def suggest_hint(exc: BaseException, *, line: int | None, file: str | None, data
         columns = [str(c) for c in getattr(data, "columns", [])]
         if columns:
             key = exc.args[0]
-            match = [c for c in columns if c.lower() == key.lower()] or difflib.get_close_matches(
-                key, columns, n=1
-            )
-            guess = f"use data[{match[0]!r}]; " if match else ""
+            match = next((c for c in columns if c.lower() == key.lower()), None) or closest(key, columns)
+            guess = f"use data[{match!r}]; " if match else ""
             return f"{guess}the data has no column {key!r} — columns are {columns} ({where})"
     if isinstance(exc, ModuleNotFoundError):
         return f"module {exc.name!r} is not installed; use numpy, pandas and qlm_kernel ({where})"

@@ -10,7 +10,7 @@ import ipywidgets
 import traitlets as t
 
 from qlm_kernel.errors import ConfigError, QLMError
-from qlm_kernel.formatting import stat_rows
+from qlm_kernel.formatting import call_text, stat_rows, warning_rows
 from qlm_kernel.widgets.compact import compact
 from qlm_kernel.widgets.live import STATIC, stylesheet
 
@@ -75,7 +75,7 @@ class BacktestReport(ipywidgets.VBox):
             self.summary.title = f"Backtest {call_text(getattr(res, 'strategy_name', ''), params)}"
             self.summary.params = compact(params, max_chars=100)
             self.summary.stats = stat_rows(res.stats)
-            self.summary.warnings = warning_rows(res)
+            self.summary.warnings = warning_rows(getattr(res, "warnings", None) or [])
             self.summary.error = None
         if self.show_chart:
             self._draw(res.plot(max_points=self.max_points))
@@ -113,31 +113,6 @@ class BacktestReport(ipywidgets.VBox):
                     chart.add_traces(list(fig.data))
                 chart.layout = fig.layout
         self.children = [self.summary, self.chart]
-
-
-def call_text(name: str, params: dict[str, Any]) -> str:
-    """``SmaCross(fast=10, slow=50)``: a strategy's name called with its parameters, numpy values
-    written as plain numbers. The tearsheet's title (``engine.report.tables.title``) written the same
-    way; widgets may not import the engine (import-linter), so a test keeps the two equal."""
-    args = ", ".join(f"{k}={_param_text(v)}" for k, v in params.items())
-    return f"{name}({args})"
-
-
-def _param_text(value: Any) -> str:
-    """A parameter value as code would write it (strings quoted, floats short, numpy scalars plain)."""
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        value = value.item()
-    return f"{value:g}" if isinstance(value, float) else repr(value)
-
-
-def warning_rows(result: Any) -> list[dict[str, str]]:
-    """The result's warnings as ``{code, message, hint}`` texts, as the tearsheet's banner has them
-    (``engine.report.tables.warnings``; a test keeps the two equal)."""
-    return [
-        {k: str(w.get(k, "")) for k in ("code", "message", "hint")} for w in getattr(result, "warnings", [])
-    ]
 
 
 def _naive_utc_times(fig: Any) -> None:

@@ -7,7 +7,6 @@ against the caller's ``max_bars``); workspace datasets stay loaded between calls
 
 from __future__ import annotations
 
-import difflib
 import os
 import threading
 from collections import OrderedDict
@@ -18,7 +17,7 @@ import pandas as pd
 
 from qlm_kernel.data import DataManager, load_ohlcv, sample_data
 from qlm_kernel.data.samples import SAMPLE_KINDS
-from qlm_kernel.errors import DataError
+from qlm_kernel.errors import DataError, closest
 
 SAMPLE_FIELDS = ("kind", "n", "seed", "start", "freq")
 DATA_FILE_SUFFIXES = {".csv", ".parquet", ".pq", ".gz"}
@@ -67,25 +66,25 @@ def check_sample(sample: Any, max_bars: int | None = None) -> dict[str, Any]:
         )
     unknown = sorted(set(sample) - set(SAMPLE_FIELDS))
     if unknown:
-        close = difflib.get_close_matches(unknown[0], SAMPLE_FIELDS, n=1)
+        near = closest(unknown[0], SAMPLE_FIELDS)
         raise DataError(
             f"unknown sample field(s) {unknown}",
             code="DATA_BAD_INPUT",
-            hint=(f"did you mean {close[0]!r}? " if close else "")
+            hint=(f"did you mean {near!r}? " if near else "")
             + f"sample fields: {', '.join(SAMPLE_FIELDS)}",
             fixes={"cli": "sample fields are flags: --n N, --seed S (see `qlm backtest --help`)"},
-            closest=close[0] if close else None,
+            closest=near,
         )
     kind = sample.get("kind", "synthetic")
     if kind not in SAMPLE_KINDS:
-        close = difflib.get_close_matches(str(kind), SAMPLE_KINDS, n=1)
+        near = closest(kind, SAMPLE_KINDS)
         raise DataError(
             f"unknown sample kind {kind!r}",
             code="DATA_SAMPLE",
-            hint=(f"did you mean {close[0]!r}? " if close else "") + f"kinds: {', '.join(SAMPLE_KINDS)}",
-            fixes=sample_fixes(close[0] if close else SAMPLE_KINDS[0]),
+            hint=(f"did you mean {near!r}? " if near else "") + f"kinds: {', '.join(SAMPLE_KINDS)}",
+            fixes=sample_fixes(near or SAMPLE_KINDS[0]),
             value=str(kind),
-            closest=close[0] if close else None,
+            closest=near,
         )
     n = sample.get("n")
     too_big = max_bars is not None and isinstance(n, int) and n > max_bars
