@@ -42,6 +42,7 @@ _PUBLIC: dict[str, str] = {
     "backtest": "qlm_kernel.session",
     "backtest_portfolio": "qlm_kernel.strategy.portfolio_run",
     "PortfolioResult": "qlm_kernel.engine.portfolio_result",
+    "TargetWeights": "qlm_kernel.strategy.weights",
     "BacktestResult": "qlm_kernel.engine",
     "RunSpec": "qlm_kernel.session",
     "optimize": "qlm_kernel.session",

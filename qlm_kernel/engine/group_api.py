@@ -11,6 +11,7 @@ from qlm_kernel.engine import layout as L
 from qlm_kernel.engine.group_kernels import GX_BAD_COLUMN, GX_EXPOSURE_BARS, N_GX, simulate_group
 from qlm_kernel.engine.kernels import column_mode, finish_trades
 from qlm_kernel.engine.settings import BacktestSettings
+from qlm_kernel.engine.weight_kernels import N_ORDER_FIELDS, exit_trades, simulate_weights
 from qlm_kernel.errors import DataError
 
 
@@ -43,6 +44,47 @@ def simulate_universe(
         universe.has_bar, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, trade_col, acc, extra,
         fill_close, intrabar, close_at_end,
     )
+    _raise_bad_price(universe, acc, extra)
+    finish_trades(trades, k, acc, n)
+    acc[L.ST_EXPOSURE_BARS] = extra[GX_EXPOSURE_BARS]  # bars with any position, not summed over symbols
+    order = np.lexsort((trade_col[:k], trades[:k, L.TR_ENTRY_BAR]))
+    return equity, trades[:k][order], trade_col[:k][order], acc
+
+
+def rebalance_universe(
+    universe: Any, weights: np.ndarray, drift: float | None, settings: BacktestSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Run target-weight rebalancing on a universe's arrays: (equity, trade records, trade columns,
+    accumulators, order records). ``weights`` is (bars x symbols) float, NaN = no target that bar."""
+    n, m = universe.close.shape
+    cfg = settings.pack()
+    capacity = int(np.count_nonzero(~np.isnan(weights))) + m + 1
+    if drift is not None:
+        capacity += int(np.count_nonzero(universe.has_bar))
+    equity = np.empty(n)
+    orders = np.empty((capacity, N_ORDER_FIELDS))
+    acc = np.empty(L.N_STATS)
+    extra = np.zeros(N_GX)
+    q = simulate_weights(
+        universe.open, universe.close, universe.valuation_close, universe.has_bar, weights,
+        np.nan if drift is None else float(drift), cfg, settings.fill == "close", equity, orders, acc, extra,
+    )
+    _raise_bad_price(universe, acc, extra)
+    orders = orders[:q]
+    trades = np.empty((q + m, L.N_TRADE_FIELDS))
+    trade_col = np.empty(q + m, dtype=np.int64)
+    last = universe.valuation_close[-1] if n else np.zeros(m)
+    k = exit_trades(orders, m, np.ascontiguousarray(last), trades, trade_col)
+    finish_trades(trades, k, acc, n)
+    acc[L.ST_N_TRADES] = k
+    acc[L.ST_N_ORDERS] = q
+    acc[L.ST_EXPOSURE_BARS] = extra[GX_EXPOSURE_BARS]
+    order = np.lexsort((trade_col[:k], trades[:k, L.TR_ENTRY_BAR]))
+    return equity, trades[:k][order], trade_col[:k][order], acc, orders
+
+
+def _raise_bad_price(universe: Any, acc: np.ndarray, extra: np.ndarray) -> None:
+    """A `DataError` naming the symbol, time and column of the first bad price the kernel met."""
     bad = int(acc[L.ST_BAD_PRICE_BAR])
     if bad >= 0:
         col = int(extra[GX_BAD_COLUMN])
@@ -57,7 +99,3 @@ def simulate_universe(
             column=column,
             value=str(value),
         )
-    finish_trades(trades, k, acc, n)
-    acc[L.ST_EXPOSURE_BARS] = extra[GX_EXPOSURE_BARS]  # bars with any position, not summed over symbols
-    order = np.lexsort((trade_col[:k], trades[:k, L.TR_ENTRY_BAR]))
-    return equity, trades[:k][order], trade_col[:k][order], acc

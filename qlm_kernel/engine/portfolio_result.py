@@ -17,15 +17,19 @@ import pandas as pd
 from qlm_kernel.engine import layout as L
 from qlm_kernel.engine.caveats import result_warnings
 from qlm_kernel.engine.result import BacktestResult
+from qlm_kernel.engine.weight_kernels import OR_BAR, OR_COL, OR_FEES, OR_PRICE, OR_REASON, OR_UNITS
 from qlm_kernel.jsonsafe import json_safe
 
 
 class PortfolioResult(BacktestResult):
     """Stats, equity, trades and orders of a portfolio backtest, plus per-symbol views."""
 
-    def __init__(self, *, trade_columns: np.ndarray, **kwargs: Any) -> None:
+    def __init__(
+        self, *, trade_columns: np.ndarray, order_records: np.ndarray | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._trade_col = trade_columns
+        self._order_records = order_records  # target-weight runs record fills; signal runs derive them
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -65,17 +69,32 @@ class PortfolioResult(BacktestResult):
 
     @functools.cached_property
     def orders(self) -> pd.DataFrame:
-        """Every fill with its ``symbol``; within a bar exits are listed before entries."""
-        frame = super().orders
-        frame.insert(1, "symbol", self._symbol_of(self._trade_col[frame["trade"].to_numpy()]))
-        return frame
+        """Every fill with its ``symbol``. Signal runs: within a bar exits are listed before entries.
+        Target-weight runs: the fills in execution order, ``kind`` "rebalance" or "liquidation"."""
+        if self._order_records is None:
+            frame = super().orders
+            frame.insert(1, "symbol", self._symbol_of(self._trade_col[frame["trade"].to_numpy()]))
+            return frame
+        rec = self._order_records
+        bar = rec[:, OR_BAR].astype(np.int64)
+        units = rec[:, OR_UNITS]
+        return pd.DataFrame({
+            "time": self.data.index.take(bar),
+            "symbol": self._symbol_of(rec[:, OR_COL]),
+            "bar": bar,
+            "side": np.where(units > 0, "buy", "sell"),
+            "size": np.abs(units),
+            "price": rec[:, OR_PRICE],
+            "fees": rec[:, OR_FEES],
+            "kind": np.where(rec[:, OR_REASON] == L.EXIT_LIQUIDATION, "liquidation", "rebalance"),
+        })
 
     @functools.cached_property
     def position(self) -> pd.DataFrame:
         """Signed units of each symbol at each bar's close (bars x symbols), rebuilt from the orders."""
         orders = self.orders
         n, m = len(self.data), len(self.symbols)
-        cols = self._trade_col[orders["trade"].to_numpy()]
+        cols = orders["symbol"].cat.codes.to_numpy().astype(np.int64)
         units = np.where(orders["side"] == "buy", 1.0, -1.0) * orders["size"].to_numpy()
         flat = orders["bar"].to_numpy() * m + cols
         delta = np.bincount(flat, weights=units, minlength=n * m)[: n * m].reshape(n, m)

@@ -10,13 +10,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qlm_kernel.engine.group_api import simulate_universe
+from qlm_kernel.engine.group_api import rebalance_universe, simulate_universe
 from qlm_kernel.engine.portfolio_result import PortfolioResult
 from qlm_kernel.engine.settings import BacktestSettings, closest, split_settings
 from qlm_kernel.errors import DataError, StrategyError
 from qlm_kernel.strategy.loader import resolve_strategy
 from qlm_kernel.strategy.run import signal_arrays
 from qlm_kernel.strategy.signals import SIGNAL_FIELDS, Signals
+from qlm_kernel.strategy.weights import TargetWeights
 
 STOP_NAMES = ("sl_stop", "tp_stop", "tsl_stop")
 
@@ -25,7 +26,8 @@ def backtest_portfolio(strategy: Any, data: Any, **kwargs: Any) -> PortfolioResu
     """Backtest a portfolio: every symbol of ``data`` trades from one shared cash balance.
 
     ``strategy``: a Strategy (class, instance, file or name) applied to each symbol's own bars, a dict
-    symbol -> `Signals`, or `Signals` whose fields are wide boolean DataFrames (bars x symbols).
+    symbol -> `Signals`, `Signals` whose fields are wide boolean DataFrames (bars x symbols), or
+    `TargetWeights` (rebalancing to target weights; stops do not apply).
     ``data``: a `Universe`, a stored universe name, or a dict symbol -> OHLCV frame or file path.
     Keyword arguments are the single-asset settings (applied per order: ``size``/``size_type``
     size each entry from the buying power left at that moment) or strategy parameters. The group's
@@ -35,8 +37,15 @@ def backtest_portfolio(strategy: Any, data: Any, **kwargs: Any) -> PortfolioResu
     started = time.perf_counter()
     settings, params = split_settings(kwargs)
     universe = as_universe(data)
-    arrays, name, used_params = portfolio_signals(strategy, universe, settings, params)
-    equity, trades, cols, acc = simulate_universe(universe, *arrays, settings)
+    orders = None
+    if isinstance(strategy, TargetWeights):
+        _refuse_for_weights(settings, params)
+        weights = strategy.to_array(universe.index, universe.symbols)
+        equity, trades, cols, acc, orders = rebalance_universe(universe, weights, strategy.drift, settings)
+        name, used_params = "TargetWeights", {"rebalance": strategy.rebalance, "drift": strategy.drift}
+    else:
+        arrays, name, used_params = portfolio_signals(strategy, universe, settings, params)
+        equity, trades, cols, acc = simulate_universe(universe, *arrays, settings)
     return PortfolioResult(
         data=universe,
         settings=settings,
@@ -46,9 +55,27 @@ def backtest_portfolio(strategy: Any, data: Any, **kwargs: Any) -> PortfolioResu
         trade_records=trades,
         accumulators=acc,
         trade_columns=cols,
+        order_records=orders,
         meta={"duration_s": time.perf_counter() - started, "universe": universe.name,
               "universe_fingerprint": universe.fingerprint},
     )
+
+
+def _refuse_for_weights(settings: BacktestSettings, params: dict[str, Any]) -> None:
+    """Target weights size every order themselves and have no entries to stop: say so."""
+    from qlm_kernel.errors import ConfigError
+
+    given = [k for k in ("sl_stop", "tp_stop", "tsl_stop") if getattr(settings, k) is not None]
+    if settings.size is not None:
+        given.append("size")
+    if given or params:
+        name = given[0] if given else next(iter(params))
+        raise ConfigError(
+            f"{name!r} does not apply to TargetWeights: each order trades a symbol to its target weight",
+            hint="drop it; weights set the sizes (fractions of the portfolio's value), and stops need "
+                 "entry signals (use Signals or a Strategy for stops)",
+            code="BAD_SETTING", field=name,
+        )
 
 
 def as_universe(data: Any) -> Any:
