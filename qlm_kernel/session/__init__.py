@@ -1,7 +1,8 @@
 """The session API: the one façade every front end calls (notebooks, CLI, MCP, widgets, the JupyterLab
 server extension). Each user operation is written once here; the skins parse input, call it, format.
 
-- runs: `backtest` (flat Python keywords) / `run_backtest` (a `RunSpec`), `list_runs`, `get_run`
+- runs: `backtest` (flat Python keywords) / `run_backtest` (a `RunSpec`), `list_runs`, `get_run`;
+  portfolios (a universe, shared cash): `backtest_portfolio`
 - optimization jobs: `optimize` (also ``optimize.cancel|status|list|resume``), `get_job`, `list_jobs`,
   `cancel_job`, `resume_job`
 - checks: `sanity_check` (lookahead, white_noise, walk_forward, pbo, deflated_sharpe); "is this edge
@@ -33,6 +34,7 @@ _EXPORTS: Exports = {
     "USER": ("qlm_kernel.session.limits", "USER"),
     "analyze_market": ("qlm_kernel.session.datasets", "analyze_market"),
     "backtest": ("qlm_kernel.session.backtesting", "backtest"),
+    "backtest_portfolio": ("qlm_kernel.session.portfolios", "backtest_portfolio"),
     "cancel_job": ("qlm_kernel.session.jobs", "cancel_job"),
     "check_settings": ("qlm_kernel.session.spec", "check_settings"),
     "data_manager": ("qlm_kernel.workspace", "data_manager"),
