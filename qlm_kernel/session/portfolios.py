@@ -18,6 +18,8 @@ from qlm_kernel.formatting import HEADLINE_STATS
 from qlm_kernel.session.limits import USER, Limits
 from qlm_kernel.workspace.recording import ensure_event_recorder, record_run, recording_enabled
 
+PLAIN = (int, float, str, bool)  # settings values a failed run's record keeps
+
 MAX_PORTFOLIO_CELLS_MCP = 20_000_000
 """bars x symbols one MCP request may run (the universe's arrays: ~50 bytes a cell)."""
 
@@ -133,7 +135,7 @@ def _record_failure(label: str, kwargs: dict[str, Any], err: QLMError, started: 
             "dataset": getattr(universe, "name", None),
             "data_fingerprint": getattr(universe, "fingerprint", None),
             "params": {},
-            "settings": {k: v for k, v in kwargs.items() if v is None or isinstance(v, (int, float, str, bool))},
+            "settings": {k: v for k, v in kwargs.items() if v is None or isinstance(v, PLAIN)},
             "error": err,
             "duration_s": time.perf_counter() - started,
             "source": source,
