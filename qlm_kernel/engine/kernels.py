@@ -2,8 +2,9 @@
 
 Arrays in, arrays out; no Python objects, so ``nogil=True`` lets threads run columns in parallel.
 ``simulate_column`` runs one column (one parameter set / one asset), compiled once per mode
-(`MODE_ENTRIES`); the optimizer runs columns on threads. (A multi-column ``simulate_grid`` was removed:
-nothing in production called it; portfolio mode will bring the grouped kernel.)
+(`MODE_ENTRIES`); the optimizer runs columns on threads. Portfolios drive the same order helpers
+(`decide_target`, `open_position`, `close_position`, `stop_level`) over a group of columns sharing
+cash in `group_kernels.simulate_group`.
 
 Semantics (documented in README "Engine semantics"):
 - signals: entry+exit of one side on the same bar cancel; a long entry and a short entry on the same
