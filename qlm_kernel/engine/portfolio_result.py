@@ -172,11 +172,7 @@ class PortfolioResult(BacktestResult):
     @functools.cached_property
     def _close(self) -> np.ndarray:
         """The benchmark: an equal-weight buy & hold of every symbol from its first bar, as an index."""
-        val = self.data.valuation_close
-        first = np.array([val[np.argmax(~np.isnan(val[:, j])), j] for j in range(val.shape[1])])
-        with np.errstate(invalid="ignore"):
-            growth = np.nanmean(np.where(np.isnan(val), 1.0, val / first), axis=1)
-        return growth
+        return benchmark_index(self.data)
 
     def _symbol_of(self, cols: np.ndarray) -> pd.Categorical:
         return pd.Categorical.from_codes(cols.astype(np.int64), categories=list(self.symbols))
@@ -213,3 +209,12 @@ class PortfolioResult(BacktestResult):
             f"<PortfolioResult {self.strategy_name} symbols={len(self.symbols)} bars={s['bars']} "
             f"final_value={s['final_value']:.2f} total_return={s['total_return']:.2%} trades={s['n_trades']}>"
         )
+
+
+def benchmark_index(universe: Any) -> np.ndarray:
+    """An equal-weight buy & hold of every symbol from its first bar, as an index (1 = start): the
+    mean of each symbol's last close / its first close, a symbol counting 1 before its first bar."""
+    val = universe.valuation_close
+    first = np.array([val[np.argmax(~np.isnan(val[:, j])), j] for j in range(val.shape[1])])
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(np.where(np.isnan(val), 1.0, val / first), axis=1)

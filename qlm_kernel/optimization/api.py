@@ -14,7 +14,13 @@ import pandas as pd
 
 from qlm_kernel.engine.settings import SETTING_NAMES, BacktestSettings, check_settings, closest
 from qlm_kernel.errors import OptimizationError, QLMError, spelled
-from qlm_kernel.optimization.evaluate import Evaluator, check_constraints, check_objective, is_feasible
+from qlm_kernel.optimization.evaluate import (
+    Evaluator,
+    PortfolioEvaluator,
+    check_constraints,
+    check_objective,
+    is_feasible,
+)
 from qlm_kernel.optimization.job import JobTracker, stored_rows
 from qlm_kernel.optimization.result import OptimizationResult, best_row, score
 from qlm_kernel.optimization.runner import DaskRunner, ThreadRunner
@@ -93,7 +99,12 @@ def optimize(
         space = space if space is not None else stored_cfg.get("space")
         method = stored_cfg.get("method", method) if method == "auto" else method
         n_trials = n_trials if n_trials is not None else stored_cfg.get("n_trials")
-    frame, dataset_name = resolve_data(data, dataset=dataset, sample=sample)
+    universe = _universe(data, dataset)
+    if universe is not None:  # a portfolio: the strategy on every symbol, shared cash
+        frame, dataset_name, fingerprint = None, universe.name, universe.fingerprint
+    else:
+        frame, dataset_name = resolve_data(data, dataset=dataset, sample=sample)
+        fingerprint = frame_fingerprint(frame)
     cls, fixed = _strategy_class(strategy)
     space_ = resolve_space(cls, space)
     method_ = choose_method(method, space_)
@@ -119,7 +130,7 @@ def optimize(
         "dataset": dataset_name,
         "sample": sample,
         "data_file": _data_file(data, dataset_name),
-        "data_fingerprint": frame_fingerprint(frame),
+        "data_fingerprint": fingerprint,
         "space": space_,
         "method": method_,
         "method_requested": method,
@@ -134,7 +145,15 @@ def optimize(
     config = json.loads(json.dumps(config, default=str))  # exactly what the store gives back on resume
     if stored_cfg is not None:
         _check_same(stored_cfg, config, resume)  # type: ignore[arg-type]
-    evaluator = Evaluator(cls, frame, settings_obj.to_dict(), fixed)
+    if universe is not None:
+        if executor is not None:
+            raise OptimizationError(
+                "a portfolio optimization runs on threads here; a Dask executor is not supported yet",
+                hint="drop executor= (threads use every core: n_jobs=)", code="NOT_SUPPORTED",
+            )
+        evaluator: Evaluator = PortfolioEvaluator(cls, universe, settings_obj.to_dict(), fixed)
+    else:
+        evaluator = Evaluator(cls, frame, settings_obj.to_dict(), fixed)
     if record and recording_enabled(None):
         ensure_event_recorder()  # the job's events reach the store (other processes, the JupyterLab sidebar)
     tracker = JobTracker(record=record, config=config, total=total, resume=resume, progress=progress)
@@ -201,7 +220,7 @@ def optimize(
     finally:
         runner.close()
     tracker.finish(status)
-    sample_index = frame.index[evaluator.positions]
+    sample_index = (universe.index if universe is not None else frame.index)[evaluator.positions]
     return OptimizationResult(
         rows,
         space=space_,
@@ -214,6 +233,24 @@ def optimize(
         sample_index=pd.Index(sample_index),
         n_computed=tracker.computed,
     )
+
+
+def _universe(data: Any, dataset: str | None) -> Any:
+    """The `Universe` to optimize a portfolio on: given as ``data``, or a stored universe named by
+    ``dataset`` (or by ``data``); None for single-asset data."""
+    from qlm_kernel.data.universe import Universe, is_universe
+
+    if isinstance(data, Universe):
+        return data
+    name = dataset if dataset is not None else data if isinstance(data, str) else None
+    if name is None:
+        return None
+    from qlm_kernel.workspace import data_manager
+
+    dm = data_manager()
+    if not is_universe(dm, name):
+        return None
+    return dm.load_universe(name)
 
 
 def _data_file(data: Any, dataset_name: str | None) -> str | None:

@@ -155,3 +155,42 @@ class Evaluator:
     def evaluate_many(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Several trials in order (a Dask task or one thread's chunk)."""
         return [self.evaluate(p) for p in batch]
+
+
+class PortfolioEvaluator(Evaluator):
+    """Trials of one strategy applied to every symbol of a universe, shared cash (`backtest_portfolio`
+    without recording): the portfolio's stats and equity samples, as `Evaluator` gives for one asset."""
+
+    def __init__(
+        self, cls: type, universe: Any, settings: Mapping[str, Any], fixed: Mapping[str, Any] | None = None
+    ) -> None:
+        from qlm_kernel.engine.portfolio_result import benchmark_index
+
+        self.cls = cls
+        self.fixed = dict(fixed or {})
+        self.memo = None  # the memo keys inputs by address: per-symbol frames would not share entries
+        self.universe = universe
+        self.frames = {sym: universe.frame(sym) for sym in universe.symbols}  # read once for every trial
+        self.settings = BacktestSettings(**dict(settings))
+        self.positions = sample_positions(len(universe))
+        self.close = benchmark_index(universe)
+
+    def _evaluate(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        from qlm_kernel.engine.group_api import simulate_universe
+        from qlm_kernel.strategy.portfolio_run import portfolio_signals
+
+        params = dict(params)
+        row: dict[str, Any] = {"params": params, "trial_key": trial_key(params)}
+        try:
+            strat = self.cls(**{**self.fixed, **params})
+            s = self.settings
+            arrays, _, _ = portfolio_signals(strat, self.universe, s, {}, frames=self.frames)
+            equity, _trades, _cols, acc = simulate_universe(self.universe, *arrays, s)
+        except QLMError as err:
+            row.update(status="error", stats=None, equity=None, error=err.to_dict())
+            return row
+        table = summarize(acc, s.init_cash, self.universe.index, self.close)
+        row["stats"] = {key: _json_value(table[key][0]) for key in STAT_KEYS}
+        row["equity"] = equity[self.positions].tolist()
+        row.update(status="ok", error=None)
+        return row

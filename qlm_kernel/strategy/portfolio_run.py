@@ -95,10 +95,12 @@ def as_universe(data: Any) -> Any:
 
 
 def portfolio_signals(
-    strategy: Any, universe: Any, settings: BacktestSettings, params: dict[str, Any]
+    strategy: Any, universe: Any, settings: BacktestSettings, params: dict[str, Any],
+    frames: Mapping[str, pd.DataFrame] | None = None,
 ) -> tuple[tuple[np.ndarray, ...], str, dict[str, Any]]:
     """The wide (bars x symbols) signal and stop arrays for the grouped kernel, the strategy's name
-    and the parameters used."""
+    and the parameters used. ``frames``: the symbols' own frames when the caller holds them (an
+    optimizer reuses them across trials), else read from the universe."""
     if isinstance(strategy, Signals) and _is_wide(strategy):
         return _wide_signals(strategy, universe, settings), "Signals", {}
     per_symbol: dict[str, Any]
@@ -124,7 +126,7 @@ def portfolio_signals(
     for sym, strat in per_symbol.items():
         j = universe.column(sym)
         rows = np.flatnonzero(universe.has_bar[:, j])
-        arrays = signal_arrays(strat, universe.frame(sym), settings)
+        arrays = signal_arrays(strat, frames[sym] if frames is not None else universe.frame(sym), settings)
         for wide, own in zip(sig, arrays[:4], strict=True):
             wide[rows, j] = own
         for slot, own in zip(stops, arrays[4:], strict=True):
