@@ -23,10 +23,13 @@ res = qlm.backtest("sma_cross", sample={"kind": "synthetic", "n": 100_000}, sl_s
                    record=False)
 res.stats
 seconds = time.perf_counter() - started
-from qlm_kernel.session.warmup import MODES, compile_modes
-compile_modes(list(MODES))  # then every other mode: none may compile either
-loaded = {str(mode): sum(d.stats.cache_hits.values()) for mode, d in kernels.MODE_ENTRIES.items()}
-misses = sum(sum(d.stats.cache_misses.values()) for d in kernels.MODE_ENTRIES.values())
+from qlm_kernel.session.warmup import MODES, PORTFOLIO_MODES, compile_modes
+compile_modes(list(MODES + PORTFOLIO_MODES))  # then every other mode: none may compile either
+from qlm_kernel.engine import group_kernels, weight_kernels
+entries = {**{str(m): d for m, d in kernels.MODE_ENTRIES.items()}, "group": group_kernels.simulate_group,
+           "weights": weight_kernels.simulate_weights, "exit_trades": weight_kernels.exit_trades}
+loaded = {name: sum(d.stats.cache_hits.values()) for name, d in entries.items()}
+misses = sum(sum(d.stats.cache_misses.values()) for d in entries.values())
 print(json.dumps({"seconds": seconds, "kernel_compiles": misses, "loaded": loaded}))
 """
 
@@ -40,6 +43,7 @@ def test_warmup_fills_the_cache_so_a_first_backtest_compiles_nothing(tmp_path: P
     assert warm.returncode == 0, warm.stderr[-2000:]
     report = json.loads(warm.stdout)
     assert report["modes"] == 12 and report["processes"] == min(12, os.cpu_count() or 1)
+    assert report["portfolio_modes"] == 2
     indexes = list((tmp_path / "numba-cache").rglob("kernels*.nbi"))
     assert len(indexes) >= 12  # one cache index per mode entry
     first = subprocess.run([sys.executable, "-c", FIRST_BACKTEST], env=env, capture_output=True, text=True,
@@ -47,6 +51,6 @@ def test_warmup_fills_the_cache_so_a_first_backtest_compiles_nothing(tmp_path: P
     assert first.returncode == 0, first.stderr[-2000:]
     result = json.loads(first.stdout.strip().splitlines()[-1])
     assert result["kernel_compiles"] == 0
-    assert len(result["loaded"]) == 12 and all(hits >= 1 for hits in result["loaded"].values())
+    assert len(result["loaded"]) == 15 and all(hits >= 1 for hits in result["loaded"].values())
     print(f"\nqlm warmup (cold cache) {warm_s:.1f} s; then a new process's first backtest with stops on "
           f"100k bars {result['seconds']:.2f} s")

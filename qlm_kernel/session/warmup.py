@@ -6,7 +6,8 @@ twelve modes) and cached on disk by Numba; a cold machine pays that compile insi
 of each mode. `warm_engine` pays it up front — the run command's set-up and ``qlm warmup`` (for a
 machine whose cache was cleared) call it — by running a tiny backtest in every mode, the modes spread
 over worker processes (one per core; Numba keeps one cache index per mode, so they never write the same
-file). The indicators the example strategies use are compiled on the way.
+file). The indicators the example strategies use are compiled on the way, and so are the two grouped
+kernels of portfolio mode (signals, target weights).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ MODES: tuple[dict[str, Any], ...] = tuple(
 )
 """One set of settings per engine mode (`qlm_kernel.engine.kernels.MODE_ENTRIES`)."""
 
+PORTFOLIO_MODES: tuple[dict[str, Any], ...] = ({"portfolio": "signals"}, {"portfolio": "weights"})
+"""The grouped kernels: signals over a universe (`group_kernels`) and target weights (`weight_kernels`)."""
+
 
 def compile_modes(modes: list[dict[str, Any]]) -> float:
     """Run a tiny backtest in each of ``modes`` (compiling or loading each mode); seconds taken."""
@@ -41,22 +45,43 @@ def compile_modes(modes: list[dict[str, Any]]) -> float:
     fast, slow = sma(close, 5), sma(close, 20)
     entries, exits = np.asarray(crossed_above(fast, slow)), np.asarray(crossed_below(fast, slow))
     for settings in modes:
-        backtest(Signals(entry_long=entries, exit_long=exits), frame, **settings)
+        if "portfolio" in settings:
+            _compile_portfolio(settings["portfolio"], frame)
+        else:
+            backtest(Signals(entry_long=entries, exit_long=exits), frame, **settings)
     return time.perf_counter() - started
+
+
+def _compile_portfolio(kind: str, frame: Any) -> None:
+    """A tiny two-symbol portfolio run: by signals (a strategy on each symbol) or by target weights."""
+    import pandas as pd
+
+    from qlm_kernel.data.universe import Universe
+    from qlm_kernel.strategy.portfolio_run import backtest_portfolio
+    from qlm_kernel.strategy.weights import TargetWeights
+
+    universe = Universe("warmup", {"A": frame, "B": frame.iloc[::2]})
+    if kind == "signals":
+        backtest_portfolio("sma_cross", universe, fast=5, slow=20, size=0.5, size_type="percent")
+    else:
+        weights = pd.DataFrame({"A": [0.5], "B": [0.5]}, index=universe.index[:1])
+        backtest_portfolio(TargetWeights(weights, rebalance="W"), universe)
 
 
 def warm_engine(jobs: int | None = None) -> dict[str, Any]:
     """Compile (or load from the disk cache) every engine mode, ``jobs`` processes at once (default: the
     cores); returns ``{"modes", "processes", "seconds"}``."""
+    every = MODES + PORTFOLIO_MODES
     processes = max(1, min(int(jobs or os.cpu_count() or 1), len(MODES)))
     started = time.perf_counter()
     if processes == 1:
-        compile_modes(list(MODES))
+        compile_modes(list(every))
     else:
         import multiprocessing
 
-        shares = [list(MODES[i::processes]) for i in range(processes)]
+        shares = [list(every[i::processes]) for i in range(processes)]
         context = multiprocessing.get_context("spawn")  # fresh interpreters: nothing inherited half-set-up
         with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
             list(pool.map(compile_modes, shares))
-    return {"modes": len(MODES), "processes": processes, "seconds": time.perf_counter() - started}
+    return {"modes": len(MODES), "portfolio_modes": len(PORTFOLIO_MODES), "processes": processes,
+            "seconds": time.perf_counter() - started}
