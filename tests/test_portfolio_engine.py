@@ -197,3 +197,33 @@ def test_bad_input_is_named():
     with pytest.raises(DataError, match="Universe"):
         qlm.backtest_portfolio("sma_cross", 42)
     assert err.value.to_dict()["code"] == "UNKNOWN_SYMBOL"
+
+
+def test_benchmark_and_symbol_stats_recomputed_from_the_tables():
+    frames, u = gappy_universe(5)
+    res = qlm.backtest_portfolio("sma_cross", u, fast=5, slow=20, size=0.3, size_type="percent", fees=0.001,
+                                 direction="both", record=False)
+    own = [df["close"].iloc[-1] / df["close"].iloc[0] for df in frames.values()]
+    assert res.stats["benchmark_return"] == pytest.approx(np.mean(own) - 1.0, rel=1e-12)
+    assert res._close[-1] == pytest.approx(np.mean(own), rel=1e-12)  # the plotted index ends there too
+    table = res.symbol_stats
+    trades = res.trades.assign(symbol=res.trades["symbol"].astype(str))
+    for sym, group in trades.groupby("symbol"):
+        row = table.loc[sym]
+        closed = group[group["status"] == "closed"]
+        assert row["n_trades"] == len(group) and row["n_closed"] == len(closed)
+        assert row["pnl"] == pytest.approx(group["pnl"].sum(), rel=1e-12)
+        assert row["win_rate"] == pytest.approx((closed["pnl"] > 0).mean())
+        assert row["buy_hold_return"] == pytest.approx(frames[sym]["close"].iloc[-1] / frames[sym]["close"].iloc[0] - 1)
+    assert table["pnl"].sum() == pytest.approx(res.stats["final_value"] - 10_000.0, rel=1e-9)
+
+
+def test_a_bad_price_names_the_symbol_and_time():
+    from qlm_kernel.data.universe import Universe
+
+    good = frame([10.0, 11, 12, 13])
+    bad = frame([5.0, 5, 0.0, 5])  # built directly, past the loaders' validation
+    u = Universe("raw", {"A": good, "B": bad})
+    with pytest.raises(DataError) as err:
+        qlm.backtest_portfolio({"B": qlm.Signals(entry_long=flags(4, 0))}, u, record=False)
+    assert err.value.context["symbol"] == "B" and str(bad.index[2]) in str(err.value)

@@ -187,16 +187,15 @@ def simulate_group(
     last = -1  # last bar simulated
 
     for i in range(n):
-        # 0) a bad close stops the run (as in the single-asset loop)
-        for j in range(m):
-            stopped[j] = False
-            if has[i, j] and not c[i, j] > 0.0:
-                bad_bar = i
-                bad_col = j
-        if bad_bar >= 0:
-            break
-        # 1) next-open orders decided at each column's previous bar
+        # 1) next-open orders decided at each column's previous bar (a bad close stops the run first,
+        #    as in the single-asset loop; at-the-close runs check the close in step 3)
         if not fill_close:
+            for j in range(m):
+                if has[i, j] and not c[i, j] > 0.0:
+                    bad_bar = i
+                    bad_col = j
+            if bad_bar >= 0:
+                break
             q = 0
             for j in range(m):  # prices known at the open: the open, or the last close before it
                 prices[j] = o[i, j] if has[i, j] else val[i, j]
@@ -223,6 +222,7 @@ def simulate_group(
         # 2) intrabar: stops on each position held (liquidation is checked at the close, below)
         if intrabar == STOPS:
             for j in range(m):
+                stopped[j] = False
                 if pos[j] != 0.0 and has[i, j] and (ps[j, PS_ENTRY_BAR] < i or not fill_close):
                     level, reason = stop_level(ps[j], pos[j], o[i, j], h[i, j], lo[i, j])
                     if reason >= 0 and not np.isnan(level):
@@ -236,18 +236,25 @@ def simulate_group(
         # 3) this bar's signals: orders at the close, or queued for the column's next open
         q = 0
         for j in range(m):
-            prices[j] = val[i, j]  # a column without a bar keeps its last close
+            vj = val[i, j]  # the close, or the last close for a column without a bar
+            prices[j] = vj
+            if fill_close and has[i, j] and not vj > 0.0:
+                bad_bar = i
+                bad_col = j
+                break
             if has[i, j] and (el[i, j] | xl[i, j] | es[i, j] | xs[i, j]):
                 target = decide_target(pos[j], el[i, j], xl[i, j], es[i, j], xs[i, j], direction)
                 if target != NO_CHANGE:
                     if not fill_close:
                         pending[j] = target
                         pending_bar[j] = i
-                    elif not stopped[j]:
+                    elif intrabar != STOPS or not stopped[j]:
                         targets[j] = target
                         pending_bar[j] = i
                         order_cols[q] = j
                         q += 1
+        if bad_bar >= 0:
+            break
         if q > 0:
             cash, debt, k, n_rejected = _execute_orders(
                 order_cols, order_values, q, targets, pending_bar, pos, ps, prices, cash, debt, k,
@@ -312,7 +319,7 @@ def simulate_group(
     return k
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
 def _execute_orders(
     order_cols: np.ndarray,
     order_values: np.ndarray,

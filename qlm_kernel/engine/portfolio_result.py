@@ -17,6 +17,7 @@ import pandas as pd
 from qlm_kernel.engine import layout as L
 from qlm_kernel.engine.caveats import result_warnings
 from qlm_kernel.engine.result import BacktestResult
+from qlm_kernel.engine.stats import stats_series
 from qlm_kernel.engine.weight_kernels import OR_BAR, OR_COL, OR_FEES, OR_PRICE, OR_REASON, OR_UNITS
 from qlm_kernel.jsonsafe import json_safe
 
@@ -37,6 +38,13 @@ class PortfolioResult(BacktestResult):
         return self.data.symbols
 
     # --- portfolio tables -----------------------------------------------------------------------
+    @functools.cached_property
+    def stats(self) -> pd.Series:
+        """Portfolio statistics (single-asset definitions on the group's equity); the benchmark is the
+        equal-weight buy & hold (`benchmark_growth`)."""
+        return stats_series(self._acc, self.settings.init_cash, self.data.index,
+                            np.array([1.0, benchmark_growth(self.data)]))
+
     @functools.cached_property
     def warnings(self) -> list[dict[str, Any]]:
         """What to be wary of: few trades, ruin (the group liquidated as a whole), a debt left."""
@@ -139,29 +147,41 @@ class PortfolioResult(BacktestResult):
         """Per symbol: trades, closed, wins, win rate, pnl (closed and open trades, net of fees), fees,
         contribution (pnl / initial cash), exposure (fraction of bars holding it), turnover (traded
         value / average equity) and the symbol's own buy & hold return."""
-        trades = self.trades
+        m = len(self.symbols)
+        rec = self._trades
+        col = self._trade_col.astype(np.int64)
+        closed = rec[:, L.TR_EXIT_BAR] >= 0
+        pnl = rec[:, L.TR_PNL]
+
+        def per_symbol(weights: np.ndarray | None = None, where: np.ndarray | None = None) -> np.ndarray:
+            cols = col if where is None else col[where]
+            w = weights if weights is None or where is None else weights[where]
+            return np.bincount(cols, weights=w, minlength=m)[:m].astype(float)
+
         orders = self.orders
-        rows = []
+        traded = np.bincount(orders["symbol"].cat.codes.to_numpy().astype(np.int64),
+                             weights=(orders["size"] * orders["price"]).to_numpy(), minlength=m)[:m]
+        n_closed = per_symbol(where=closed)
+        wins = per_symbol(where=closed & (pnl > 0))
+        total_pnl = per_symbol(pnl)
         held = self.position.to_numpy() != 0.0
-        mean_equity = float(np.mean(self._equity)) if len(self._equity) else np.nan
-        for j, sym in enumerate(self.symbols):
-            t = trades[trades["symbol"] == sym]
-            closed = t[t["status"] == "closed"]
-            o = orders[orders["symbol"] == sym]
-            own = self.data.close[self.data.has_bar[:, j], j]
-            rows.append({
-                "symbol": sym,
-                "n_trades": len(t),
-                "n_closed": len(closed),
-                "win_rate": float((closed["pnl"] > 0).mean()) if len(closed) else np.nan,
-                "pnl": float(t["pnl"].sum()),
-                "fees": float(t["fees"].sum()),
-                "contribution": float(t["pnl"].sum()) / self.settings.init_cash,
-                "exposure": float(held[:, j].mean()) if len(held) else np.nan,
-                "turnover": float((o["size"] * o["price"]).sum()) / mean_equity,
-                "buy_hold_return": float(own[-1] / own[0] - 1.0) if len(own) else np.nan,
-            })
-        return pd.DataFrame(rows).set_index("symbol")
+        has = self.data.has_bar
+        first = has.argmax(axis=0)
+        last = len(has) - 1 - has[::-1].argmax(axis=0)
+        cols = np.arange(m)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frame = pd.DataFrame({
+                "n_trades": per_symbol().astype(np.int64),
+                "n_closed": n_closed.astype(np.int64),
+                "win_rate": np.where(n_closed > 0, wins / n_closed, np.nan),
+                "pnl": total_pnl,
+                "fees": per_symbol(rec[:, L.TR_ENTRY_FEES] + rec[:, L.TR_EXIT_FEES]),
+                "contribution": total_pnl / self.settings.init_cash,
+                "exposure": held.mean(axis=0) if len(held) else np.full(m, np.nan),
+                "turnover": traded / float(np.mean(self._equity)),
+                "buy_hold_return": self.data.close[last, cols] / self.data.close[first, cols] - 1.0,
+            }, index=pd.Index(list(self.symbols), name="symbol"))
+        return frame
 
     @functools.cached_property
     def turnover(self) -> float:
@@ -218,3 +238,14 @@ def benchmark_index(universe: Any) -> np.ndarray:
     first = np.array([val[np.argmax(~np.isnan(val[:, j])), j] for j in range(val.shape[1])])
     with np.errstate(invalid="ignore"):
         return np.nanmean(np.where(np.isnan(val), 1.0, val / first), axis=1)
+
+
+def benchmark_growth(universe: Any) -> float:
+    """Growth of an equal-weight buy & hold of every symbol over the run (from each symbol's first bar
+    to its last close): what `benchmark_index` ends at, from two rows per symbol."""
+    has = universe.has_bar
+    if not len(has):
+        return float("nan")
+    cols = np.arange(has.shape[1])
+    first = universe.close[has.argmax(axis=0), cols]
+    return float(np.mean(universe.valuation_close[-1] / first))

@@ -164,7 +164,7 @@ class PortfolioEvaluator(Evaluator):
     def __init__(
         self, cls: type, universe: Any, settings: Mapping[str, Any], fixed: Mapping[str, Any] | None = None
     ) -> None:
-        from qlm_kernel.engine.portfolio_result import benchmark_index
+        from qlm_kernel.engine.portfolio_result import benchmark_growth
 
         self.cls = cls
         self.fixed = dict(fixed or {})
@@ -173,7 +173,7 @@ class PortfolioEvaluator(Evaluator):
         self.frames = {sym: universe.frame(sym) for sym in universe.symbols}  # read once for every trial
         self.settings = BacktestSettings(**dict(settings))
         self.positions = sample_positions(len(universe))
-        self.close = benchmark_index(universe)
+        self.close = np.array([1.0, benchmark_growth(universe)])  # stats read the first and last only
 
     def _evaluate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         from qlm_kernel.engine.group_api import simulate_universe
