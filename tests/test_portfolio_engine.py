@@ -214,7 +214,8 @@ def test_benchmark_and_symbol_stats_recomputed_from_the_tables():
         assert row["n_trades"] == len(group) and row["n_closed"] == len(closed)
         assert row["pnl"] == pytest.approx(group["pnl"].sum(), rel=1e-12)
         assert row["win_rate"] == pytest.approx((closed["pnl"] > 0).mean())
-        assert row["buy_hold_return"] == pytest.approx(frames[sym]["close"].iloc[-1] / frames[sym]["close"].iloc[0] - 1)
+        close = frames[sym]["close"]
+        assert row["buy_hold_return"] == pytest.approx(close.iloc[-1] / close.iloc[0] - 1)
     assert table["pnl"].sum() == pytest.approx(res.stats["final_value"] - 10_000.0, rel=1e-9)
 
 
