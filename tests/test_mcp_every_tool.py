@@ -8,9 +8,18 @@ from typing import Any
 import pytest
 from mcp import Client
 
+import qlm_kernel as qlm
 from tests.mcp_helpers import error_record, http_client, serving, sse_session, stdio_params, structured
 
 SMALL = {"kind": "synthetic", "n": 3000, "seed": 1}
+UNIVERSE = "pair"
+
+
+def import_universe(home: Any) -> Any:
+    """Store a two-symbol universe (for run_portfolio) in workspace ``home``; returns ``home``."""
+    frames = {sym: qlm.sample_data("synthetic", n=1000, seed=k) for k, sym in enumerate(("AAA", "BBB"))}
+    qlm.DataManager(home).import_universe(frames, UNIVERSE)
+    return home
 
 
 async def call_every_tool(client: Client) -> dict[str, Any]:
@@ -27,6 +36,7 @@ async def call_every_tool(client: Client) -> dict[str, Any]:
     await call("write_strategy", {"name": "every_tool.py", "code": code, "message": "copy"})
     await call("strategy_history", {"name": "every_tool"})
     run = await call("run_backtest", {"strategy": "every_tool", "sample": SMALL, "report": True})
+    await call("run_portfolio", {"strategy": "every_tool", "universe": UNIVERSE, "params": {"fast": 5}})
     job = await call(
         "optimize_parameters",
         {"strategy": "every_tool", "space": {"fast": [5, 10], "slow": [30, 60]}, "sample": SMALL},
@@ -64,6 +74,7 @@ async def call_every_tool(client: Client) -> dict[str, Any]:
 
 def check(out: dict[str, Any]) -> None:
     assert out["write_strategy"]["version"] >= 1 and out["run_backtest"]["stats"]["n_trades"] > 0
+    assert out["run_portfolio"]["symbols"] == ["AAA", "BBB"] and out["run_portfolio"]["stats"]["n_trades"] > 0
     assert out["optimize_parameters"]["status"] == "done" and out["sanity_check"]["passed"] is True
     assert out["heal_strategy"]["status"] == "passed"
     assert out["stop_paper_session"]["status"] in {"finished", "stopped"}
@@ -73,7 +84,7 @@ def check(out: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with serving(tmp_path_factory.mktemp("every_tool_home")) as handle:
+    with serving(import_universe(tmp_path_factory.mktemp("every_tool_home"))) as handle:
         yield handle
 
 
@@ -95,7 +106,7 @@ def test_every_tool_over_sse(server):
 
 def test_every_tool_over_stdio(tmp_path):
     async def go():
-        async with Client(stdio_params(str(tmp_path / "home"))) as client:
+        async with Client(stdio_params(str(import_universe(tmp_path / "home")))) as client:
             return await call_every_tool(client)
 
     check(asyncio.run(go()))

@@ -23,6 +23,7 @@ from qlm_kernel.errors import QLMError, closest
 
 COMMAND_MODULES: tuple[str, ...] = (
     "qlm_kernel.cli.backtest",
+    "qlm_kernel.cli.portfolio",
     "qlm_kernel.cli.optimize",
     "qlm_kernel.cli.strategies",
     "qlm_kernel.cli.data",

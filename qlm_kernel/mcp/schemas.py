@@ -68,6 +68,32 @@ class BacktestOutput(Output):
     )
 
 
+class PortfolioOutput(Output):
+    strategy: str
+    universe: str = Field(description="the stored universe's name")
+    symbols: list[str]
+    params: dict[str, Any]
+    settings: dict[str, Any] = Field(description="every backtest setting, defaults filled in")
+    bars: int = Field(description="bars of the union of the symbols' timestamps")
+    start: str
+    end: str
+    seconds: float
+    run_id: int | None = Field(None, description="the recorded run (qlm://runs/{run_id})")
+    stats: dict[str, Any] = Field(
+        description="the portfolio's final_value, total_return (fraction), sharpe, max_drawdown, ..."
+    )
+    symbol_stats: dict[str, dict[str, Any]] = Field(
+        description="per symbol: n_trades, win_rate, pnl, fees, contribution (pnl / initial cash), "
+        "exposure, turnover, buy_hold_return"
+    )
+    trades: TradesSummary
+    warnings: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="what to be wary of: LIQUIDATED, NEGATIVE_EQUITY, FEW_TRADES (code, message, hint)",
+    )
+    report: dict[str, str] | None = Field(None, description="{path, uri} when report=true")
+
+
 class OptimizeOutput(Output):
     job_id: str | None = Field(None, description="the recorded job (get_job)")
     status: str = Field(description="done | cancelled")

@@ -50,10 +50,13 @@ INSTRUCTIONS = (
     "QLM (QuantLogic): a Jupyter-native backtesting kernel. Strategies are Python files in the "
     "workspace (list_strategies, read_strategy, write_strategy — every write is a new version). "
     "run_backtest runs one (stats, trades summary; a failure returns the StrategyError with file, "
-    "line and excerpt: fix the file with write_strategy and run again). optimize_parameters searches "
+    "line and excerpt: fix the file with write_strategy and run again); run_portfolio runs one over "
+    "every symbol of a stored universe with shared cash (portfolio and per-symbol stats). "
+    "optimize_parameters searches "
     "a parameter space (progress notifications; returns job id and best); sanity_check judges "
     "overfitting and lookahead; analyze_market_structure describes a dataset. Data is a workspace "
-    'dataset (list_datasets) or a generated sample such as {"kind": "synthetic", "n": 10000}.'
+    'dataset (list_datasets) or a generated sample such as {"kind": "synthetic", "n": 10000}; a '
+    'universe is a workspace dataset of kind "universe" (list_datasets).'
 )
 _ARG_PREVIEW = 200
 _call_ids = itertools.count(1)

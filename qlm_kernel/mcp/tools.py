@@ -237,6 +237,59 @@ def _save_report(res: Any, run_id: int | None) -> dict[str, str]:
     return {"path": str(path), "uri": f"qlm://reports/{name}"}
 
 
+UniverseName = Annotated[
+    str, Field(description="a universe imported into the workspace (list_datasets, kind 'universe')")
+]
+
+
+def run_portfolio(
+    strategy: StrategyName,
+    universe: UniverseName,
+    params: Params = None,
+    settings: Settings = None,
+    report: Annotated[
+        bool, Field(description="also save an HTML report (resource qlm://reports/...)")
+    ] = False,
+    time_limit: BacktestTimeLimit = DEFAULT_TIME_LIMIT,
+) -> schemas.PortfolioOutput:
+    """Backtest a strategy on every symbol of a stored universe, all trading from one cash balance:
+    portfolio stats, per-symbol stats (trades, win rate, pnl, contribution), a trades summary and the
+    stored run id. size/size_type size each symbol's orders (e.g. size 0.2, size_type 'percent')."""
+    from qlm_kernel.strategy import time_limit_scope
+
+    check_time_limit(time_limit)
+    file = strategy_file(strategy)
+    params = check_mapping(params, "params")
+    settings = check_settings(settings)
+    started = time.perf_counter()
+    # the stored universe by name only (never a file path a client could point anywhere)
+    members = session.data_manager().load_universe(universe)
+    with time_limit_scope(time_limit):
+        res = session.backtest_portfolio(file, members, source="mcp", limits=MCP, **params, **settings)
+    seconds = time.perf_counter() - started
+    index = res.data.index
+    out: dict[str, Any] = {
+        "strategy": res.strategy_name,
+        "file": file,
+        "universe": res.data.name,
+        "symbols": list(res.symbols),
+        "params": json_safe(res.params),
+        "settings": res.settings.to_dict(),
+        "bars": len(index),
+        "start": str(index[0]),
+        "end": str(index[-1]),
+        "seconds": seconds,
+        "run_id": res.meta.get("run_id"),
+        "stats": {k: json_safe(v) for k, v in res.stats.items()},
+        "symbol_stats": res.to_dict(include_trades=False)["symbol_stats"],
+        "trades": trades_summary(res.trades),
+        "warnings": json_safe(res.warnings),
+    }
+    if report:
+        out["report"] = _save_report(res, out["run_id"])
+    return json_safe(out)
+
+
 def optimize_parameters(
     strategy: StrategyName,
     space: Space,
@@ -582,6 +635,8 @@ WORKER_TOOLS: dict[str, WorkerTool] = {
     "list_strategies": WorkerTool(lambda a: LIST_DEADLINE_S, lambda a: check_time_limit(a["time_limit"])),
     "run_backtest": WorkerTool(lambda a: a["time_limit"] + KILL_MARGIN_S,
                                lambda a: check_time_limit(a["time_limit"])),
+    "run_portfolio": WorkerTool(lambda a: a["time_limit"] + KILL_MARGIN_S,
+                                lambda a: check_time_limit(a["time_limit"])),
     "optimize_parameters": WorkerTool(
         lambda a: a["time_limit"],
         lambda a: _check_optimize_request(a["space"], a["method"], a["n_trials"], a["time_limit"])),
@@ -603,7 +658,7 @@ READ_ONLY_TOOLS: tuple[Callable[..., Any], ...] = (
 """Tools that change nothing the user has (sanity_check records its optimization job, nothing else)."""
 
 WRITING_TOOLS: tuple[Callable[..., Any], ...] = (
-    write_strategy, run_backtest, optimize_parameters, cancel_job, heal_strategy, start_paper_session,
-    stop_paper_session,
+    write_strategy, run_backtest, run_portfolio, optimize_parameters, cancel_job, heal_strategy,
+    start_paper_session, stop_paper_session,
 )
 """Tools that write: strategy versions, recorded runs and jobs, cancel flags, paper sessions."""
