@@ -68,3 +68,17 @@ def test_record_false_writes_nothing(workspace, frames):
     res = qlm.backtest_portfolio("sma_cross", frames, record=False)
     assert res.meta["run_id"] is None
     assert default_store().list_runs() == []
+
+
+def test_an_unknown_universe_says_how_each_front_end_imports_one(workspace, frames):
+    from qlm_kernel.errors import DataError
+
+    qlm.DataManager().import_universe(frames, "trio")
+    with pytest.raises(DataError) as err:
+        qlm.backtest_portfolio("sma_cross", "tiro")
+    assert "did you mean 'trio'?" in err.value.hint
+    assert "qlm data import-universe FILES... --name NAME" in err.value.hint_for("cli")
+    assert "import_universe(" in err.value.hint_for("python")
+    assert "list_datasets" in err.value.hint_for("mcp")
+    run = default_store().get_run(err.value.context["run_id"])
+    assert run["status"] == "error" and run["strategy"] == "sma_cross"

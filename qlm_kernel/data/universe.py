@@ -243,6 +243,15 @@ def list_universes(dm: DataManager) -> list[dict[str, Any]]:
     return out
 
 
+UNIVERSE_FIXES = {  # how each front end gets a universe (`QLMError.fixes`)
+    "python": "import one with qlm.DataManager().import_universe(['AAPL.csv', 'MSFT.csv'], name='NAME'), "
+              "or pass the data itself: {'AAPL': df_aapl, 'MSFT': df_msft}",
+    "cli": "import one with `qlm data import-universe FILES... --name NAME` (`qlm data list` shows them)",
+    "mcp": "list_datasets shows them (kind \"universe\"); a universe is imported from a shell with "
+           "`qlm data import-universe FILES... --name NAME`",
+}
+
+
 def universe_info(dm: DataManager, name: str) -> dict[str, Any]:
     """The record of universe ``name``, or NOT_FOUND with the closest universe name."""
     path = record_path(dm, name)
@@ -251,9 +260,9 @@ def universe_info(dm: DataManager, name: str) -> dict[str, Any]:
         close = difflib.get_close_matches(name, known, n=1)
         names = ", ".join(known) or "none"
         hint = (f"did you mean {close[0]!r}? " if close else "") + f"known universes: {names}"
-        raise DataError(f"no universe named {name!r} in {dm.root}", hint=hint + "; import one with "
-                        "DataManager().import_universe([...], name=NAME)", code="NOT_FOUND", file=str(path),
-                        value=name, known=known, closest=close[0] if close else None)
+        raise DataError(f"no universe named {name!r} in {dm.root}", hint=hint, fixes=UNIVERSE_FIXES,
+                        code="NOT_FOUND", file=str(path), value=name, known=known,
+                        closest=close[0] if close else None)
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
         problem = None if isinstance(record, dict) and "version" in record else "it names no version folder"

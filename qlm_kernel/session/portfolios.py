@@ -41,13 +41,14 @@ def backtest_portfolio(strategy: Any, data: Any, *, record: bool | None = None, 
     if recording:
         ensure_event_recorder()
     started = time.perf_counter()
-    label = _label(strategy)
+    given = strategy
+    label = _label(given)
     universe = None
     code = None
     try:
         strategy, kwargs = _resolved(strategy, kwargs)
         code = getattr(type(strategy), "source_text", None)
-        label = _label(strategy) if not isinstance(label, str) else label
+        label = _label(given, strategy)
         universe = as_universe(data)
         if limits is not USER:
             cells = universe.close.size
@@ -107,14 +108,18 @@ def _resolved(strategy: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any
     return resolve_strategy(strategy, **params), {k: v for k, v in kwargs.items() if k not in params}
 
 
-def _label(strategy: Any) -> str:
-    """What the run is called in the store: the strategy's name, or the kind of ready-made input."""
-    if isinstance(strategy, str):
-        return strategy
-    if isinstance(strategy, Mapping):
+def _label(given: Any, resolved: Any = None) -> str:
+    """What the run is filed under: as single-asset runs (the strategy file's stem, else the class
+    name), or the kind of ready-made input (signals by symbol, Signals, TargetWeights)."""
+    from qlm_kernel.strategy import Signals
+    from qlm_kernel.strategy.weights import TargetWeights
+    from qlm_kernel.workspace.runs import _strategy_label
+
+    if isinstance(given, Mapping):
         return "Signals by symbol"
-    cls = strategy if isinstance(strategy, type) else type(strategy)
-    return getattr(cls, "name", None) or cls.__name__
+    if isinstance(given, (Signals, TargetWeights)):
+        return type(given).__name__
+    return _strategy_label(given, type(resolved) if resolved is not None else None)
 
 
 def _portfolio_entry(universe: Any, strategy: Any) -> dict[str, Any]:
