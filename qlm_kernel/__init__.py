@@ -43,6 +43,7 @@ _PUBLIC: dict[str, str] = {
     "backtest_portfolio": "qlm_kernel.session",
     "PortfolioResult": "qlm_kernel.engine.portfolio_result",
     "TargetWeights": "qlm_kernel.strategy.weights",
+    "Sleeve": "qlm_kernel.strategy.sleeves",
     "Universe": "qlm_kernel.data.universe",
     "BacktestResult": "qlm_kernel.engine",
     "RunSpec": "qlm_kernel.session",

@@ -26,11 +26,16 @@ class PortfolioResult(BacktestResult):
     """Stats, equity, trades and orders of a portfolio backtest, plus per-symbol views."""
 
     def __init__(
-        self, *, trade_columns: np.ndarray, order_records: np.ndarray | None = None, **kwargs: Any
+        self, *, trade_columns: np.ndarray, order_records: np.ndarray | None = None,
+        labels: dict[str, tuple[str, str]] | None = None,
+        sleeve_equity: dict[str, tuple[float, np.ndarray]] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._trade_col = trade_columns
         self._order_records = order_records  # target-weight runs record fills; signal runs derive them
+        self._labels = labels  # sleeves: column -> (sleeve, symbol); columns are SLEEVE.SYMBOL
+        self._sleeve_equity = sleeve_equity  # cash="sleeves": each sleeve's (capital, equity)
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -73,7 +78,7 @@ class PortfolioResult(BacktestResult):
         """One row per round trip with its ``symbol`` (sorted by entry bar, then symbol)."""
         frame = super().trades
         frame.insert(0, "symbol", self._symbol_of(self._trade_col))
-        return frame
+        return self._with_sleeves(frame)
 
     @functools.cached_property
     def orders(self) -> pd.DataFrame:
@@ -82,7 +87,7 @@ class PortfolioResult(BacktestResult):
         if self._order_records is None:
             frame = super().orders
             frame.insert(1, "symbol", self._symbol_of(self._trade_col[frame["trade"].to_numpy()]))
-            return frame
+            return self._with_sleeves(frame)
         rec = self._order_records
         bar = rec[:, OR_BAR].astype(np.int64)
         units = rec[:, OR_UNITS]
@@ -102,7 +107,7 @@ class PortfolioResult(BacktestResult):
         """Signed units of each symbol at each bar's close (bars x symbols), rebuilt from the orders."""
         orders = self.orders
         n, m = len(self.data), len(self.symbols)
-        cols = orders["symbol"].cat.codes.to_numpy().astype(np.int64)
+        cols = self._order_columns()
         units = np.where(orders["side"] == "buy", 1.0, -1.0) * orders["size"].to_numpy()
         flat = orders["bar"].to_numpy() * m + cols
         delta = np.bincount(flat, weights=units, minlength=n * m)[: n * m].reshape(n, m)
@@ -159,7 +164,7 @@ class PortfolioResult(BacktestResult):
             return np.bincount(cols, weights=w, minlength=m)[:m].astype(float)
 
         orders = self.orders
-        traded = np.bincount(orders["symbol"].cat.codes.to_numpy().astype(np.int64),
+        traded = np.bincount(self._order_columns(),
                              weights=(orders["size"] * orders["price"]).to_numpy(), minlength=m)[:m]
         n_closed = per_symbol(where=closed)
         wins = per_symbol(where=closed & (pnl > 0))
@@ -193,6 +198,42 @@ class PortfolioResult(BacktestResult):
     def _close(self) -> np.ndarray:
         """The benchmark: an equal-weight buy & hold of every symbol from its first bar, as an index."""
         return benchmark_index(self.data)
+
+    def _order_columns(self) -> np.ndarray:
+        """The kernel column of each row of `orders` (a symbol, or a sleeve's symbol)."""
+        if self._order_records is not None:
+            return self._order_records[:, OR_COL].astype(np.int64)
+        return self._trade_col[self.orders["trade"].to_numpy()].astype(np.int64)
+
+    def _with_sleeves(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Sleeve runs: a ``sleeve`` column, and ``symbol`` the traded symbol (not SLEEVE.SYMBOL)."""
+        if not self._labels:
+            return frame
+        columns = frame["symbol"].astype(str)
+        frame.insert(frame.columns.get_loc("symbol"), "sleeve",
+                     pd.Categorical(columns.map(lambda c: self._labels[c][0])))
+        frame["symbol"] = pd.Categorical(columns.map(lambda c: self._labels[c][1]))
+        frame.attrs["columns"] = "sleeve.symbol"
+        return frame
+
+    @functools.cached_property
+    def sleeve_stats(self) -> pd.DataFrame:
+        """Per sleeve (several strategies): trades, pnl, contribution (pnl / initial cash), and with
+        ``cash="sleeves"`` its capital, final value and return on that capital. Empty otherwise."""
+        if not self._labels:
+            return pd.DataFrame()
+        trades = self.trades
+        rows = []
+        for sleeve in dict.fromkeys(s for s, _ in self._labels.values()):
+            mine = trades[trades["sleeve"] == sleeve]
+            row = {"sleeve": sleeve, "n_trades": len(mine), "pnl": float(mine["pnl"].sum()),
+                   "contribution": float(mine["pnl"].sum()) / self.settings.init_cash}
+            if self._sleeve_equity is not None:
+                capital, eq = self._sleeve_equity[sleeve]
+                final = float(eq[-1])
+                row.update(capital=capital, final_value=final, total_return=final / capital - 1.0)
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("sleeve")
 
     def _symbol_of(self, cols: np.ndarray) -> pd.Categorical:
         return pd.Categorical.from_codes(cols.astype(np.int64), categories=list(self.symbols))

@@ -102,9 +102,9 @@ def _resolved(strategy: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any
     from qlm_kernel.strategy import Signals, resolve_strategy
     from qlm_kernel.strategy.weights import TargetWeights
 
-    if isinstance(strategy, (Mapping, Signals, TargetWeights)):
+    if isinstance(strategy, (Mapping, Signals, TargetWeights, list, tuple)):  # ready-made, or sleeves
         return strategy, kwargs
-    _, params = split_settings(kwargs)
+    _, params = split_settings({k: v for k, v in kwargs.items() if k != "cash"})  # cash: sleeves only
     return resolve_strategy(strategy, **params), {k: v for k, v in kwargs.items() if k not in params}
 
 
@@ -119,6 +119,8 @@ def _label(given: Any, resolved: Any = None) -> str:
         return "Signals by symbol"
     if isinstance(given, (Signals, TargetWeights)):
         return type(given).__name__
+    if isinstance(given, (list, tuple)):
+        return "Sleeves: " + ", ".join(getattr(s, "name", "?") for s in given)
     return _strategy_label(given, type(resolved) if resolved is not None else None)
 
 
@@ -126,7 +128,11 @@ def _portfolio_entry(universe: Any, strategy: Any) -> dict[str, Any]:
     from qlm_kernel.strategy.weights import TargetWeights
 
     kind = "target_weights" if isinstance(strategy, TargetWeights) else "signals"
-    return {"universe": universe.name, "symbols": list(universe.symbols), "orders": kind}
+    entry = {"universe": universe.name, "symbols": list(universe.symbols), "orders": kind}
+    if isinstance(strategy, (list, tuple)):
+        entry["sleeves"] = [{"name": s.name, "strategy": str(s.strategy), "symbols": s.symbols,
+                             "weight": s.weight, "params": s.params} for s in strategy]
+    return entry
 
 
 def _record_failure(label: str, kwargs: dict[str, Any], err: QLMError, started: float, recording: bool,

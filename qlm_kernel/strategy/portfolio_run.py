@@ -13,7 +13,7 @@ import pandas as pd
 from qlm_kernel.engine.group_api import rebalance_universe, simulate_universe
 from qlm_kernel.engine.portfolio_result import PortfolioResult
 from qlm_kernel.engine.settings import BacktestSettings, closest, split_settings
-from qlm_kernel.errors import DataError, StrategyError
+from qlm_kernel.errors import ConfigError, DataError, StrategyError
 from qlm_kernel.strategy.loader import resolve_strategy
 from qlm_kernel.strategy.run import signal_arrays
 from qlm_kernel.strategy.signals import SIGNAL_FIELDS, Signals
@@ -35,10 +35,30 @@ def backtest_portfolio(strategy: Any, data: Any, **kwargs: Any) -> PortfolioResu
     "Portfolio mode".
     """
     started = time.perf_counter()
+    cash = kwargs.pop("cash", None)
     settings, params = split_settings(kwargs)
     universe = as_universe(data)
     orders = None
-    if isinstance(strategy, TargetWeights):
+    extra: dict[str, Any] = {}
+    if _is_sleeves(strategy):
+        from qlm_kernel.strategy.sleeves import run_sleeves
+
+        if params:
+            raise ConfigError(
+                f"{next(iter(params))!r}: with sleeves, strategy parameters go in each Sleeve",
+                hint="Sleeve('sma_cross', ['AAA'], fast=10)", code="BAD_SETTING", field=next(iter(params)),
+            )
+        run = run_sleeves(strategy, universe, settings, cash or "shared")
+        universe, equity, trades = run["universe"], run["equity"], run["trades"]
+        cols, acc = run["cols"], run["acc"]
+        name, used_params = "Sleeves", run["params"]
+        extra = {"labels": run["labels"], "sleeve_equity": run["sleeve_equity"]}
+    elif cash is not None:
+        raise ConfigError("cash= applies to sleeves (several strategies); one strategy shares one balance",
+                          hint="qlm.backtest_portfolio([qlm.Sleeve(...), qlm.Sleeve(...)], data, "
+                               "cash='sleeves')",
+                          code="BAD_SETTING", field="cash")
+    elif isinstance(strategy, TargetWeights):
         _refuse_for_weights(settings, params)
         weights = strategy.to_array(universe.index, universe.symbols)
         equity, trades, cols, acc, orders = rebalance_universe(universe, weights, strategy.drift, settings)
@@ -56,15 +76,21 @@ def backtest_portfolio(strategy: Any, data: Any, **kwargs: Any) -> PortfolioResu
         accumulators=acc,
         trade_columns=cols,
         order_records=orders,
+        **extra,
         meta={"duration_s": time.perf_counter() - started, "universe": universe.name,
               "universe_fingerprint": universe.fingerprint},
     )
 
 
+def _is_sleeves(strategy: Any) -> bool:
+    from qlm_kernel.strategy.sleeves import Sleeve
+
+    items = strategy if isinstance(strategy, (list, tuple)) else ()
+    return bool(items) and all(isinstance(s, Sleeve) for s in items)
+
+
 def _refuse_for_weights(settings: BacktestSettings, params: dict[str, Any]) -> None:
     """Target weights size every order themselves and have no entries to stop: say so."""
-    from qlm_kernel.errors import ConfigError
-
     given = [k for k in ("sl_stop", "tp_stop", "tsl_stop") if getattr(settings, k) is not None]
     if settings.size is not None:
         given.append("size")
