@@ -166,6 +166,30 @@ class Universe:
         self.column(symbol)
         return self._frame_of(symbol)
 
+    def between(self, start: Any = None, end: Any = None) -> Universe:
+        """A new universe (same name) of the member frames restricted to ``start <= time <= end``.
+
+        Both ends inclusive, None = open; naive times are UTC. A symbol with no bar in the range is left
+        out (DataError ``DATA_EMPTY`` when none has one). Its index is this one's within the range."""
+        lo, hi = (None if t is None else _utc(t) for t in (start, end))
+        frames = {}
+        for sym in self.symbols:
+            own = self._frame_of(sym)
+            a = 0 if lo is None else int(own.index.searchsorted(lo, "left"))
+            b = len(own) if hi is None else int(own.index.searchsorted(hi, "right"))
+            if b > a:
+                frames[sym] = own.iloc[a:b]
+        if not frames:
+            raise DataError(f"universe {self.name!r} has no bar between {lo} and {hi}", code="DATA_EMPTY",
+                            hint=f"its bars run from {self.index[0]} to {self.index[-1]}" if len(self) else
+                            "the universe is empty", value=[str(lo), str(hi)])
+        return Universe(self.name, frames, source=self.attrs.get("source"))
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
 
 # -- storage ---------------------------------------------------------------------------------------------
 

@@ -9,15 +9,21 @@ a plain-words ``.verdict`` and the numbers behind it.
 - `lookahead`: re-runs a strategy on truncated data and reports any signal that changed.
 - `white_noise`: re-runs the optimization on permuted data; a p-value of noise doing as well.
 - `walk_forward`: rolling or anchored re-optimization, traded out of sample.
+
+Portfolios: `walk_forward`, `white_noise` and `lookahead` take a universe (a `Universe`, a dict symbol ->
+frame, a stored universe's name) wherever they take data; `pbo` and `deflated_sharpe` take the result of
+``qlm.optimize(strategy, universe, ...)`` as they take any optimization (its trials' portfolio equity).
+The rules for cutting a universe in time are in `qlm_kernel.sanity.universes`.
 """
 
 from __future__ import annotations
 
 from qlm_kernel.sanity.deflated import deflated_sharpe, expected_max_sharpe, probabilistic_sharpe
 from qlm_kernel.sanity.lookahead import lookahead
-from qlm_kernel.sanity.noise import permuted_ohlcv, white_noise
+from qlm_kernel.sanity.noise import permuted_ohlcv, permuted_universe, white_noise
 from qlm_kernel.sanity.pbo import block_bounds, block_stats, pbo, pbo_from_blocks
 from qlm_kernel.sanity.report import SanityReport
+from qlm_kernel.sanity.universes import universe_of
 from qlm_kernel.sanity.walkforward import walk_forward
 
 __all__ = [
@@ -30,7 +36,9 @@ __all__ = [
     "pbo",
     "pbo_from_blocks",
     "permuted_ohlcv",
+    "permuted_universe",
     "probabilistic_sharpe",
+    "universe_of",
     "walk_forward",
     "white_noise",
 ]

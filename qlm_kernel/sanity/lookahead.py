@@ -1,9 +1,17 @@
-"""`qlm.sanity.lookahead`: the truncation test (`qlm_kernel.strategy.lookahead`) as a `SanityReport`."""
+"""`qlm.sanity.lookahead`: the truncation test (`qlm_kernel.strategy.lookahead`) as a `SanityReport`.
+
+On a universe (portfolio mode) the test runs on each symbol's own frame (``u.frame(sym)``), which is
+exactly what the strategy's ``signals()`` sees in a portfolio backtest: a strategy leaks if it leaks on
+any symbol. The report names the symbols that fail; a symbol with too few bars for the default cuts
+(<= 50) is skipped and listed, and explicit ``cuts`` count each symbol's own bars (cuts at or past a
+symbol's last bar are dropped for it).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from qlm_kernel.sanity.report import SanityReport
@@ -32,9 +40,19 @@ def lookahead(
     spaced over the second half of the data, each keeping at least 50 bars, the last dropping only
     the final bar. ``passed`` only if every signal and stop on every bar before every cut is
     identical (stops: NaN equals NaN, relative tolerance 1e-9).
+
+    ``data`` may also be a universe (a `Universe`, a dict symbol -> frame, a stored universe's name as
+    ``data`` or ``dataset=``): every symbol's own frame is tested (module docstring); ``numbers`` then
+    count symbols (``n_symbols``, ``n_checked``, ``n_failed``) and ``details["failed"]`` names them,
+    ``details["symbols"]`` holds each symbol's result.
     """
-    frame = _frame(data, dataset, sample)
+    from qlm_kernel.sanity.universes import universe_of
+
     strat = resolve_strategy(strategy, **params)
+    universe = universe_of(data, dataset) if sample is None and not isinstance(data, pd.DataFrame) else None
+    if universe is not None:
+        return _universe_lookahead(strat, universe, cuts, n_cuts)
+    frame = _frame(data, dataset, sample)
     found = find_lookahead(strat, frame, cuts=cuts, n_cuts=n_cuts)
     numbers: dict[str, Any] = {
         "n_cuts": len(found.cuts),
@@ -63,3 +81,49 @@ def _frame(data: Any, dataset: str | None, sample: dict[str, Any] | None) -> pd.
 
     frame, _ = resolve_data(data, dataset=dataset, sample=sample)
     return frame
+
+
+def _universe_lookahead(strat: Any, universe: Any, cuts: Any, n_cuts: int) -> SanityReport:
+    """The truncation test on each symbol's own frame; fails naming the symbols that leak."""
+    from qlm_kernel.strategy.lookahead import MIN_BARS
+
+    per: dict[str, dict[str, Any]] = {}
+    failed: list[str] = []
+    skipped: list[str] = []
+    first_found: tuple[str, Any] | None = None
+    n_differences = 0
+    for sym in universe.symbols:
+        frame = universe.frame(sym)
+        n = len(frame)
+        own_cuts = None if cuts is None else [c for c in ([cuts] if np.isscalar(cuts) else cuts) if c < n]
+        if (cuts is None and n <= MIN_BARS) or (cuts is not None and not own_cuts):
+            skipped.append(sym)
+            per[sym] = {"checked": False, "n_bars": n}
+            continue
+        found = find_lookahead(strat, frame, cuts=own_cuts, n_cuts=n_cuts)
+        n_differences += found.n_differences
+        per[sym] = {"checked": True, "passed": found.first is None, "n_bars": n, "cuts": found.cuts,
+                    "n_differences": found.n_differences, "first": found.first}
+        if found.first is not None:
+            failed.append(sym)
+            if first_found is None:
+                first_found = (sym, found)
+    checked = len(universe.symbols) - len(skipped)
+    name = type(strat).name
+    if first_found is not None:
+        sym, found = first_found
+        verdict = (f"Lookahead in {name} on {len(failed)} of {checked} symbols ({', '.join(failed)}). "
+                   f"First, {sym}: " + found.verdict().split(": ", 1)[1])
+    elif checked:
+        verdict = (f"No lookahead found in {name} on any of {checked} symbols: signals and stops before "
+                   "every cut are identical with and without the later data"
+                   + (f" ({', '.join(skipped)} skipped: too few bars)." if skipped else "."))
+    else:
+        verdict = f"Nothing was checked: every symbol has too few bars (> {MIN_BARS} needed)."
+    numbers: dict[str, Any] = {"n_symbols": len(universe.symbols), "n_checked": checked,
+                               "n_failed": len(failed), "n_differences": n_differences}
+    details: dict[str, Any] = {"strategy": name, "params": strat.params, "universe": universe.name,
+                               "failed": failed, "skipped": skipped, "symbols": per, "fields": list(FIELDS)}
+    if first_found is not None:
+        details["first"] = {"symbol": first_found[0], **first_found[1].first}
+    return SanityReport("lookahead", not failed and checked > 0, verdict, numbers, details)

@@ -5,6 +5,13 @@ move (volatility, fat tails, the intrabar shape) but destroy any order in time: 
 close log returns are permuted, each bar keeping its own open/high/low relative to its close. If
 the best objective found on real data is rarely reached on such noise, the edge is unlikely to be
 an artefact of searching; the p-value is (1 + #noise >= real) / (n + 1).
+
+On a universe (portfolio mode) each randomized copy keeps what happens together together: one random
+ordering of the universe's union bars is drawn per copy, and every symbol's moves are reordered by it
+within the symbol's own bars (`permuted_universe`). Symbols trading on the same timestamps get the same
+permutation, so their co-movement (correlation, common shocks) survives and only the order in time is
+destroyed; each symbol keeps its own calendar (first bar, gaps, number of bars) and candle shapes. The
+search on every copy is the portfolio optimization (one parameter set, shared cash).
 """
 
 from __future__ import annotations
@@ -25,9 +32,29 @@ def permuted_ohlcv(df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     The first close is kept; highs stay >= max(open, close) and lows <= min(open, close) because
     each bar's open/high/low move with its close.
     """
+    return _reordered(df, rng.permutation(len(df) - 1))
+
+
+def permuted_universe(universe: Any, rng: np.random.Generator) -> Any:
+    """A randomized copy of a `Universe`: one random key per union bar; each symbol's close-to-close
+    moves (with their candle shapes) are reordered by the keys of the bars they end on, so symbols on
+    the same timestamps get the same permutation (module docstring)."""
+    from qlm_kernel.data.universe import Universe
+
+    keys = rng.random(len(universe))
+    frames = {}
+    for j, sym in enumerate(universe.symbols):
+        rows = np.flatnonzero(universe.has_bar[:, j])
+        frame = universe.frame(sym)
+        order = np.argsort(keys[rows[1:]], kind="stable")
+        frames[sym] = _reordered(frame, order) if len(frame) > 1 else frame
+    return Universe(universe.name, frames, source="permuted (white-noise test)")
+
+
+def _reordered(df: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
+    """``df`` with its bars' moves 1..n-1 taken in ``order`` (see `permuted_ohlcv`)."""
     close = df["close"].to_numpy()
     log_ret = np.diff(np.log(close))
-    order = rng.permutation(len(log_ret))
     rel = {col: np.log(df[col].to_numpy()[1:] / close[1:]) for col in ("open", "high", "low")}
     new_close = np.empty_like(close)
     new_close[0] = close[0]
@@ -63,17 +90,25 @@ def white_noise(
 
     ``passed`` when the p-value is below ``alpha`` (default 5%). Extra optimizer arguments go in
     ``optimize_kwargs`` (e.g. ``{"n_trials": 50}`` for a random search); settings (fees, ...) are
-    passed to every backtest. Cost: ``n + 1`` optimizations.
+    passed to every backtest. Cost: ``n + 1`` optimizations. ``data`` may be a universe (a `Universe`,
+    a dict symbol -> frame, a stored universe's name): portfolio optimizations on `permuted_universe`
+    copies (module docstring).
     """
     from qlm_kernel.optimization import optimize
+    from qlm_kernel.sanity.universes import universe_of
     from qlm_kernel.workspace import resolve_data
 
     if not isinstance(n, int) or n < 1:
         raise ConfigError("white_noise: n must be a positive integer", hint="e.g. n=100", value=n)
-    frame, _ = resolve_data(data, dataset=dataset, sample=sample)  # as qlm.backtest names data
+    universe = universe_of(data, dataset) if sample is None and not isinstance(data, pd.DataFrame) else None
+    frame: Any = universe
+    permute: Any = permuted_universe
+    if universe is None:
+        frame, _ = resolve_data(data, dataset=dataset, sample=sample)  # as qlm.backtest names data
+        permute = permuted_ohlcv
     extra = dict(optimize_kwargs or {})
 
-    def best(df: pd.DataFrame) -> float:
+    def best(df: Any) -> float:
         res = optimize(
             strategy,
             df,
@@ -91,7 +126,7 @@ def white_noise(
 
     real = best(frame)
     rng = np.random.default_rng(seed)
-    noise = np.array([best(permuted_ohlcv(frame, rng)) for _ in range(n)])
+    noise = np.array([best(permute(frame, rng)) for _ in range(n)])
     valid = noise[np.isfinite(noise)]
     as_good = int(np.sum(valid >= real)) if maximize else int(np.sum(valid <= real))
     p_value = (1 + as_good) / (len(valid) + 1) if np.isfinite(real) else 1.0
@@ -127,5 +162,7 @@ def white_noise(
             "as_good": as_good,
             "alpha": alpha,
         },
-        details={"noise_best": noise.tolist(), "objective": objective, "method": method, "seed": seed},
+        details={"noise_best": noise.tolist(), "objective": objective, "method": method, "seed": seed,
+                 **({"universe": universe.name, "symbols": list(universe.symbols), "portfolio": True}
+                    if universe is not None else {})},
     )

@@ -4,16 +4,31 @@
 returns its `SanityReport`. Strategy parameters and backtest settings are separate: the lookahead
 check re-runs ``signals()`` with the params (settings cannot change signals, but are still checked),
 the others pass the settings to every backtest. Defaults are the Python API's (`qlm.sanity.*`).
+
+Portfolios: when the data is a universe (a `Universe`, a dict symbol -> frame, or a stored universe's name
+as ``data`` or ``dataset=``), every check runs in portfolio mode: lookahead on each symbol's own frame,
+white noise on jointly permuted universes, walk-forward with portfolio windows, PBO and the deflated
+Sharpe on a portfolio grid optimization (rules in `qlm_kernel.sanity.universes` and each check).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 from qlm_kernel.engine.settings import unknown_key_error
 from qlm_kernel.errors import ConfigError
 from qlm_kernel.optimization import grid_size
-from qlm_kernel.sanity import SanityReport, deflated_sharpe, lookahead, pbo, walk_forward, white_noise
+from qlm_kernel.sanity import (
+    SanityReport,
+    deflated_sharpe,
+    lookahead,
+    pbo,
+    universe_of,
+    walk_forward,
+    white_noise,
+)
 from qlm_kernel.session.limits import USER, Limits
 from qlm_kernel.session.optimizing import optimize
 from qlm_kernel.session.spec import RunSpec, check_mapping
@@ -65,10 +80,17 @@ def sanity_check(
     """
     if check not in CHECKS:
         raise unknown_key_error("check", check, CHECKS, code="BAD_ARGUMENT")
-    spec = RunSpec.build(
-        strategy, params=params, settings=settings, data=data, dataset=dataset, sample=sample, limits=limits
-    )
-    frame, dataset_name = spec.data.resolve(limits)
+    universe = universe_of(data, dataset) if sample is None and not isinstance(data, pd.DataFrame) else None
+    if universe is not None:
+        spec = RunSpec.build(strategy, params=params, settings=settings, limits=limits)
+        check_universe_cells(universe, limits)
+        frame, dataset_name = universe, None  # optimize names the job's dataset after the universe
+    else:
+        spec = RunSpec.build(
+            strategy, params=params, settings=settings, data=data, dataset=dataset, sample=sample,
+            limits=limits
+        )
+        frame, dataset_name = spec.data.resolve(limits)
     if check == "lookahead":
         return lookahead(spec.strategy, frame, **spec.params)
     space = check_mapping(space, "space")
@@ -99,3 +121,15 @@ def sanity_check(
         **spec.settings,
     )
     return pbo(opt) if check == "pbo" else deflated_sharpe(opt)
+
+
+def check_universe_cells(universe: Any, limits: Limits) -> None:
+    """A front end serving others (``limits`` not USER) runs a universe up to the portfolio cap."""
+    from qlm_kernel.session.portfolios import MAX_PORTFOLIO_CELLS_MCP
+
+    cells = universe.close.size
+    if limits is not USER and cells > MAX_PORTFOLIO_CELLS_MCP:
+        raise ConfigError(f"universe {universe.name!r} has {cells:,} bars x symbols, over the {limits.name} "
+                          f"limit of {MAX_PORTFOLIO_CELLS_MCP:,}", code="LIMIT_EXCEEDED",
+                          hint="run it from a notebook or the CLI", limit=MAX_PORTFOLIO_CELLS_MCP,
+                          value=cells)
