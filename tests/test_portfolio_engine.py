@@ -228,3 +228,43 @@ def test_a_bad_price_names_the_symbol_and_time():
     with pytest.raises(DataError) as err:
         qlm.backtest_portfolio({"B": qlm.Signals(entry_long=flags(4, 0))}, u, record=False)
     assert err.value.context["symbol"] == "B" and str(bad.index[2]) in str(err.value)
+
+
+def test_one_symbol_liquidation_is_the_single_asset_liquidation():
+    """The issue's own ruin case (donchian on btcusd, next open) through a one-symbol portfolio."""
+    btc = qlm.sample_data("btcusd")
+    single = qlm.backtest("donchian_breakout", btc, fill="next_open", record=False)
+    group = qlm.backtest_portfolio("donchian_breakout", {"BTC": btc}, fill="next_open", record=False)
+    assert single.stats["liquidated"] and group.stats["liquidated"]
+    np.testing.assert_array_equal(group.equity.to_numpy(), single.equity.to_numpy())
+    pd.testing.assert_frame_equal(group.trades.drop(columns="symbol"), single.trades)
+    assert group.trades["exit_reason"].iloc[-1] == "liquidation"
+
+
+def test_group_liquidation_inside_the_bar_at_the_margin_point():
+    """Two 2x longs; bar 2 opens fine and wicks down: the group is liquidated where its margin after
+    exit costs reaches zero, both positions on the same straight path from open to low."""
+    a = frame([100, 100, 99, 99], open_=[100, 100, 100, 99], low=[100, 100, 30, 99])
+    b = frame([50, 50, 49, 49], open_=[50, 50, 50, 49], low=[50, 50, 20, 49])
+    settings = {"init_cash": 1_000.0, "leverage": 2.0, "maintenance_margin": 0.2, "fees": 0.001,
+                "slippage": 0.001, "size": 0.5, "size_type": "percent"}
+    res = qlm.backtest_portfolio(
+        {"A": qlm.Signals(entry_long=flags(4, 0)), "B": qlm.Signals(entry_long=flags(4, 0))},
+        {"A": a, "B": b}, record=False, **settings,
+    )
+    trades = res.trades.set_index(res.trades["symbol"].astype(str))
+    assert set(trades["exit_reason"]) == {"liquidation"} and (trades["exit_bar"] == 2).all()
+    # the margin left along the way: cash + units * price * kept, linear in the path's t
+    cash = res.cash.iloc[1]
+    units = trades["size"]
+    kept = (1 - 0.001) * (1 - 0.001) - 0.2
+    start = cash + kept * (units["A"] * 100 + units["B"] * 50)
+    end = cash + kept * (units["A"] * 30 + units["B"] * 20)
+    assert start > 0 >= end
+    t = start / (start - end)
+    for sym, (o, low) in {"A": (100, 30), "B": (50, 20)}.items():
+        expected = (o + t * (low - o)) * (1 - 0.001)  # the exit's slippage
+        assert trades.loc[sym, "exit_price"] == pytest.approx(expected, rel=1e-12)
+    nlv = res.cash.iloc[2]
+    gross = float((units * pd.Series({"A": 100 + t * -70, "B": 50 + t * -30})).sum())
+    assert nlv == pytest.approx(0.2 * gross, rel=1e-9)  # what is left is the maintenance margin

@@ -18,9 +18,10 @@ Group rules (README "Portfolio mode"):
   proceeds and as much again as collateral), vectorbt's ``free_cash`` with ``lock_cash=True``.
   Buying power within 1e-11 (relative) of zero is the rounding residue of cash already spent and
   counts as none (vectorbt rounds such sums to zero too), so no dust positions are opened.
-- margin: at each bar's close, when the group's equity is at or below ``maintenance_margin`` x the
-  gross value of its positions (0 x: equity at or below zero), every position is liquidated at that
-  close with costs and the group trades no more.
+- margin: the single-asset rule on the group: when, during a bar, the group's net liquidation value
+  (cash + positions less their exit slippage and fees) reaches ``maintenance_margin`` x the gross value
+  of its positions, every position is liquidated (`_liquidation_prices`) with costs and the group trades
+  no more. A protective stop strictly nearer the open fills first; a take-profit never does.
 """
 
 from __future__ import annotations
@@ -34,24 +35,30 @@ from qlm_kernel.engine.kernels import (
     NO_INTRABAR,
     PS_ENTRY_BAR,
     PS_ENTRY_PRICE,
+    PS_REF,
     STOPS,
     close_position,
     decide_target,
+    liquidation_level,
     open_position,
     stop_level,
 )
 from qlm_kernel.engine.layout import (
     CFG_DIRECTION,
+    CFG_FEES,
+    CFG_FIXED_FEES,
     CFG_INIT_CASH,
     CFG_LEVERAGE,
     CFG_MAINTENANCE,
     CFG_SIZE,
     CFG_SIZE_TYPE,
+    CFG_SLIPPAGE,
     EXIT_END,
     EXIT_LIQUIDATION,
     EXIT_OPEN,
     EXIT_REVERSAL,
     EXIT_SIGNAL,
+    EXIT_TAKE_PROFIT,
     SIZE_PERCENT,
     SIZE_VALUE,
     ST_BAD_PRICE_BAR,
@@ -131,6 +138,70 @@ def _long_value(pos: np.ndarray, prices: np.ndarray) -> float:
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
+def _liquidation_prices(
+    o: np.ndarray, h: np.ndarray, lo: np.ndarray, val: np.ndarray, has: np.ndarray, i: int, pos: np.ndarray,
+    ps: np.ndarray, cash: float, cfg: np.ndarray, fill_close: bool, liq_px: np.ndarray,
+) -> bool:
+    """Whether the group reaches its maintenance level during bar ``i``, and each position's fill then.
+
+    One position: the single-asset level (`liquidation_level`), at the open on a gap. Several: the
+    positions are taken to move together from their open to their adverse extreme (low for a long,
+    high for a short; a position without a bar stays at its last close), so the margin left after exit
+    costs, net liquidation value - maintenance x gross value, is linear along the way and the fill point
+    is where it reaches zero (the open if it is already there)."""
+    m = pos.shape[0]
+    slip = cfg[CFG_SLIPPAGE]
+    fees = cfg[CFG_FEES]
+    fixed = cfg[CFG_FIXED_FEES]
+    maintenance = cfg[CFG_MAINTENANCE]
+    held = 0
+    only = -1
+    for j in range(m):
+        if pos[j] != 0.0:
+            held += 1
+            only = j
+    if held == 0:
+        return False
+    if held == 1:
+        j = only
+        if not has[i, j] or (fill_close and ps[j, PS_ENTRY_BAR] >= i):
+            return False
+        liq = liquidation_level(pos[j], cash, ps[j, PS_REF], cfg)
+        if pos[j] > 0.0:
+            if liq > 0.0 and lo[i, j] <= liq:
+                liq_px[j] = min(o[i, j], liq)
+                return True
+        elif h[i, j] >= liq:
+            liq_px[j] = max(o[i, j], liq)
+            return True
+        return False
+    start = cash
+    end = cash
+    for j in range(m):
+        p = pos[j]
+        if p == 0.0:
+            continue
+        moving = has[i, j] and not (fill_close and ps[j, PS_ENTRY_BAR] >= i)
+        p0 = o[i, j] if moving else val[i, j]
+        p1 = (lo[i, j] if p > 0.0 else h[i, j]) if moving else p0
+        # margin left per unit of price: a long's sale keeps (1-slip)(1-fees); a short's cover costs more
+        kept = (1.0 - slip) * (1.0 - fees) - maintenance if p > 0.0 else -((1.0 + slip) * (1.0 + fees)
+                                                                          + maintenance)
+        start += abs(p) * p0 * kept - fixed
+        end += abs(p) * p1 * kept - fixed
+        liq_px[j] = p0  # a position that does not move fills where it stands
+    if end > 0.0:
+        return False
+    t = 0.0 if start <= 0.0 else start / (start - end)
+    for j in range(m):
+        p = pos[j]
+        if p != 0.0 and has[i, j] and not (fill_close and ps[j, PS_ENTRY_BAR] >= i):
+            extreme = lo[i, j] if p > 0.0 else h[i, j]
+            liq_px[j] = o[i, j] + t * (extreme - o[i, j])
+    return True
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
 def simulate_group(
     o: np.ndarray,
     h: np.ndarray,
@@ -163,7 +234,6 @@ def simulate_group(
     n, m = c.shape
     direction = int(cfg[CFG_DIRECTION])
     leverage = cfg[CFG_LEVERAGE]
-    maintenance = cfg[CFG_MAINTENANCE]
     init_cash = cfg[CFG_INIT_CASH]
     pos = np.zeros(m)
     ps = np.zeros((m, N_PS))
@@ -171,6 +241,9 @@ def simulate_group(
     pending = np.full(m, NO_CHANGE, dtype=np.int64)
     pending_bar = np.full(m, -1, dtype=np.int64)
     stopped = np.zeros(m, dtype=np.bool_)
+    stop_px = np.full(m, np.nan)  # this bar's stop fill of each column (NaN = none)
+    stop_why = np.zeros(m, dtype=np.int64)
+    liq_px = np.full(m, np.nan)  # each position's fill if the group is liquidated this bar
     prices = np.zeros(m)  # each column's price at the current phase (order price or valuation)
     targets = np.full(m, NO_CHANGE, dtype=np.int64)
     order_cols = np.empty(m, dtype=np.int64)
@@ -219,20 +292,46 @@ def simulate_group(
                 )
                 for a in range(q):
                     pending[order_cols[a]] = NO_CHANGE
-        # 2) intrabar: stops on each position held (liquidation is checked at the close, below)
-        if intrabar == STOPS:
+        # 2) intrabar: the group's liquidation and each position's stops (the single-asset rules)
+        ruined = False
+        if intrabar != NO_INTRABAR:
             for j in range(m):
+                stop_px[j] = np.nan
                 stopped[j] = False
-                if pos[j] != 0.0 and has[i, j] and (ps[j, PS_ENTRY_BAR] < i or not fill_close):
+                if intrabar == STOPS and pos[j] != 0.0 and has[i, j] and (
+                    ps[j, PS_ENTRY_BAR] < i or not fill_close
+                ):
                     level, reason = stop_level(ps[j], pos[j], o[i, j], h[i, j], lo[i, j])
                     if reason >= 0 and not np.isnan(level):
-                        if pos[j] < 0.0:
-                            debt -= -pos[j] * ps[j, PS_ENTRY_PRICE]
-                        cash += close_position(ps[j], trades, k, cfg, pos[j], level, i, reason)
+                        stop_px[j] = level
+                        stop_why[j] = reason
+            ruined = _liquidation_prices(o, h, lo, val, has, i, pos, ps, cash, cfg, fill_close, liq_px)
+            for j in range(m):  # a stop fills unless the liquidation comes first (a take-profit never does)
+                first = not ruined or (
+                    stop_why[j] != EXIT_TAKE_PROFIT and (stop_px[j] - liq_px[j]) * pos[j] > 0.0
+                )
+                if not np.isnan(stop_px[j]) and first:
+                    if pos[j] < 0.0:
+                        debt -= -pos[j] * ps[j, PS_ENTRY_PRICE]
+                    cash += close_position(ps[j], trades, k, cfg, pos[j], stop_px[j], i, stop_why[j])
+                    trade_col[k] = j
+                    k += 1
+                    pos[j] = 0.0
+                    stopped[j] = True
+                    if ruined:  # the positions left face the move without it
+                        ruined = _liquidation_prices(
+                            o, h, lo, val, has, i, pos, ps, cash, cfg, fill_close, liq_px
+                        )
+            if ruined:
+                for j in range(m):
+                    if pos[j] != 0.0:
+                        cash += close_position(ps[j], trades, k, cfg, pos[j], liq_px[j], i, EXIT_LIQUIDATION)
                         trade_col[k] = j
                         k += 1
                         pos[j] = 0.0
                         stopped[j] = True
+                debt = 0.0
+                liq_bar = i
         # 3) this bar's signals: orders at the close, or queued for the column's next open
         q = 0
         for j in range(m):
@@ -242,13 +341,13 @@ def simulate_group(
                 bad_bar = i
                 bad_col = j
                 break
-            if has[i, j] and (el[i, j] | xl[i, j] | es[i, j] | xs[i, j]):
+            if not ruined and has[i, j] and (el[i, j] | xl[i, j] | es[i, j] | xs[i, j]):
                 target = decide_target(pos[j], el[i, j], xl[i, j], es[i, j], xs[i, j], direction)
                 if target != NO_CHANGE:
                     if not fill_close:
                         pending[j] = target
                         pending_bar[j] = i
-                    elif intrabar != STOPS or not stopped[j]:
+                    elif intrabar == NO_INTRABAR or not stopped[j]:
                         targets[j] = target
                         pending_bar[j] = i
                         order_cols[q] = j
@@ -270,7 +369,7 @@ def simulate_group(
                     trade_col[k] = j
                     k += 1
                     pos[j] = 0.0
-        # 5) mark to market; the group's margin check
+        # 5) mark to market
         eq = cash
         gross = 0.0
         for j in range(m):
@@ -278,17 +377,6 @@ def simulate_group(
                 value = pos[j] * prices[j]
                 eq += value
                 gross += abs(value)
-        if intrabar != NO_INTRABAR and gross > 0.0 and eq <= maintenance * gross:
-            for j in range(m):
-                if pos[j] != 0.0:
-                    cash += close_position(ps[j], trades, k, cfg, pos[j], prices[j], i, EXIT_LIQUIDATION)
-                    trade_col[k] = j
-                    k += 1
-                    pos[j] = 0.0
-            debt = 0.0
-            eq = cash
-            gross = 0.0
-            liq_bar = i
         exposure_bars += gross > 0.0
         equity[i] = eq
         prev_eq = eq
