@@ -42,8 +42,15 @@ def run_vbt(u, weights: pd.DataFrame, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return vbt.Portfolio.from_orders(
-            close, weights, size_type="targetpercent", cash_sharing=True, group_by=True, call_seq="auto",
-            init_cash=10_000.0, freq="1h", **kw,
+            close,
+            weights,
+            size_type="targetpercent",
+            cash_sharing=True,
+            group_by=True,
+            call_seq="auto",
+            init_cash=10_000.0,
+            freq="1h",
+            **kw,
         )
 
 
@@ -70,8 +77,9 @@ def assert_same(pf, res) -> None:
     np.testing.assert_allclose(key_ours["entry_price"], key_theirs["Avg Entry Price"], rtol=REL)
 
 
-@pytest.mark.parametrize("costs", [{}, {"fees": 0.001}, {"fees": 0.002, "slippage": 0.0005}],
-                         ids=["free", "fees", "fees+slippage"])
+@pytest.mark.parametrize(
+    "costs", [{}, {"fees": 0.001}, {"fees": 0.002, "slippage": 0.0005}], ids=["free", "fees", "fees+slippage"]
+)
 def test_rebalancing_matches_vectorbt(universe, costs):
     w = random_weights(universe, 24, 1)
     res = qlm.backtest_portfolio(qlm.TargetWeights(w), universe, **costs)
@@ -89,8 +97,10 @@ def test_long_short_weights_match_vectorbt(universe):
 def test_fixed_fees_and_fully_invested(universe):
     """Weights summing to 1 with fees: buys are partially filled with the cash left (as vectorbt)."""
     w = random_weights(universe, 48, 3, gross=1.0)
-    assert_same(run_vbt(universe, w, fees=0.001, fixed_fees=1.0),
-                qlm.backtest_portfolio(qlm.TargetWeights(w), universe, fees=0.001, fixed_fees=1.0))
+    assert_same(
+        run_vbt(universe, w, fees=0.001, fixed_fees=1.0),
+        qlm.backtest_portfolio(qlm.TargetWeights(w), universe, fees=0.001, fixed_fees=1.0),
+    )
 
 
 def test_monthly_calendar_trades_on_each_months_first_bar(universe):
@@ -154,3 +164,27 @@ def test_bad_weights_are_named(universe):
     with pytest.raises(ConfigError, match="calendar period"):
         fine = w.rename(columns={"S9": "S0"})
         qlm.backtest_portfolio(qlm.TargetWeights(fine, rebalance="fortnight"), universe)
+
+
+def test_levered_weights_are_liquidated_inside_the_bar_as_signal_portfolios_are():
+    from tests.bars import frame
+
+    a = frame([100, 100, 99, 99], open_=[100, 100, 100, 99], low=[100, 100, 30, 99])
+    b = frame([50, 50, 49, 49], open_=[50, 50, 50, 49], low=[50, 50, 20, 49])
+    u = qlm.load_universe({"A": a, "B": b}, name="pair")
+    w = pd.DataFrame({"A": [1.0], "B": [0.9]}, index=[u.index[0]])
+    res = qlm.backtest_portfolio(
+        qlm.TargetWeights(w), u, init_cash=1_000.0, leverage=2.0, maintenance_margin=0.2, record=False
+    )
+    assert res.stats["liquidated"]
+    exits = res.orders[res.orders["kind"] == "liquidation"].set_index(
+        res.orders["symbol"].astype(str)[res.orders["kind"] == "liquidation"]
+    )
+    units = res.position.iloc[1]
+    cash = res.cash.iloc[1]
+    start = cash + 0.8 * (units["A"] * 100 + units["B"] * 50)
+    end = cash + 0.8 * (units["A"] * 30 + units["B"] * 20)
+    t = start / (start - end)
+    assert exits.loc["A", "price"] == pytest.approx(100 - 70 * t, rel=1e-12)
+    assert exits.loc["B", "price"] == pytest.approx(50 - 30 * t, rel=1e-12)
+    assert (res.position.iloc[2:] == 0).all().all() and res.warnings[0]["code"] == "LIQUIDATED"

@@ -66,7 +66,8 @@ def rebalance_universe(
     acc = np.empty(L.N_STATS)
     extra = np.zeros(N_GX)
     q = simulate_weights(
-        universe.open, universe.close, universe.valuation_close, universe.has_bar, weights,
+        universe.open, universe.high, universe.low, universe.close, universe.valuation_close,
+        universe.has_bar, weights,
         np.nan if drift is None else float(drift), cfg, settings.fill == "close", equity, orders, acc, extra,
     )
     _raise_bad_price(universe, acc, extra)

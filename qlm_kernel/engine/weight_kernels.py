@@ -21,16 +21,17 @@ from qlm_kernel.engine.group_kernels import (
     GX_BAD_COLUMN,
     GX_DEBT,
     GX_EXPOSURE_BARS,
+    _liquidation_prices,
     _sort_orders,
     equity_stats,
 )
+from qlm_kernel.engine.kernels import N_PS, PS_ENTRY_BAR, PS_REF
 from qlm_kernel.engine.layout import (
     CFG_FEES,
     CFG_FIXED_FEES,
     CFG_INIT_CASH,
     CFG_INTEGER,
     CFG_LEVERAGE,
-    CFG_MAINTENANCE,
     CFG_SLIPPAGE,
     EXIT_LIQUIDATION,
     EXIT_OPEN,
@@ -97,6 +98,8 @@ def _fill(
 @njit(nogil=True, cache=True, error_model="numpy")
 def simulate_weights(
     o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
     c: np.ndarray,
     val: np.ndarray,
     has: np.ndarray,
@@ -113,7 +116,6 @@ def simulate_weights(
     ``equity`` and ``orders`` (one row per fill); returns the number of orders."""
     n, m = c.shape
     leverage = cfg[CFG_LEVERAGE]
-    maintenance = cfg[CFG_MAINTENANCE]
     fees = cfg[CFG_FEES]
     fixed = cfg[CFG_FIXED_FEES]
     slip = cfg[CFG_SLIPPAGE]
@@ -121,6 +123,9 @@ def simulate_weights(
     init_cash = cfg[CFG_INIT_CASH]
     pos = np.zeros(m)
     avg = np.zeros(m)  # average entry price (slipped) of each position
+    held_ps = np.zeros((m, N_PS))  # what the margin check reads: entry bar (-1: held before), reference
+    held_ps[:, PS_ENTRY_BAR] = -1
+    liq_px = np.full(m, np.nan)
     target_w = np.full(m, np.nan)  # last target of each column (for drift)
     pending = np.full(m, np.nan)  # next-open mode: weights decided at the column's last bar
     prices = np.zeros(m)
@@ -145,6 +150,15 @@ def simulate_weights(
                 bad_col = j
         if bad_bar >= 0:
             break
+        # intrabar: the group's margin on the positions held into this bar (the signal engine's rule)
+        for j in range(m):
+            held_ps[j, PS_REF] = avg[j]
+        if _liquidation_prices(o, h, lo, val, has, i, pos, held_ps, cash, cfg, False, liq_px):
+            for j in range(m):
+                if pos[j] != 0.0:
+                    cash, debt, q = _fill(j, -pos[j], liq_px[j], i, EXIT_LIQUIDATION, pos, avg, cash, debt,
+                                          cfg, orders, q)
+            liq_bar = i
         # the bar's orders: pending next-open weights, this bar's weights at the close, drift
         k = 0
         for j in range(m):
@@ -167,7 +181,7 @@ def simulate_weights(
                 k += 1
         if bad_bar >= 0:
             break
-        if k > 0:
+        if k > 0 and liq_bar < 0:
             value = cash  # the group's value before this bar's orders, at the order prices
             for j in range(m):
                 if pos[j] != 0.0:
@@ -225,7 +239,7 @@ def simulate_weights(
                         n_rejected += 1
                         continue
                 cash, debt, q = _fill(j, delta, price, i, EXIT_SIGNAL, pos, avg, cash, debt, cfg, orders, q)
-        # mark to market at the last closes; the group's margin check
+        # mark to market at the last closes
         eq = cash
         gross = 0.0
         for j in range(m):
@@ -233,14 +247,6 @@ def simulate_weights(
             if pos[j] != 0.0:
                 eq += pos[j] * prices[j]
                 gross += abs(pos[j] * prices[j])
-        if gross > 0.0 and eq <= maintenance * gross:
-            for j in range(m):
-                if pos[j] != 0.0:
-                    cash, debt, q = _fill(j, -pos[j], prices[j], i, EXIT_LIQUIDATION, pos, avg, cash, debt,
-                                          cfg, orders, q)
-            eq = cash
-            gross = 0.0
-            liq_bar = i
         exposure_bars += gross > 0.0
         equity[i] = eq
         prev_eq = eq
