@@ -332,16 +332,20 @@ def simulate_group(
                         stopped[j] = True
                 debt = 0.0
                 liq_bar = i
-        # 3) this bar's signals: orders at the close, or queued for the column's next open
+        # 3) this bar's signals: orders at the close, or queued for the column's next open; in the same
+        #    pass, the value of the positions no order touches (one pass over the bar's columns)
         q = 0
+        held = 0.0
+        holding = False
         for j in range(m):
             vj = val[i, j]  # the close, or the last close for a column without a bar
             prices[j] = vj
-            if fill_close and has[i, j] and not vj > 0.0:
+            if not vj > 0.0 and fill_close and has[i, j]:
                 bad_bar = i
                 bad_col = j
                 break
-            if not ruined and has[i, j] and (el[i, j] | xl[i, j] | es[i, j] | xs[i, j]):
+            touched = False
+            if (el[i, j] | xl[i, j] | es[i, j] | xs[i, j]) and has[i, j] and not ruined:
                 target = decide_target(pos[j], el[i, j], xl[i, j], es[i, j], xs[i, j], direction)
                 if target != NO_CHANGE:
                     if not fill_close:
@@ -352,6 +356,10 @@ def simulate_group(
                         pending_bar[j] = i
                         order_cols[q] = j
                         q += 1
+                        touched = True
+            if not touched and pos[j] != 0.0:
+                held += pos[j] * vj
+                holding = True
         if bad_bar >= 0:
             break
         if q > 0:
@@ -369,15 +377,18 @@ def simulate_group(
                     trade_col[k] = j
                     k += 1
                     pos[j] = 0.0
-        # 5) mark to market
+            held = 0.0
+            holding = False
+            q = 0
+        # 5) mark to market: cash + the untouched positions + the positions the orders left
         eq = cash
-        gross = 0.0
-        for j in range(m):
+        eq += held
+        for a in range(q):
+            j = order_cols[a]
             if pos[j] != 0.0:
-                value = pos[j] * prices[j]
-                eq += value
-                gross += abs(value)
-        exposure_bars += gross > 0.0
+                eq += pos[j] * prices[j]
+                holding = True
+        exposure_bars += holding
         equity[i] = eq
         prev_eq = eq
         last = i
@@ -431,11 +442,12 @@ def _execute_orders(
     trade_col: np.ndarray,
 ) -> tuple[float, float, int, int]:
     """Execute one bar's ``q`` orders (columns in ``order_cols``, at ``prices``), sells first."""
-    free = cash - 2.0 * debt
-    for a in range(q):
-        j = order_cols[a]
-        order_values[a] = _order_estimate(pos[j], targets[j], prices[j], cash, free, cfg)
-    _sort_orders(order_values, order_cols, q)
+    if q > 1:  # one order needs no sequence
+        free = cash - 2.0 * debt
+        for a in range(q):
+            j = order_cols[a]
+            order_values[a] = _order_estimate(pos[j], targets[j], prices[j], cash, free, cfg)
+        _sort_orders(order_values, order_cols, q)
     for a in range(q):
         j = order_cols[a]
         target = targets[j]
@@ -453,10 +465,16 @@ def _execute_orders(
             power = leverage * (cash + longs - debt) - (longs + debt)  # buying power
             if power <= 1e-11 * (abs(cash) + longs + 2.0 * debt):  # rounding residue of spent cash
                 power = 0.0
-            units, cost = open_position(
-                ps[j], cfg, target, price, power / leverage, i, signal_bars[j],
-                _column(sl_a, j), _column(tp_a, j), _column(tsl_a, j),
-            )
+            if sl_a.shape[1] == 1 and tp_a.shape[1] == 1 and tsl_a.shape[1] == 1:  # one stop for all
+                units, cost = open_position(
+                    ps[j], cfg, target, price, power / leverage, i, signal_bars[j], sl_a[:, 0], tp_a[:, 0],
+                    tsl_a[:, 0],
+                )
+            else:
+                units, cost = open_position(
+                    ps[j], cfg, target, price, power / leverage, i, signal_bars[j],
+                    _column(sl_a, j), _column(tp_a, j), _column(tsl_a, j),
+                )
             pos[j] = units
             cash -= cost
             n_rejected += units == 0.0
