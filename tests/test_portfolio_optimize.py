@@ -48,3 +48,21 @@ def test_stored_universe_by_name_in_a_recorded_job(tmp_path, monkeypatch, univer
     assert opt.job_id is not None
     with pytest.raises(OptimizationError, match="Dask"):
         qlm.optimize("sma_cross", universe, space={"fast": [5]}, executor=object(), record=False)
+
+
+def test_per_symbol_parameters(universe):
+    space = {"fast": [5, 10], "slow": [30, 60]}
+    per = qlm.optimize("sma_cross", universe, space=space, per_symbol=True, record=False, **SETTINGS)
+    assert set(per.best_params) == set(universe.symbols)
+    for sym in universe.symbols:
+        alone = qlm.optimize("sma_cross", universe.frame(sym), space=space, record=False, **SETTINGS)
+        assert per.best_params[sym] == alone.best_params  # each symbol chosen on its own bars
+    assert len(set(map(str, per.best_params.values()))) > 1  # the symbols did not all pick the same
+    res = per.backtest(record=False, **SETTINGS)
+    strat = qlm.load_strategy("sma_cross")
+    chosen = {s: strat(**p) for s, p in per.best_params.items()}
+    by_hand = qlm.backtest_portfolio(chosen, universe, record=False, **SETTINGS)
+    assert res.stats["final_value"] == by_hand.stats["final_value"]
+    assert list(per.table().index) == list(universe.symbols)
+    with pytest.raises(OptimizationError, match="single asset"):
+        qlm.optimize("sma_cross", universe.frame("AAA"), space=space, per_symbol=True, record=False)

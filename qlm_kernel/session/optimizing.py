@@ -46,6 +46,9 @@ def optimize(
     ``isolate=True`` runs the search in a worker process (`qlm_kernel.session.isolate`; a strategy file,
     progress callbacks still called here), killed after ``time_limit`` seconds (default 600).
     """
+    if options.pop("per_symbol", False):
+        return _per_symbol(strategy, data, space, dataset=dataset, n_jobs=n_jobs, limits=limits,
+                           isolate=isolate, time_limit=time_limit, **options)
     if isolate:
         from qlm_kernel.session.isolate import run_in_worker
 
@@ -62,6 +65,23 @@ def optimize(
         n_jobs = min(int(n_jobs), limits.max_threads)
     return run_search(strategy, data, space, dataset=dataset, sample=sample, n_jobs=n_jobs, resume=resume,
                       max_trials=limits.max_trials, **options)
+
+
+def _per_symbol(strategy: Any, data: Any, space: Mapping[str, Any] | None, *, dataset: str | None,
+                **options: Any) -> Any:
+    """``per_symbol=True``: each symbol of a universe optimized on its own bars (one job per symbol);
+    the result trades every symbol with its own best parameters (`PerSymbolOptimization.backtest`)."""
+    from qlm_kernel.session.symbol_optimizing import optimize_per_symbol
+    from qlm_kernel.sanity.universes import universe_of
+
+    universe = universe_of(data, dataset)
+    if universe is None:
+        raise OptimizationError(
+            "per_symbol=True optimizes each symbol of a universe; this data is a single asset",
+            hint="pass a universe: qlm.optimize(strategy, 'my_universe', space, per_symbol=True)",
+            code="BAD_SETTING",
+        )
+    return optimize_per_symbol(strategy, universe, space, optimize, **options)
 
 
 def resume_job(
