@@ -71,8 +71,8 @@ def _per_symbol(strategy: Any, data: Any, space: Mapping[str, Any] | None, *, da
                 **options: Any) -> Any:
     """``per_symbol=True``: each symbol of a universe optimized on its own bars (one job per symbol);
     the result trades every symbol with its own best parameters (`PerSymbolOptimization.backtest`)."""
-    from qlm_kernel.session.symbol_optimizing import optimize_per_symbol
     from qlm_kernel.sanity.universes import universe_of
+    from qlm_kernel.session.symbol_optimizing import optimize_per_symbol
 
     universe = universe_of(data, dataset)
     if universe is None:
