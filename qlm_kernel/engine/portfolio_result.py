@@ -284,9 +284,11 @@ def benchmark_index(universe: Any) -> np.ndarray:
 def benchmark_growth(universe: Any) -> float:
     """Growth of an equal-weight buy & hold of every symbol over the run (from each symbol's first bar
     to its last close): what `benchmark_index` ends at, from two rows per symbol."""
-    has = universe.has_bar
-    if not len(has):
+    index = universe.index
+    if not len(index):
         return float("nan")
-    cols = np.arange(has.shape[1])
-    first = universe.close[has.argmax(axis=0), cols]
+    firsts = universe.attrs.get("first_bar") or {}
+    rows = [index.get_loc(pd.Timestamp(firsts[s])) if s in firsts else int(np.argmax(universe.has_bar[:, j]))
+            for j, s in enumerate(universe.symbols)]  # each symbol's first bar (kept by the universe)
+    first = universe.close[rows, np.arange(len(rows))]
     return float(np.mean(universe.valuation_close[-1] / first))
