@@ -403,19 +403,31 @@ def simulate_group(
                 close_position(ps[j], trades, k, cfg, pos[j], val[n - 1, j], -1, EXIT_OPEN)
                 trade_col[k] = j
                 k += 1
-    if bad_bar >= 0 and bad_bar < n:
+    finish_group(equity, init_cash, last, prev_eq, cash, debt, n_rejected, bad_bar, bad_col, liq_bar,
+                 exposure_bars, stats, extra)
+    stats[ST_N_TRADES] = k
+    return k
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def finish_group(
+    equity: np.ndarray, init_cash: float, last: int, final_value: float, cash: float, debt: float,
+    n_rejected: int, bad_bar: int, bad_col: int, liq_bar: int, exposure_bars: int, stats: np.ndarray,
+    extra: np.ndarray,
+) -> None:
+    """A group run's accumulators (`equity_stats` and the run's end state) and its ``extra`` outputs;
+    the equity after a bad price is NaN (the run raises a DataError naming it)."""
+    if bad_bar >= 0:
         equity[bad_bar:] = np.nan
     equity_stats(equity, init_cash, last, stats)
-    stats[ST_N_TRADES] = k
     stats[ST_N_REJECTED] = n_rejected
-    stats[ST_FINAL_VALUE] = prev_eq
+    stats[ST_FINAL_VALUE] = final_value
     stats[ST_FINAL_CASH] = cash
     stats[ST_BAD_PRICE_BAR] = bad_bar
     stats[ST_LIQUIDATION_BAR] = liq_bar
     extra[GX_EXPOSURE_BARS] = exposure_bars
     extra[GX_BAD_COLUMN] = bad_col
     extra[GX_DEBT] = debt
-    return k
 
 
 @njit(nogil=True, cache=True, error_model="numpy", inline="always")

@@ -18,12 +18,9 @@ import numpy as np
 from numba import njit
 
 from qlm_kernel.engine.group_kernels import (
-    GX_BAD_COLUMN,
-    GX_DEBT,
-    GX_EXPOSURE_BARS,
     _liquidation_prices,
     _sort_orders,
-    equity_stats,
+    finish_group,
 )
 from qlm_kernel.engine.kernels import N_PS, PS_ENTRY_BAR, PS_REF
 from qlm_kernel.engine.layout import (
@@ -36,11 +33,6 @@ from qlm_kernel.engine.layout import (
     EXIT_LIQUIDATION,
     EXIT_OPEN,
     EXIT_SIGNAL,
-    ST_BAD_PRICE_BAR,
-    ST_FINAL_CASH,
-    ST_FINAL_VALUE,
-    ST_LIQUIDATION_BAR,
-    ST_N_REJECTED,
     TR_ENTRY_BAR,
     TR_ENTRY_FEES,
     TR_ENTRY_PRICE,
@@ -254,17 +246,8 @@ def simulate_weights(
         if liq_bar >= 0:
             equity[i + 1:] = eq
             break
-    if bad_bar >= 0:
-        equity[bad_bar:] = np.nan
-    equity_stats(equity, init_cash, last, stats)
-    stats[ST_FINAL_VALUE] = prev_eq
-    stats[ST_FINAL_CASH] = cash
-    stats[ST_N_REJECTED] = n_rejected
-    stats[ST_BAD_PRICE_BAR] = bad_bar
-    stats[ST_LIQUIDATION_BAR] = liq_bar
-    extra[GX_BAD_COLUMN] = bad_col
-    extra[GX_DEBT] = debt
-    extra[GX_EXPOSURE_BARS] = exposure_bars
+    finish_group(equity, init_cash, last, prev_eq, cash, debt, n_rejected, bad_bar, bad_col, liq_bar,
+                 exposure_bars, stats, extra)
     return q
 
 
