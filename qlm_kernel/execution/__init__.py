@@ -6,7 +6,9 @@
 
 `paper_trade` runs a strategy on a feed (a replayed frame or a live feed), persisting orders, fills
 and state in the store so a killed session resumes without duplicate orders. The CCXT adapter
-(`qlm_kernel.execution.ccxt_handler`) imports ccxt only when used.
+(`qlm_kernel.execution.ccxt_handler`) imports ccxt only when used. `paper_replay_portfolio` (or
+`paper_replay` given a universe) trades one strategy on several symbols from one account
+(`PortfolioRunner`) and compares with `qlm.backtest_portfolio`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,12 @@ from qlm_kernel.execution.base import ExecutionHandler
 from qlm_kernel.execution.clock import SimulatedClock, WallClock
 from qlm_kernel.execution.feeds import Bar, DataFrameFeed
 from qlm_kernel.execution.paper import PaperExecutionHandler
+from qlm_kernel.execution.portfolio_replay import (
+    PaperPortfolioResult,
+    PortfolioDivergenceReport,
+    paper_replay_portfolio,
+)
+from qlm_kernel.execution.portfolio_runner import PortfolioRunner
 from qlm_kernel.execution.replay import paper_replay
 from qlm_kernel.execution.result import DivergenceReport, PaperResult
 from qlm_kernel.execution.risk import RiskLimits
@@ -30,13 +38,17 @@ __all__ = [
     "Fill",
     "Order",
     "PaperExecutionHandler",
+    "PaperPortfolioResult",
     "PaperResult",
     "PaperRunner",
+    "PortfolioDivergenceReport",
+    "PortfolioRunner",
     "Position",
     "RiskLimits",
     "SimulatedClock",
     "WallClock",
     "new_client_order_id",
     "paper_replay",
+    "paper_replay_portfolio",
     "paper_trade",
 ]

@@ -27,7 +27,7 @@ Fill model (stated in README "Paper trading"):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -182,29 +182,66 @@ class PaperExecutionHandler(ExecutionHandler):
 
         ``time`` is the bar's epoch seconds (the simulated clock is moved there). Returns the fills.
         """
+        return self.on_bars(time, {symbol: (o, h, lo, c, volume)}, bar=bar)
+
+    def on_bars(
+        self,
+        time: float,
+        bars: Mapping[str, tuple[float, float, float, float, float]],
+        *,
+        bar: int = -1,
+        sequence: Iterable[str] = (),
+    ) -> list[Fill]:
+        """Bars of several symbols at one time (``{symbol: (open, high, low, close, volume)}``).
+
+        First every symbol's arrived orders fill at its open, symbol by symbol in ``sequence`` order
+        (the rest in ``bars`` order; within a symbol in submission order), so a multi-symbol runner
+        decides which orders use the cash first (sells before buys); then protective exits are checked
+        on each symbol's range; last the closes become the symbols' last prices. Symbols without a bar
+        at this time are not touched. Returns the fills in execution order.
+        """
         if isinstance(self.clock, SimulatedClock):
             self.clock.set(time)
         now = self.clock.now()
-        self._bar[symbol] = bar
+        given = [s for s in sequence if s in bars]
+        order = list(dict.fromkeys(given + [s for s in bars if s not in given]))
         fills: list[Fill] = []
-        room = math.inf
-        if self.max_participation is not None:
-            room = self.max_participation * volume if volume == volume else 0.0
-        for cid in list(self._working):
-            order = self._orders[cid]
-            if order.symbol != symbol or order.arrival_at is None or order.arrival_at > now:
-                continue
-            fill = self._execute(order, o, bar, room)
-            if fill is not None:
-                fills.append(fill)
-                room -= fill.size
-        pos = self._positions.get(symbol)
-        if pos is not None and pos.size != 0.0 and symbol in self._protect:
-            fill = self._protective(symbol, pos.size, o, h, lo, bar)
-            if fill is not None:
-                fills.append(fill)
-        self._last[symbol] = c
+        for symbol in order:
+            self._bar[symbol] = bar
+            o, _h, _lo, _c, volume = bars[symbol]
+            room = math.inf
+            if self.max_participation is not None:
+                room = self.max_participation * volume if volume == volume else 0.0
+            for cid in list(self._working):
+                working = self._orders[cid]
+                if working.symbol != symbol or working.arrival_at is None or working.arrival_at > now:
+                    continue
+                fill = self._execute(working, o, bar, room)
+                if fill is not None:
+                    fills.append(fill)
+                    room -= fill.size
+        for symbol, (o, h, lo, _c, _v) in bars.items():
+            pos = self._positions.get(symbol)
+            if pos is not None and pos.size != 0.0 and symbol in self._protect:
+                fill = self._protective(symbol, pos.size, o, h, lo, bar)
+                if fill is not None:
+                    fills.append(fill)
+        for symbol, (_o, _h, _lo, c, _v) in bars.items():
+            self._last[symbol] = c
         return fills
+
+    def short_debt(self) -> float:
+        """Entry value (fill price x units) of the short positions held."""
+        return sum(-p.size * p.avg_price for p in self._positions.values() if p.size < 0.0)
+
+    def buying_power(self) -> float:
+        """Cash an entry may use: cash less twice each short's entry value (its proceeds and as much
+        again as collateral: a short's proceeds cannot buy another symbol), the portfolio engine's
+        leverage-1 rule; within 1e-11 (relative) of zero it is rounding residue and counts as none.
+        With no shorts held it is the cash."""
+        debt = self.short_debt()
+        power = self.cash - 2.0 * debt
+        return 0.0 if power <= 1e-11 * (abs(self.cash) + 2.0 * debt) else power
 
     def flush(self, symbol: str) -> list[Fill]:
         """Fill every working order in ``symbol`` now at the last price, ignoring latency and volume.
@@ -337,7 +374,7 @@ class PaperExecutionHandler(ExecutionHandler):
         else:
             cfg[L.CFG_SIZE_TYPE], cfg[L.CFG_SIZE] = L.SIZE_VALUE, order.value
         sign = 1 if order.side == "buy" else -1
-        units, _adj, _fee = entry_units(sign, float(price), float(self.cash), cfg)
+        units, _adj, _fee = entry_units(sign, float(price), float(self.buying_power()), cfg)
         return float(units)
 
     def _execute(self, order: Order, price: float, bar: int, room: float) -> Fill | None:

@@ -104,10 +104,19 @@ def paper_replay(
     size_type, integer, direction, sl_stop, tp_stop, tsl_stop, close_at_end) or strategy
     parameters. ``max_participation`` caps each bar's fills at that fraction of its volume.
     ``risk`` is a `RiskLimits` or a dict of its fields. ``publish=True`` sends paper.* events.
+    ``data`` a `Universe` or a dict symbol -> frame: one account trades every symbol
+    (`paper_replay_portfolio`, returns a `PaperPortfolioResult`).
     """
     from qlm_kernel.strategy.run import ohlcv_frame
     from qlm_kernel.workspace.data import resolve_data
 
+    if _is_universe(data):  # several symbols, one account: the multi-symbol replay
+        from qlm_kernel.execution.portfolio_replay import paper_replay_portfolio
+
+        return paper_replay_portfolio(  # type: ignore[return-value]
+            strategy, data, latency=latency, slippage=slippage, fees=fees, fixed_fees=fixed_fees,
+            max_participation=max_participation, risk=risk, signals=signals, publish=publish, **kwargs,
+        )
     started = time.perf_counter()
     settings, params = paper_settings(dict(kwargs), fees=fees, fixed_fees=fixed_fees, slippage=slippage)
     frame = ohlcv_frame(resolve_data(data, dataset=dataset, sample=sample)[0])
@@ -166,6 +175,14 @@ def paper_replay(
             "open_orders": [o.client_order_id for o in handler.open_orders()],
         },
     )
+
+
+def _is_universe(data: Any) -> bool:
+    from collections.abc import Mapping
+
+    from qlm_kernel.data.universe import Universe
+
+    return isinstance(data, (Universe, Mapping))
 
 
 def _require_no_lookahead(strat: Any, frame: Any) -> None:

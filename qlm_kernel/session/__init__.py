@@ -55,6 +55,7 @@ _EXPORTS: Exports = {
     "not_found": ("qlm_kernel.session.jobs", "not_found"),
     "optimize": ("qlm_kernel.session.optimizing", "optimize"),
     "PerSymbolOptimization": ("qlm_kernel.session.symbol_optimizing", "PerSymbolOptimization"),
+    "paper_replay_portfolio": ("qlm_kernel.session.paper", "paper_replay_portfolio"),
     "paper_session_status": ("qlm_kernel.session.paper", "paper_session_status"),
     "prune_store": ("qlm_kernel.session.retention", "prune_store"),
     "reap_jobs": ("qlm_kernel.session.jobs", "reap_jobs"),

@@ -322,3 +322,41 @@ def list_paper_sessions(limit: int = 50) -> list[dict[str, Any]]:
         if item["session_id"] in live:
             item["status"] = live[item["session_id"]].status
     return json_safe(out)
+
+
+def paper_replay_portfolio(
+    strategy: Any,
+    *,
+    universe: Any,
+    params: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    compare: bool = True,
+    record: bool = False,
+) -> dict[str, Any]:
+    """Replay ``universe`` (a stored universe's name, a `Universe` or a dict symbol -> frame) through one
+    paper account (every symbol, shared cash); returns a JSON-safe dict.
+
+    ``settings``: backtest settings plus ``latency``/``slippage``/``fees``/``fixed_fees``/
+    ``max_participation`` for the paper broker. With ``compare`` the same universe and settings run
+    through the portfolio backtest (next open, unrecorded) and the dict carries the divergence report
+    (``summary``, ``notes``: the stated rules under which the two differ, ``per_symbol``).
+    ``record=True`` writes the session to the store.
+    """
+    from qlm_kernel.execution.paper import DEFAULT_SLIPPAGE
+    from qlm_kernel.execution.portfolio_replay import paper_replay_portfolio as replay
+    from qlm_kernel.strategy.portfolio_run import as_universe
+    from qlm_kernel.strategy.portfolio_run import backtest_portfolio as pure_backtest
+
+    given = dict(settings or {})
+    data = as_universe(universe)
+    res = replay(strategy, data, record=record, **given, **(params or {}))
+    out: dict[str, Any] = {"result": res.to_dict(), "session_id": res.meta["session_id"]}
+    if compare:
+        backtest_settings = {k: v for k, v in given.items() if k not in ("latency", "max_participation")}
+        backtest_settings.setdefault("slippage", DEFAULT_SLIPPAGE)
+        backtest_settings["fill"] = "next_open"
+        bt = pure_backtest(strategy, data, **backtest_settings, **(params or {}))
+        rep = res.divergence(bt)
+        out["divergence"] = rep.to_dict()
+        out["backtest_final_value"] = float(bt.stats["final_value"])
+    return json_safe(out)
