@@ -53,6 +53,7 @@ from qlm_kernel.engine.layout import (
     CFG_SIZE,
     CFG_SIZE_TYPE,
     CFG_SLIPPAGE,
+    DIR_LONG,
     EXIT_END,
     EXIT_LIQUIDATION,
     EXIT_OPEN,
@@ -233,6 +234,7 @@ def simulate_group(
     `kernels.finish_trades`. Returns the number of trades."""
     n, m = c.shape
     direction = int(cfg[CFG_DIRECTION])
+    long_only = direction == DIR_LONG  # short signals cannot trade: not read
     leverage = cfg[CFG_LEVERAGE]
     init_cash = cfg[CFG_INIT_CASH]
     pos = np.zeros(m)
@@ -345,7 +347,10 @@ def simulate_group(
                 bad_col = j
                 break
             touched = False
-            if (el[i, j] | xl[i, j] | es[i, j] | xs[i, j]) and has[i, j] and not ruined:
+            signal = el[i, j] | xl[i, j]
+            if not long_only:
+                signal |= es[i, j] | xs[i, j]
+            if signal and has[i, j] and not ruined:
                 target = decide_target(pos[j], el[i, j], xl[i, j], es[i, j], xs[i, j], direction)
                 if target != NO_CHANGE:
                     if not fill_close:
@@ -357,9 +362,10 @@ def simulate_group(
                         order_cols[q] = j
                         q += 1
                         touched = True
-            if not touched and pos[j] != 0.0:
-                held += pos[j] * vj
-                holding = True
+            if not touched:  # branch-free on the position (a coin-flip branch per cell costs ~20 ns);
+                pj = pos[j]  # a column before its first bar has no price and no position: worth 0
+                held += pj * (vj if vj == vj else 0.0)
+                holding |= pj != 0.0
         if bad_bar >= 0:
             break
         if q > 0:
