@@ -94,3 +94,34 @@ def test_processes_racing_to_create_a_fresh_database(tmp_path):
         assert {out.strip() for out, _ in outputs} == {str(store.schema_version)}
         assert sorted(r["strategy"] for r in store.list_runs()) == [f"p{n}" for n in range(4)]
         assert store.integrity_check() == "ok"
+
+
+def test_a_migration_committed_between_the_header_reads_does_not_look_foreign(tmp_path, monkeypatch):
+    """The interleaving behind a rare CI failure, made certain: another process's first migration
+    commits right after this opener read "schema version 0". The opener's reads share one snapshot,
+    so it still sees an empty file (then finds the migration done), not "tables but no version"."""
+    import sqlite3
+
+    from qlm_kernel.store import migrations as mig
+
+    path = tmp_path / "qlm.db"
+    first = sqlite3.connect(path)  # an empty WAL file, as the racing openers find it once one enabled WAL
+    first.execute("PRAGMA journal_mode = WAL")
+    first.close()
+    real = mig.user_version
+    done = []
+
+    def version_then_other_process_migrates(conn):
+        version = real(conn)
+        if not done:
+            done.append(True)
+            other = sqlite3.connect(path, isolation_level=None)
+            mig.migrate_connection(other)
+            other.close()
+        return version
+
+    monkeypatch.setattr(mig, "user_version", version_then_other_process_migrates)
+    with Store(path) as store:
+        assert done and store.schema_version == mig.MIGRATIONS[-1].version
+        store.record_run(strategy="after the race")
+        assert [r["strategy"] for r in store.list_runs()] == ["after the race"]

@@ -112,6 +112,17 @@ class StoreBase:
         """Housekeeping a writable store does once when it opens (`Store` reaps jobs, prunes)."""
 
     def _inspect(self, conn: sqlite3.Connection) -> int:
+        """The file's schema version, refusing a too-new or foreign file. Its reads share one snapshot:
+        read apart, another process's first migration could commit between "version 0" and "has
+        tables" and make a fresh QLM store look foreign."""
+        conn.execute("BEGIN")
+        try:
+            return self._inspect_snapshot(conn)
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+
+    def _inspect_snapshot(self, conn: sqlite3.Connection) -> int:
         version = mig.user_version(conn)  # the first read of the file: NOTADB -> DB_CORRUPT
         latest = self.migrations[-1].version
         if version > latest:
