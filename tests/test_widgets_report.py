@@ -134,8 +134,8 @@ def test_the_title_and_warning_rows_are_written_by_formatting(df) -> None:
     params = {"a": np.int64(5), "b": np.float64(0.25), "c": "fast", "d": np.bool_(True), "e": 1.0,
               "f": [1, 2]}
     assert formatting.call_text("X", params) == "X(a=5, b=0.25, c='fast', d=True, e=1, f=[1, 2])"
-    values = list(params.values())
-    assert [formatting.param_text(v) for v in values] == [tables.param_text(v) for v in values]
+    texts = [formatting.param_text(v) for v in params.values()]
+    assert texts == ["5", "0.25", "'fast'", "True", "1", "[1, 2]"]
     res = qlm.backtest("sma_cross", qlm.sample_data("synthetic", n=3_000, seed=0), fast=50, slow=200)
     res.params = params
     assert formatting.call_text(res.strategy_name, res.params) == tables.title(res)

@@ -14,7 +14,7 @@ from qlm_kernel.engine.report.encode import tick_unit
 from qlm_kernel.engine.report.series import PERF_KEYS, benchmark_stats
 from qlm_kernel.engine.settings import BacktestSettings
 from qlm_kernel.engine.stats import span_years
-from qlm_kernel.formatting import format_stat, stat_groups, stat_label, stat_text
+from qlm_kernel.formatting import call_text, format_stat, stat_groups, stat_label, stat_text, warning_rows
 
 if TYPE_CHECKING:
     from qlm_kernel.engine.result import BacktestResult
@@ -43,18 +43,10 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def param_text(value: Any) -> str:
-    """A parameter value as code would write it (strings quoted, floats short)."""
-    value = _plain(value)
-    if isinstance(value, float):
-        return f"{value:g}"
-    return repr(value)
-
-
 def title(result: BacktestResult) -> str:
-    """``SmaCross(fast=10, slow=50)``: the strategy's name called with its parameters."""
-    args = ", ".join(f"{k}={param_text(v)}" for k, v in result.params.items())
-    return f"{result.strategy_name}({args})"
+    """``SmaCross(fast=10, slow=50)``: the strategy's name called with its parameters (the widget's
+    title too: `formatting.call_text`)."""
+    return call_text(result.strategy_name, result.params)
 
 
 def bar_size(index: pd.DatetimeIndex) -> str:
@@ -160,10 +152,7 @@ def stats_groups(result: BacktestResult) -> list[dict[str, Any]]:
 
 def warnings(result: BacktestResult) -> list[dict[str, str]]:
     """The result's warnings as ``{code, message, hint}`` texts (the banner's rows)."""
-    return [
-        {"code": str(w.get("code", "")), "message": str(w.get("message", "")), "hint": str(w.get("hint", ""))}
-        for w in result.warnings
-    ]
+    return warning_rows(result.warnings)
 
 
 def _sig(values: np.ndarray, digits: int = 6) -> list[float]:
