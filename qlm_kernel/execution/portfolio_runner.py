@@ -31,16 +31,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qlm_kernel.engine.kernels import NO_CHANGE, decide_target
-from qlm_kernel.engine.layout import DIRECTION_CODES
+from qlm_kernel.engine.kernels import NO_CHANGE
 from qlm_kernel.engine.settings import BacktestSettings
 from qlm_kernel.errors import ExecutionError
 from qlm_kernel.execution.base import ExecutionHandler
 from qlm_kernel.execution.feeds import Bar
 from qlm_kernel.execution.risk import RiskLimits
-from qlm_kernel.execution.runner import Journal, SignalSource, _stop
-from qlm_kernel.execution.signals import BarSignals, History
-from qlm_kernel.execution.types import Fill, Order
+from qlm_kernel.execution.runner import Journal, SignalSource, _RunnerCore, intended_sign, take_target
+from qlm_kernel.execution.signals import History
+from qlm_kernel.execution.types import Order
 
 
 def order_value(
@@ -70,8 +69,10 @@ def _cid_symbol(symbol: str) -> str:
     return "".join(ch for ch in symbol if ch.isalnum())[:16] or "S"
 
 
-class PortfolioRunner:
+class PortfolioRunner(_RunnerCore):
     """Drives one strategy on several symbols through one `ExecutionHandler`, one timestamp at a time."""
+
+    _refusal_symbol = True
 
     def __init__(
         self,
@@ -84,47 +85,19 @@ class PortfolioRunner:
         journal: Journal | None = None,
         publish: Callable[[str, dict[str, Any]], Any] | None = None,
     ) -> None:
-        self.handler = handler
         self.symbols = tuple(signals)
         self.signals = dict(signals)
-        self.settings = settings
-        self.session_id = session_id
-        self.risk = risk
-        self.journal = journal
-        self.publish = publish
         self.history = {s: History() for s in self.symbols}
-        self.local = dict.fromkeys(self.symbols, -1)  # each symbol's own bar count - 1
         self.last_close: dict[str, float] = {}
         self.times: list[pd.Timestamp] = []
         self.equity: list[float] = []
-        self.refusals: list[dict[str, Any]] = []
-        self.fills: list[Fill] = []
-        self._bar_fills: list[Fill] = []
-        self._changed: dict[str, Order] = {}
-        self._all_orders: dict[str, Order] = {}
-        self.bar = -1
         self._cid = {s: _cid_symbol(s) for s in self.symbols}
         if len(set(self._cid.values())) != len(self.symbols):
             self._cid = {s: f"{k}{_cid_symbol(s)}" for k, s in enumerate(self.symbols)}
-        equity = getattr(handler, "equity", None)
-        self.init_equity = float(equity()) if equity is not None else math.nan
-        handler.on_fill(self._on_fill)
-        handler.on_order_update(self._on_order)
+        super().__init__(handler, settings, session_id, risk, journal, publish)
 
-    # -- callbacks ------------------------------------------------------------------------------------
-
-    def _on_fill(self, fill: Fill, order: Order) -> None:
-        if fill.symbol not in self.history:
-            return
-        self.fills.append(fill)
-        self._bar_fills.append(fill)
-        self._changed[order.client_order_id] = order
-
-    def _on_order(self, order: Order) -> None:
-        if order.symbol not in self.history:
-            return
-        self._changed[order.client_order_id] = order
-        self._all_orders[order.client_order_id] = order
+    def _trades(self, symbol: str) -> bool:
+        return symbol in self.history
 
     # -- the loop -------------------------------------------------------------------------------------
 
@@ -149,26 +122,18 @@ class PortfolioRunner:
         for s in present:
             b = bars[s]
             self.history[s].append(b.time, b.open, b.high, b.low, b.close, b.volume)
-            self.local[s] += 1
             self.last_close[s] = b.close
             pos = self.handler.position(s)
-            sig = self.signals[s].at(self.local[s], self.history[s])
-            intended = self._intended(s, pos)
-            target = decide_target(
-                float(intended),
-                bool(sig.el),
-                bool(sig.xl),
-                bool(sig.es),
-                bool(sig.xs),
-                DIRECTION_CODES[self.settings.direction],
-            )
+            sig = self.signals[s].at(self.history[s].n - 1, self.history[s])  # the symbol's own bar
+            intended = intended_sign(self.handler, s, pos)
+            target = take_target(intended, sig, self.settings)
             if target != NO_CHANGE:
                 held = pos if intended == ((pos > 0.0) - (pos < 0.0)) else 0.0
                 key = order_value(held, int(target), b.close, cash, free, self.settings)
                 decisions.append((key, s, int(target), intended, sig, b.close))
         decisions.sort(key=lambda d: d[0])  # stable: ties keep symbol order
         for _key, s, target, intended, sig, close in decisions:
-            self._act(s, i, target, intended, sig, close, t)
+            self._act(s, f"{self.session_id}-{self._cid[s]}-{i}", i, target, intended, sig, close, t)
         self._mark(i, time, t, before)
 
     def finish(self, *, close_at_end: bool | None = None) -> None:
@@ -200,7 +165,7 @@ class PortfolioRunner:
                 flush(s)
         if self.equity:
             self.equity[-1] = self._equity()
-        self._flush_journal(self.bar, None)
+        self._flush_journal(self.bar, None, self.summary)
 
     # -- internals ------------------------------------------------------------------------------------
 
@@ -239,84 +204,8 @@ class PortfolioRunner:
         debt = getattr(self.handler, "short_debt", None)
         return cash, cash - 2.0 * (float(debt()) if debt is not None else 0.0)
 
-    def _intended(self, symbol: str, pos: float) -> int:
-        sign = (pos > 0.0) - (pos < 0.0)
-        for order in self.handler.open_orders(symbol):
-            sign = 0 if order.close else (1 if order.side == "buy" else -1)
-        return int(sign)
-
-    def _act(
-        self, s: str, i: int, target: int, intended: int, sig: BarSignals, close: float, now: float
-    ) -> None:
-        stem = f"{self.session_id}-{self._cid[s]}-{i}"
-        if intended != 0:
-            self._submit(
-                Order(
-                    s,
-                    "sell" if intended > 0 else "buy",
-                    close=True,
-                    client_order_id=f"{stem}-x",
-                    reason="reversal" if target != 0 else "signal",
-                    signal_bar=i,
-                ),
-                close,
-                now,
-            )
-        if target != 0:
-            st = self.settings
-            kw: dict[str, Any] = {"integer": bool(st.integer)}
-            if st.size is None:
-                kw["cash_fraction"] = 1.0
-            elif st.size_type == "percent":
-                kw["cash_fraction"] = float(st.size)
-            elif st.size_type == "units":
-                kw.update(size=float(st.size), cap_to_cash=True)
-            else:
-                kw.update(value=float(st.size), cap_to_cash=True)
-            entry = Order(
-                s,
-                "buy" if target > 0 else "sell",
-                client_order_id=f"{stem}-e",
-                reason="signal",
-                signal_bar=i,
-                sl_stop=_stop(sig.sl),
-                tp_stop=_stop(sig.tp),
-                tsl_stop=_stop(sig.tsl),
-                **kw,
-            )
-            self._submit(entry, close, now)
-
-    def _submit(self, order: Order, price: float, now: float) -> Order | None:
-        try:
-            if self.risk is not None:
-                self.risk.check(
-                    order,
-                    now=now,
-                    position=self.handler.position(order.symbol),
-                    equity=self._equity(),
-                    cash=self.handler.balance().get("cash", math.nan),
-                    price=price,
-                )
-            placed = self.handler.submit(order)
-        except ExecutionError as err:
-            order.status = "rejected"
-            order.error = err.to_dict()
-            self._changed[order.client_order_id] = order
-            self._all_orders[order.client_order_id] = order
-            refusal = {
-                "bar": self.bar,
-                "symbol": order.symbol,
-                "client_order_id": order.client_order_id,
-                "code": err.code,
-                "message": err.message,
-                "error": err.to_dict(),
-            }
-            self.refusals.append(refusal)
-            if self.publish is not None:
-                self.publish("paper.order.rejected", {"session_id": self.session_id, **refusal})
-            return None
-        self._all_orders[placed.client_order_id] = placed
-        return placed
+    def _risk_equity(self, price: float) -> float:
+        return self._equity()
 
     def _equity(self) -> float:
         equity = getattr(self.handler, "equity", None)
@@ -350,39 +239,7 @@ class PortfolioRunner:
                             "price": self.last_close[s],
                         },
                     )
-        self._flush_journal(i, time)
-
-    def _flush_journal(self, i: int, time: Any) -> None:
-        orders = list(self._changed.values())
-        fills = self._bar_fills
-        self._changed = {}
-        self._bar_fills = []
-        if self.publish is not None:
-            for order in orders:
-                self.publish(
-                    "paper.order",
-                    {
-                        "session_id": self.session_id,
-                        "client_order_id": order.client_order_id,
-                        "symbol": order.symbol,
-                        "side": order.side,
-                        "status": order.status,
-                        "reason": order.reason,
-                        "filled": order.filled,
-                        "bar": i,
-                    },
-                )
-            for fill in fills:
-                self.publish("paper.fill", {"session_id": self.session_id, **fill.to_dict()})
-            self.publish("paper.pnl", {"session_id": self.session_id, **self.summary()})
-        if self.journal is not None:
-            state_fn = getattr(self.handler, "state", None)
-            state = {
-                "handler": state_fn() if state_fn is not None else None,
-                "bar": i,
-                "init_equity": self.init_equity,
-            }
-            self.journal.bar_done(i, time, orders, fills, state, self.summary())
+        self._flush_journal(i, time, self.summary)
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe headline numbers: steps, positions by symbol, cash, equity, pnl, counts."""

@@ -57,7 +57,199 @@ def _stop(value: float) -> float | None:
     return None if value != value else value
 
 
-class PaperRunner:
+def intended_sign(handler: ExecutionHandler, symbol: str, pos: float) -> int:
+    """The sign of ``symbol``'s position once its working orders have filled."""
+    sign = (pos > 0.0) - (pos < 0.0)
+    for order in handler.open_orders(symbol):
+        sign = 0 if order.close else (1 if order.side == "buy" else -1)
+    return int(sign)
+
+
+def take_target(intended: float, sig: BarSignals, settings: BacktestSettings) -> int:
+    """The engine kernel's own rule: the target (+1/0/-1, or NO_CHANGE) from a bar's signals."""
+    return int(decide_target(float(intended), bool(sig.el), bool(sig.xl), bool(sig.es), bool(sig.xs),
+                             DIRECTION_CODES[settings.direction]))
+
+
+def entry_order(
+    settings: BacktestSettings, symbol: str, client_order_id: str, i: int, target: int, sig: BarSignals
+) -> Order:
+    """The entry toward ``target`` decided on bar ``i``, sized by ``settings`` (percent of cash, value
+    or units capped by cash, all cash by default) with the bar's stops."""
+    kw: dict[str, Any] = {"integer": bool(settings.integer)}
+    if settings.size is None:
+        kw["cash_fraction"] = 1.0
+    elif settings.size_type == "percent":
+        kw["cash_fraction"] = float(settings.size)
+    elif settings.size_type == "units":
+        kw.update(size=float(settings.size), cap_to_cash=True)
+    else:
+        kw.update(value=float(settings.size), cap_to_cash=True)
+    return Order(
+        symbol,
+        "buy" if target > 0 else "sell",
+        client_order_id=client_order_id,
+        reason="signal",
+        signal_bar=i,
+        sl_stop=_stop(sig.sl),
+        tp_stop=_stop(sig.tp),
+        tsl_stop=_stop(sig.tsl),
+        **kw,
+    )
+
+
+class _RunnerCore:
+    """What `PaperRunner` and `PortfolioRunner` share: the handler's callbacks, order submission through
+    the risk limits with refusals recorded (not raised), and the per-bar journal/bus flush."""
+
+    _refusal_symbol = False  # refusals name the symbol (several symbols) or not (one)
+
+    def __init__(
+        self,
+        handler: ExecutionHandler,
+        settings: BacktestSettings,
+        session_id: str,
+        risk: RiskLimits | None,
+        journal: Journal | None,
+        publish: Callable[[str, dict[str, Any]], Any] | None,
+    ) -> None:
+        self.handler = handler
+        self.settings = settings
+        self.session_id = session_id
+        self.risk = risk
+        self.journal = journal
+        self.publish = publish
+        self.refusals: list[dict[str, Any]] = []
+        self.fills: list[Fill] = []
+        self._bar_fills: list[Fill] = []
+        self._changed: dict[str, Order] = {}
+        self._all_orders: dict[str, Order] = {}
+        self.bar = -1
+        equity = getattr(handler, "equity", None)
+        self.init_equity = float(equity()) if equity is not None else math.nan
+        handler.on_fill(self._on_fill)
+        handler.on_order_update(self._on_order)
+
+    # -- hooks ----------------------------------------------------------------------------------------
+
+    def _trades(self, symbol: str) -> bool:
+        """Whether ``symbol``'s orders and fills are this runner's."""
+        return True
+
+    def _risk_equity(self, price: float) -> float:
+        raise NotImplementedError
+
+    # -- callbacks ------------------------------------------------------------------------------------
+
+    def _on_fill(self, fill: Fill, order: Order) -> None:
+        if not self._trades(fill.symbol):
+            return
+        self.fills.append(fill)
+        self._bar_fills.append(fill)
+        self._changed[order.client_order_id] = order
+
+    def _on_order(self, order: Order) -> None:
+        if not self._trades(order.symbol):
+            return
+        self._changed[order.client_order_id] = order
+        self._all_orders[order.client_order_id] = order
+
+    # -- orders ---------------------------------------------------------------------------------------
+
+    def _act(
+        self, symbol: str, stem: str, i: int, target: int, intended: float, sig: BarSignals, close: float,
+        now: float,
+    ) -> None:
+        """Submit bar ``i``'s decision: the exit of the intended position, then the entry (ids
+        ``<stem>-x`` / ``<stem>-e``)."""
+        if intended != 0:
+            exit_order = Order(
+                symbol,
+                "sell" if intended > 0 else "buy",
+                close=True,
+                client_order_id=f"{stem}-x",
+                reason="reversal" if target != 0 else "signal",
+                signal_bar=i,
+            )
+            self._submit(exit_order, close, now)
+        if target != 0:
+            self._submit(entry_order(self.settings, symbol, f"{stem}-e", i, target, sig), close, now)
+
+    def _submit(self, order: Order, price: float, now: float) -> Order | None:
+        try:
+            if self.risk is not None:
+                cash = self.handler.balance().get("cash", math.nan)
+                self.risk.check(
+                    order,
+                    now=now,
+                    position=self.handler.position(order.symbol),
+                    equity=self._risk_equity(price),
+                    cash=cash,
+                    price=price,
+                )
+            placed = self.handler.submit(order)
+        except ExecutionError as err:
+            order.status = "rejected"
+            order.error = err.to_dict()
+            self._changed[order.client_order_id] = order
+            self._all_orders[order.client_order_id] = order
+            refusal: dict[str, Any] = {"bar": self.bar}
+            if self._refusal_symbol:
+                refusal["symbol"] = order.symbol
+            refusal.update(
+                client_order_id=order.client_order_id,
+                code=err.code,
+                message=err.message,
+                error=err.to_dict(),
+            )
+            self.refusals.append(refusal)
+            if self.publish is not None:
+                self.publish("paper.order.rejected", {"session_id": self.session_id, **refusal})
+            return None
+        self._all_orders[placed.client_order_id] = placed
+        return placed
+
+    # -- journal --------------------------------------------------------------------------------------
+
+    def _flush_journal(self, i: int, time: Any, summary: Callable[[], dict[str, Any]]) -> None:
+        """Hand bar ``i``'s changed orders, fills, handler state and ``summary()`` to the bus and the
+        journal (the summary is computed once for both)."""
+        orders = list(self._changed.values())
+        fills = self._bar_fills
+        self._changed = {}
+        self._bar_fills = []
+        if self.publish is None and self.journal is None:
+            return
+        numbers = summary()
+        if self.publish is not None:
+            for order in orders:
+                self.publish(
+                    "paper.order",
+                    {
+                        "session_id": self.session_id,
+                        "client_order_id": order.client_order_id,
+                        "symbol": order.symbol,
+                        "side": order.side,
+                        "status": order.status,
+                        "reason": order.reason,
+                        "filled": order.filled,
+                        "bar": i,
+                    },
+                )
+            for fill in fills:
+                self.publish("paper.fill", {"session_id": self.session_id, **fill.to_dict()})
+            self.publish("paper.pnl", {"session_id": self.session_id, **numbers})
+        if self.journal is not None:
+            state_fn = getattr(self.handler, "state", None)
+            state = {
+                "handler": state_fn() if state_fn is not None else None,
+                "bar": i,
+                "init_equity": self.init_equity,
+            }
+            self.journal.bar_done(i, time, orders, fills, state, numbers)
+
+
+class PaperRunner(_RunnerCore):
     """Drives one strategy on one symbol through an `ExecutionHandler`, bar by bar."""
 
     def __init__(
@@ -72,40 +264,14 @@ class PaperRunner:
         journal: Journal | None = None,
         publish: Callable[[str, dict[str, Any]], Any] | None = None,
     ) -> None:
-        self.handler = handler
         self.signals = signals
-        self.settings = settings
         self.symbol = symbol
-        self.session_id = session_id
-        self.risk = risk
-        self.journal = journal
-        self.publish = publish
         self.history = History()
         self.equity: list[float] = []
         self.bars: list[int] = []
-        self.refusals: list[dict[str, Any]] = []
-        self.fills: list[Fill] = []
-        self._bar_fills: list[Fill] = []
-        self._changed: dict[str, Order] = {}
-        self._all_orders: dict[str, Order] = {}
-        self.bar = -1
         self.prior_orders = 0  # orders and fills of earlier runs of a resumed session
         self.prior_fills = 0
-        equity = getattr(handler, "equity", None)
-        self.init_equity = float(equity()) if equity is not None else math.nan
-        handler.on_fill(self._on_fill)
-        handler.on_order_update(self._on_order)
-
-    # -- callbacks ------------------------------------------------------------------------------------
-
-    def _on_fill(self, fill: Fill, order: Order) -> None:
-        self.fills.append(fill)
-        self._bar_fills.append(fill)
-        self._changed[order.client_order_id] = order
-
-    def _on_order(self, order: Order) -> None:
-        self._changed[order.client_order_id] = order
-        self._all_orders[order.client_order_id] = order
+        super().__init__(handler, settings, session_id, risk, journal, publish)
 
     # -- the loop -------------------------------------------------------------------------------------
 
@@ -126,11 +292,10 @@ class PaperRunner:
             on_bar(self.symbol, t, bar.open, bar.high, bar.low, bar.close, bar.volume, bar=i)
         pos = self.handler.position(self.symbol)
         sig = self.signals.at(i, self.history)
-        intended = self._intended(pos)
-        target = decide_target(float(intended), bool(sig.el), bool(sig.xl), bool(sig.es), bool(sig.xs),
-                               DIRECTION_CODES[self.settings.direction])  # the engine kernel's own rule
+        intended = float(intended_sign(self.handler, self.symbol, pos))
+        target = take_target(intended, sig, self.settings)
         if target != NO_CHANGE:
-            self._act(i, target, intended, sig, bar.close, t)
+            self._act(self.symbol, f"{self.session_id}-{i}", i, target, intended, sig, bar.close, t)
         self._mark(i, bar, t, before)
 
     def finish(self, *, close_at_end: bool | None = None) -> None:
@@ -156,85 +321,12 @@ class PaperRunner:
                 flush(self.symbol)
         if self.equity:
             self.equity[-1] = self._equity(self.history.last_close)
-        self._flush_journal(self.bar, None, self.history.last_close)
+        self._flush_journal(self.bar, None, lambda: self.summary(self.history.last_close))
 
     # -- internals ------------------------------------------------------------------------------------
 
-    def _intended(self, pos: float) -> float:
-        """The position sign once the working orders have filled."""
-        sign = (pos > 0.0) - (pos < 0.0)
-        for order in self.handler.open_orders(self.symbol):
-            sign = 0 if order.close else (1 if order.side == "buy" else -1)
-        return float(sign)
-
-    def _act(self, i: int, target: int, intended: float, sig: BarSignals, close: float, now: float) -> None:
-        if intended != 0.0:
-            exit_order = Order(
-                self.symbol,
-                "sell" if intended > 0 else "buy",
-                close=True,
-                client_order_id=f"{self.session_id}-{i}-x",
-                reason="reversal" if target != 0 else "signal",
-                signal_bar=i,
-            )
-            self._submit(exit_order, close, now)
-        if target != 0:
-            self._submit(self._entry(i, target, sig), close, now)
-
-    def _entry(self, i: int, target: int, sig: BarSignals) -> Order:
-        st = self.settings
-        kw: dict[str, Any] = {"integer": bool(st.integer)}
-        if st.size is None:
-            kw["cash_fraction"] = 1.0
-        elif st.size_type == "percent":
-            kw["cash_fraction"] = float(st.size)
-        elif st.size_type == "units":
-            kw.update(size=float(st.size), cap_to_cash=True)
-        else:
-            kw.update(value=float(st.size), cap_to_cash=True)
-        return Order(
-            self.symbol,
-            "buy" if target > 0 else "sell",
-            client_order_id=f"{self.session_id}-{i}-e",
-            reason="signal",
-            signal_bar=i,
-            sl_stop=_stop(sig.sl),
-            tp_stop=_stop(sig.tp),
-            tsl_stop=_stop(sig.tsl),
-            **kw,
-        )
-
-    def _submit(self, order: Order, price: float, now: float) -> Order | None:
-        try:
-            if self.risk is not None:
-                cash = self.handler.balance().get("cash", math.nan)
-                self.risk.check(
-                    order,
-                    now=now,
-                    position=self.handler.position(self.symbol),
-                    equity=self._equity(price),
-                    cash=cash,
-                    price=price,
-                )
-            placed = self.handler.submit(order)
-        except ExecutionError as err:
-            order.status = "rejected"
-            order.error = err.to_dict()
-            self._changed[order.client_order_id] = order
-            self._all_orders[order.client_order_id] = order
-            refusal = {
-                "bar": self.bar,
-                "client_order_id": order.client_order_id,
-                "code": err.code,
-                "message": err.message,
-                "error": err.to_dict(),
-            }
-            self.refusals.append(refusal)
-            if self.publish is not None:
-                self.publish("paper.order.rejected", {"session_id": self.session_id, **refusal})
-            return None
-        self._all_orders[placed.client_order_id] = placed
-        return placed
+    def _risk_equity(self, price: float) -> float:
+        return self._equity(price)
 
     def _equity(self, price: float) -> float:
         equity = getattr(self.handler, "equity", None)
@@ -264,39 +356,7 @@ class PaperRunner:
                         "price": bar.close,
                     },
                 )
-        self._flush_journal(i, bar.time, bar.close)
-
-    def _flush_journal(self, i: int, time: Any, close: float) -> None:
-        orders = list(self._changed.values())
-        fills = self._bar_fills
-        self._changed = {}
-        self._bar_fills = []
-        if self.publish is not None:
-            for order in orders:
-                self.publish(
-                    "paper.order",
-                    {
-                        "session_id": self.session_id,
-                        "client_order_id": order.client_order_id,
-                        "symbol": order.symbol,
-                        "side": order.side,
-                        "status": order.status,
-                        "reason": order.reason,
-                        "filled": order.filled,
-                        "bar": i,
-                    },
-                )
-            for fill in fills:
-                self.publish("paper.fill", {"session_id": self.session_id, **fill.to_dict()})
-            self.publish("paper.pnl", {"session_id": self.session_id, **self.summary(close)})
-        if self.journal is not None:
-            state_fn = getattr(self.handler, "state", None)
-            state = {
-                "handler": state_fn() if state_fn is not None else None,
-                "bar": i,
-                "init_equity": self.init_equity,
-            }
-            self.journal.bar_done(i, time, orders, fills, state, self.summary(close))
+        self._flush_journal(i, bar.time, lambda: self.summary(bar.close))
 
     def summary(self, close: float | None = None) -> dict[str, Any]:
         """JSON-safe headline numbers: bar, position, cash, equity, pnl, counts."""
