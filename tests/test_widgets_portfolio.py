@@ -218,3 +218,20 @@ def test_the_browser_shows_the_results_numbers_and_draws_the_figure(tmp_path: Pa
         assert ran["few"].warnings[0]["message"] in warned[0][1]
         page.locator(root).screenshot(path=str(artifacts_dir() / "portfolio-report.png"))
     assert errors == []
+
+
+def test_symbol_columns_are_the_report_pages_labels_and_formats_too() -> None:
+    # a copy (widgets may not import qlm_kernel.engine): keys, labels and format kinds all match
+    assert SYMBOL_COLUMNS == P.SYMBOL_COLUMNS
+
+
+def test_both_summaries_share_one_copy_of_the_report_helpers() -> None:
+    from qlm_kernel.widgets.portfolio import PortfolioSummary
+    from qlm_kernel.widgets.report import BacktestSummary
+
+    kit = (STATIC / "reportkit.js").read_text()
+    for widget, own in ((PortfolioSummary, "portfolio.js"), (BacktestSummary, "report.js")):
+        esm = str(widget._esm)
+        assert esm.startswith(kit) and esm.endswith((STATIC / own).read_text())
+        assert esm.count("function el(") == esm.count("function errorPanel(") == 1
+        assert esm.count("export default { render }") == 1

@@ -7,15 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import anywidget
-import ipywidgets
 import traitlets as t
 
-from qlm_kernel.errors import ConfigError, QLMError
 from qlm_kernel.formatting import call_text, format_stat, stat_rows, warning_rows
 from qlm_kernel.widgets.compact import compact
 from qlm_kernel.widgets.live import STATIC, stylesheet
-from qlm_kernel.widgets.report import _naive_utc_times
+from qlm_kernel.widgets.reportkit import ReportSummary, ResultReport, esm
 
 SYMBOL_COLUMNS: tuple[tuple[str, str, str], ...] = (  # symbol_stats column -> (label, format kind)
     ("n_trades", "Trades", "int"),
@@ -57,64 +54,37 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-class PortfolioSummary(anywidget.AnyWidget):
+class PortfolioSummary(ReportSummary):
     """The header (title, universe and symbols), warnings, portfolio stats, per-symbol table and the
-    error panel of a `PortfolioReport`."""
+    error panel of a `PortfolioReport` (title, params, stats, warnings and error: `ReportSummary`)."""
 
-    _esm = STATIC / "portfolio.js"
+    _esm = esm("portfolio.js")
     _css = stylesheet("report.css") + (STATIC / "portfolio.css").read_text(encoding="utf-8")
 
-    title = t.Unicode("").tag(sync=True)
     universe = t.Unicode("").tag(sync=True)
     symbols = t.List().tag(sync=True)  # [symbol, ...]
-    params = t.Dict().tag(sync=True)
-    stats = t.List().tag(sync=True)  # [[label, text], ...]
     symbol_columns = t.List().tag(sync=True)  # [[key, label], ...]
     symbol_rows = t.List().tag(sync=True)  # [{symbol, cells: [[key, text], ...]}, ...]
     more_symbols = t.Int(0).tag(sync=True)  # rows left out of symbol_rows
-    warnings = t.List().tag(sync=True)  # [{code, message, hint}, ...]
-    error = t.Dict(allow_none=True, default_value=None).tag(sync=True)
 
 
-class PortfolioReport(ipywidgets.VBox):
+class PortfolioReport(ResultReport):
     """``PortfolioReport(res)`` for a `PortfolioResult` (``qlm.backtest_portfolio``), or
     ``PortfolioReport(err)`` for a failed run; `update` swaps in a new result in place."""
 
-    def __init__(
-        self, result_or_error: Any = None, *, chart: bool = True, max_points: int = 2_000, **kwargs: Any
-    ) -> None:
-        self.summary = PortfolioSummary()
-        self.chart: Any = None
-        self.show_chart = chart
-        self.max_points = max_points
-        self.result: Any = None
-        super().__init__(children=[self.summary], **kwargs)
-        self.add_class("qlmw-portfolio-report")
-        if result_or_error is not None:
-            self.update(result_or_error)
+    summary_class = PortfolioSummary
+    box_class = "qlmw-portfolio-report"
+    result_attrs = ("stats", "symbol_stats", "symbols", "plot")
+    result_kind = "PortfolioResult"
+    usage_hint = "PortfolioReport(qlm.backtest_portfolio(...)); one asset's result: BacktestReport(res)"
+    failed_title = "Portfolio backtest failed"
 
     @classmethod
     def run(cls, strategy: Any, universe: Any, **kwargs: Any) -> PortfolioReport:
         """Run ``qlm.backtest_portfolio(strategy, universe, **kwargs)`` and show the result or its error."""
         from qlm_kernel.session import backtest_portfolio
 
-        try:
-            return cls(backtest_portfolio(strategy, universe, **kwargs))
-        except QLMError as err:
-            return cls(err)
-
-    def update(self, result_or_error: Any) -> None:
-        """Show a new `PortfolioResult`, or a `QLMError` (any exception, or its ``to_dict()``) as the
-        error panel."""
-        if isinstance(result_or_error, (BaseException, dict)):
-            self._show_error(result_or_error)
-        elif all(hasattr(result_or_error, a) for a in ("stats", "symbol_stats", "symbols", "plot")):
-            self._show_result(result_or_error)
-        else:
-            raise ConfigError(
-                f"PortfolioReport shows a PortfolioResult or an error, got {type(result_or_error).__name__}",
-                hint="PortfolioReport(qlm.backtest_portfolio(...)); one asset's result: BacktestReport(res)",
-            )
+        return cls._run(backtest_portfolio, strategy, universe, **kwargs)
 
     # -- internals --------------------------------------------------------------------------------
     def _show_result(self, res: Any) -> None:
@@ -134,38 +104,12 @@ class PortfolioReport(ipywidgets.VBox):
         if self.show_chart:
             self._draw(res.plot(max_points=self.max_points))
 
-    def _show_error(self, err: Any) -> None:
-        self.result = None
-        if isinstance(err, QLMError):
-            record = err.to_dict()
-        elif isinstance(err, BaseException):
-            record = QLMError(f"{type(err).__name__}: {err}", code="UNEXPECTED").to_dict()
-        else:
-            record = dict(err)
-        with self.summary.hold_sync():
-            self.summary.title = "Portfolio backtest failed"
-            self.summary.stats = []
-            self.summary.symbol_rows = []
-            self.summary.more_symbols = 0
-            self.summary.warnings = []
-            self.summary.error = compact(record, max_chars=6000)
-        self.children = [self.summary]
+    def _clear_summary(self) -> None:
+        self.summary.stats = []
+        self.summary.symbol_rows = []
+        self.summary.more_symbols = 0
+        self.summary.warnings = []
 
-    def _draw(self, fig: Any) -> None:
-        import plotly.graph_objects as go
-
-        _naive_utc_times(fig)
-        if self.chart is None:
-            self.chart = go.FigureWidget(fig)
-        else:
-            chart = self.chart
-            same = [(tr.type, tr.name) for tr in chart.data] == [(tr.type, tr.name) for tr in fig.data]
-            with chart.batch_update():
-                if same:
-                    for old, new in zip(chart.data, fig.data, strict=True):
-                        old.update(new.to_plotly_json(), overwrite=True)
-                else:
-                    chart.data = ()
-                    chart.add_traces(list(fig.data))
-                chart.layout = fig.layout
-        self.children = [self.summary, self.chart]
+    @staticmethod
+    def _trace_key(trace: Any) -> Any:
+        return (trace.type, trace.name)  # the symbols' traces are named: another universe redraws
