@@ -37,16 +37,19 @@ import pandas as pd
 from qlm_kernel.errors import ConfigError
 from qlm_kernel.execution.base import ExecutionHandler
 from qlm_kernel.execution.feeds import Bar
-from qlm_kernel.execution.paper import DEFAULT_LATENCY, DEFAULT_SLIPPAGE, PaperExecutionHandler
+from qlm_kernel.execution.paper import DEFAULT_SLIPPAGE, PaperExecutionHandler
 from qlm_kernel.execution.portfolio_runner import PortfolioRunner
 from qlm_kernel.execution.replay import (
-    _require_no_lookahead,
+    bus_publisher,
+    default_paper_handler,
     paper_settings,
+    refuse_handler_options,
     resolve_paper_strategy,
+    risk_limits,
+    signal_source,
     strategy_label,
 )
 from qlm_kernel.execution.risk import RiskLimits
-from qlm_kernel.execution.signals import FullSignals, IncrementalSignals
 from qlm_kernel.execution.trades import build_trades
 from qlm_kernel.execution.types import Fill, Order
 from qlm_kernel.jsonsafe import json_safe
@@ -87,24 +90,15 @@ def paper_replay_portfolio(
     from qlm_kernel.strategy.portfolio_run import as_universe
 
     started = time.perf_counter()
-    explicit = {
-        k: v
-        for k, v in (
-            ("latency", latency),
-            ("slippage", slippage),
-            ("fees", fees),
-            ("fixed_fees", fixed_fees),
-            ("max_participation", max_participation),
-            ("init_cash", kwargs.get("init_cash")),
-        )
-        if v is not None
-    }
-    if handler is not None and explicit:
-        raise ConfigError(
-            f"{', '.join(explicit)} configure the default paper handler, but a handler was given",
-            hint="set them on the handler itself, or drop handler=",
-            fields=sorted(explicit),
-        )
+    refuse_handler_options(
+        handler,
+        latency=latency,
+        slippage=slippage,
+        fees=fees,
+        fixed_fees=fixed_fees,
+        max_participation=max_participation,
+        init_cash=kwargs.get("init_cash"),
+    )
     settings, params = paper_settings(
         dict(kwargs),
         fees=fees or 0.0,
@@ -122,39 +116,14 @@ def paper_replay_portfolio(
             setting="markets",
         )
     strat = resolve_paper_strategy(strategy, params)
-    if signals not in ("full", "incremental"):
-        raise ConfigError(
-            f"signals={signals!r} is not 'full' or 'incremental'",
-            hint="'full' (fast, lookahead-checked) or 'incremental' (recomputed per bar)",
-            setting="signals",
-            value=signals,
-        )
     sources: dict[str, Any] = {}
     modes: dict[str, str] = {}
     for sym in universe.symbols:
-        frame = universe.frame(sym)
-        mode = "incremental" if signals == "incremental" or len(frame) < 60 else "full"
-        if mode == "full":
-            _require_no_lookahead(strat, frame)
-            sources[names[sym]] = FullSignals(strat, frame, settings)
-        else:
-            sources[names[sym]] = IncrementalSignals(strat, settings)
-        modes[names[sym]] = mode
+        sources[names[sym]], modes[names[sym]] = signal_source(strat, universe.frame(sym), settings, signals)
     if handler is None:
-        handler = PaperExecutionHandler(
-            cash=settings.init_cash,
-            latency=DEFAULT_LATENCY if latency is None else latency,
-            slippage=settings.slippage,
-            fees=settings.fees,
-            fixed_fees=settings.fixed_fees,
-            max_participation=max_participation,
-        )
-    limits = risk if isinstance(risk, RiskLimits) or risk is None else RiskLimits.from_dict(risk)
-    publisher = None
-    if publish:
-        from qlm_kernel.events import publish as bus_publish
-
-        publisher = bus_publish
+        handler = default_paper_handler(settings, latency, max_participation)
+    limits = risk_limits(risk)
+    publisher = bus_publisher(publish)
     label = strategy_label(strat)
     sid = session_id or (uuid.uuid4().hex[:12] if record else "replay")
     db = journal = None

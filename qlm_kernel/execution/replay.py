@@ -15,10 +15,13 @@ construction, O(n^2)).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from qlm_kernel.engine.settings import BacktestSettings, split_settings
 from qlm_kernel.errors import ConfigError, StrategyError
+from qlm_kernel.execution.base import ExecutionHandler
+from qlm_kernel.execution.clock import Clock
 from qlm_kernel.execution.feeds import DataFrameFeed
 from qlm_kernel.execution.paper import DEFAULT_LATENCY, DEFAULT_SLIPPAGE, PaperExecutionHandler
 from qlm_kernel.execution.result import PaperResult
@@ -55,6 +58,66 @@ def paper_settings(
         {**kwargs, "fill": "next_open", "fees": fees, "fixed_fees": fixed_fees, "slippage": slippage}
     )
     return settings, params
+
+
+def refuse_handler_options(handler: ExecutionHandler | None, **options: Any) -> None:
+    """Refuse options of the default paper handler (those not None) when a handler was given."""
+    explicit = [k for k, v in options.items() if v is not None]
+    if handler is not None and explicit:
+        raise ConfigError(
+            f"{', '.join(explicit)} configure the default paper handler, but a handler was given",
+            hint="set them on the handler itself, or drop handler=",
+            fields=sorted(explicit),
+        )
+
+
+def default_paper_handler(
+    settings: BacktestSettings,
+    latency: float | None,
+    max_participation: float | None,
+    clock: Clock | None = None,
+) -> PaperExecutionHandler:
+    """The paper broker a run uses when given no handler: ``settings``' cash and costs."""
+    return PaperExecutionHandler(
+        cash=settings.init_cash,
+        latency=DEFAULT_LATENCY if latency is None else latency,
+        slippage=settings.slippage,
+        fees=settings.fees,
+        fixed_fees=settings.fixed_fees,
+        max_participation=max_participation,
+        clock=clock,
+    )
+
+
+def risk_limits(risk: RiskLimits | dict[str, Any] | None) -> RiskLimits | None:
+    """``risk`` as `RiskLimits` (a dict gives its fields)."""
+    return risk if isinstance(risk, RiskLimits) or risk is None else RiskLimits.from_dict(risk)
+
+
+def bus_publisher(publish: bool) -> Callable[[str, dict[str, Any]], Any] | None:
+    """The event bus's ``publish`` when ``publish``, else None."""
+    if not publish:
+        return None
+    from qlm_kernel.events import publish as bus_publish
+
+    return bus_publish
+
+
+def signal_source(strat: Any, frame: Any, settings: BacktestSettings, signals: str) -> tuple[Any, str]:
+    """The signal source for ``signals`` ("full": computed once after a lookahead proof, "incremental":
+    per bar; a frame under 60 bars is too short for the lookahead cuts and cheap to recompute, so it is
+    incremental) and the mode used."""
+    if signals not in ("full", "incremental"):
+        raise ConfigError(
+            f"signals={signals!r} is not 'full' or 'incremental'",
+            hint="'full' (fast, lookahead-checked) or 'incremental' (recomputed per bar)",
+            setting="signals",
+            value=signals,
+        )
+    if signals == "incremental" or len(frame) < 60:
+        return IncrementalSignals(strat, settings), "incremental"
+    _require_no_lookahead(strat, frame)
+    return FullSignals(strat, frame, settings), "full"
 
 
 def resolve_paper_strategy(strategy: Any, params: dict[str, Any]) -> Any:
@@ -121,20 +184,7 @@ def paper_replay(
     settings, params = paper_settings(dict(kwargs), fees=fees, fixed_fees=fixed_fees, slippage=slippage)
     frame = ohlcv_frame(resolve_data(data, dataset=dataset, sample=sample)[0])
     strat = resolve_paper_strategy(strategy, params)
-    if signals == "full" and len(frame) < 60:
-        signals = "incremental"  # too short for the lookahead cuts; cheap to recompute per bar
-    if signals == "full":
-        _require_no_lookahead(strat, frame)
-        source: Any = FullSignals(strat, frame, settings)
-    elif signals == "incremental":
-        source = IncrementalSignals(strat, settings)
-    else:
-        raise ConfigError(
-            f"signals={signals!r} is not 'full' or 'incremental'",
-            hint="'full' (fast, lookahead-checked) or 'incremental' (recomputed per bar)",
-            setting="signals",
-            value=signals,
-        )
+    source, signals = signal_source(strat, frame, settings, signals)
     handler = PaperExecutionHandler(
         cash=settings.init_cash,
         latency=latency,
@@ -143,12 +193,8 @@ def paper_replay(
         fixed_fees=fixed_fees,
         max_participation=max_participation,
     )
-    limits = risk if isinstance(risk, RiskLimits) or risk is None else RiskLimits.from_dict(risk)
-    publisher = None
-    if publish:
-        from qlm_kernel.events import publish as bus_publish
-
-        publisher = bus_publish
+    limits = risk_limits(risk)
+    publisher = bus_publisher(publish)
     runner = PaperRunner(handler, source, settings, symbol=symbol, risk=limits, publish=publisher)
     for bar in DataFrameFeed(frame):
         runner.step(bar)

@@ -28,8 +28,16 @@ from qlm_kernel.errors import ConfigError, ExecutionError, QLMError
 from qlm_kernel.execution.base import ExecutionHandler
 from qlm_kernel.execution.clock import SimulatedClock, WallClock
 from qlm_kernel.execution.feeds import Bar, DataFrameFeed
-from qlm_kernel.execution.paper import DEFAULT_LATENCY, DEFAULT_SLIPPAGE, PaperExecutionHandler
-from qlm_kernel.execution.replay import paper_settings, resolve_paper_strategy, strategy_label
+from qlm_kernel.execution.paper import DEFAULT_SLIPPAGE
+from qlm_kernel.execution.replay import (
+    bus_publisher,
+    default_paper_handler,
+    paper_settings,
+    refuse_handler_options,
+    resolve_paper_strategy,
+    risk_limits,
+    strategy_label,
+)
 from qlm_kernel.execution.result import PaperResult
 from qlm_kernel.execution.risk import RiskLimits
 from qlm_kernel.execution.runner import PaperRunner
@@ -115,24 +123,15 @@ def paper_trade(
     Publishes paper.session.started|stopped, paper.order, paper.fill, paper.position, paper.pnl and
     paper.order.rejected (risk or handler refusals) when ``publish``.
     """
-    explicit = {
-        k: v
-        for k, v in (
-            ("latency", latency),
-            ("slippage", slippage),
-            ("fees", fees),
-            ("fixed_fees", fixed_fees),
-            ("max_participation", max_participation),
-            ("init_cash", kwargs.get("init_cash")),
-        )
-        if v is not None
-    }
-    if handler is not None and explicit:
-        raise ConfigError(
-            f"{', '.join(explicit)} configure the default paper handler, but a handler was given",
-            hint="set them on the handler itself, or drop handler=",
-            fields=sorted(explicit),
-        )
+    refuse_handler_options(
+        handler,
+        latency=latency,
+        slippage=slippage,
+        fees=fees,
+        fixed_fees=fixed_fees,
+        max_participation=max_participation,
+        init_cash=kwargs.get("init_cash"),
+    )
     settings, params = paper_settings(
         dict(kwargs),
         fees=fees or 0.0,
@@ -143,16 +142,10 @@ def paper_trade(
     source = _feed(feed, stop)
     live = bool(getattr(source, "live", True))
     if handler is None:
-        handler = PaperExecutionHandler(
-            cash=settings.init_cash,
-            latency=DEFAULT_LATENCY if latency is None else latency,
-            slippage=settings.slippage,
-            fees=settings.fees,
-            fixed_fees=settings.fixed_fees,
-            max_participation=max_participation,
-            clock=WallClock() if live else SimulatedClock(),
+        handler = default_paper_handler(
+            settings, latency, max_participation, WallClock() if live else SimulatedClock()
         )
-    limits = risk if isinstance(risk, RiskLimits) or risk is None else RiskLimits.from_dict(risk)
+    limits = risk_limits(risk)
     label = strategy_label(strat)
     config = {
         "strategy": label,
@@ -172,11 +165,7 @@ def paper_trade(
 
         db = store if store is not None else default_store()
     sid = resume or session_id or uuid.uuid4().hex[:12]
-    publisher = None
-    if publish:
-        from qlm_kernel.events import publish as bus_publish
-
-        publisher = bus_publish
+    publisher = bus_publisher(publish)
     journal = StoreJournal(db, sid) if db is not None else None
     runner = PaperRunner(
         handler,
