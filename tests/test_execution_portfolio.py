@@ -360,3 +360,84 @@ def test_ccxt_adapter_trades_two_symbols_from_one_account(two_market_exchange):
         == rep.per_symbol.loc["ETH/USDT", "orders_backtest"]
         == 2
     )
+
+
+# -- the runner's shared plumbing (submit with refusal, one journal/bus unit per step) ----------------------
+
+
+def test_portfolio_runner_journals_each_step_once_and_records_refusals_with_their_symbol():
+    from qlm_kernel.engine.settings import BacktestSettings
+    from qlm_kernel.execution import Bar, PortfolioRunner, RiskLimits
+    from qlm_kernel.execution.signals import BarSignals
+
+    nan = float("nan")
+
+    class EnterAtFirstBar:
+        def at(self, i, history):
+            return BarSignals(i == 0, False, False, False, nan, nan, nan)
+
+    class Journal:
+        def __init__(self):
+            self.rows = []
+
+        def bar_done(self, bar, time, orders, fills, state, summary):
+            self.rows.append((bar, time, [o.client_order_id for o in orders], len(fills), state, summary))
+
+    events = []
+    journal = Journal()
+    handler = PaperExecutionHandler(cash=1_000.0, latency=0.0, slippage=0.0)
+    runner = PortfolioRunner(
+        handler,
+        {"AAA": EnterAtFirstBar(), "BBB": EnterAtFirstBar()},
+        BacktestSettings(init_cash=1_000.0, size=5.0, size_type="units"),
+        session_id="s",
+        risk=RiskLimits(max_position=4.0),  # both 5-unit entries are refused
+        journal=journal,
+        publish=lambda topic, payload: events.append((topic, payload)),
+    )
+    times = pd.date_range("2024-01-01", periods=3, freq="1h", tz="UTC")
+    for t in times:
+        runner.step(t, {"AAA": Bar(t, *[10.0] * 4, 100.0), "BBB": Bar(t, *[20.0] * 4, 100.0)})
+    # step 0's entries are submitted by estimated value: AAA (5 x 10) before BBB (5 x 20)
+    assert [r["symbol"] for r in runner.refusals] == ["AAA", "BBB"]
+    assert {r["code"] for r in runner.refusals} == {"RISK_MAX_POSITION"}
+    assert all(
+        list(r) == ["bar", "symbol", "client_order_id", "code", "message", "error"] and r["bar"] == 0
+        for r in runner.refusals
+    )
+    rejected = [p for topic, p in events if topic == "paper.order.rejected"]
+    assert rejected == [{"session_id": "s", **r} for r in runner.refusals]
+    # one journal unit per step; the rejected orders are in step 0's unit; its summary is the pnl event's
+    assert [row[0] for row in journal.rows] == [0, 1, 2]
+    assert journal.rows[0][2] == ["s-AAA-0-e", "s-BBB-0-e"]
+    pnl = [p for topic, p in events if topic == "paper.pnl"]
+    assert [{"session_id": "s", **row[5]} for row in journal.rows] == pnl
+    assert journal.rows[-1][5]["n_refused"] == 2 and journal.rows[-1][5]["n_orders"] == 2
+    assert runner.summary()["n_fills"] == 0 and runner.equity == [1_000.0] * 3
+
+
+def test_portfolio_result_tables_and_summary_without_fills():
+    from qlm_kernel.execution.types import Order
+
+    index = pd.date_range("2024-01-01", periods=3, freq="1h", tz="UTC")
+    refused = Order("AAA", "buy", size=1.0, client_order_id="s-AAA-0-e", status="rejected")
+    res = PaperPortfolioResult(
+        index=index,
+        symbols=("AAA", "BBB"),
+        last_close={"AAA": 10.0, "BBB": 20.0},
+        fills=[],
+        orders=[refused],
+        equity=np.array([]),
+        refusals=[{"bar": 0, "symbol": "AAA", "client_order_id": "s-AAA-0-e", "code": "X"}],
+        settings={"init_cash": 500.0},
+        params={},
+        strategy_name="S",
+        has_bar=np.ones((3, 2), dtype=bool),
+    )
+    assert res.fills.empty and str(res.fills["bar_time"].dt.tz) == "UTC"
+    assert res.orders["status"].tolist() == ["rejected"]
+    assert res.final_value == 500.0
+    out = res.to_dict()
+    assert list(out)[:3] == ["strategy", "symbols", "params"] and out["symbols"] == ["AAA", "BBB"]
+    assert out["n_fills"] == 0 and out["n_orders"] == 1 and out["refusals"][0]["symbol"] == "AAA"
+    json.dumps(out)

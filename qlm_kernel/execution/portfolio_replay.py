@@ -49,6 +49,7 @@ from qlm_kernel.execution.replay import (
     signal_source,
     strategy_label,
 )
+from qlm_kernel.execution.result import _ResultCore, match_labels
 from qlm_kernel.execution.risk import RiskLimits
 from qlm_kernel.execution.trades import build_trades
 from qlm_kernel.execution.types import Fill, Order
@@ -223,9 +224,11 @@ def paper_replay_portfolio(
     )
 
 
-class PaperPortfolioResult:
+class PaperPortfolioResult(_ResultCore):
     """Fills, orders, trades (with ``symbol``, the columns of `PortfolioResult.trades`), equity on the
     universe's index and refusals of a multi-symbol paper run."""
+
+    _empty_fills_tz = "UTC"
 
     def __init__(
         self,
@@ -275,56 +278,16 @@ class PaperPortfolioResult:
         return frame
 
     @functools.cached_property
-    def fills(self) -> pd.DataFrame:
-        """Every fill in execution order (price after slippage, ref_price before), with its bar's time."""
-        frame = pd.DataFrame([f.to_dict() for f in self._fills], columns=list(Fill.__dataclass_fields__))
-        bars = frame["bar"].to_numpy(dtype=np.int64)
-        frame.insert(
-            0,
-            "bar_time",
-            self.index.take(bars, allow_fill=True, fill_value=pd.NaT)
-            if len(frame)
-            else pd.DatetimeIndex([], tz="UTC"),
-        )
-        return frame
-
-    @functools.cached_property
-    def orders(self) -> pd.DataFrame:
-        """Every order with its final state (refused orders: status 'rejected' with the error)."""
-        return pd.DataFrame([x.to_dict() for x in self._orders], columns=list(Order.__dataclass_fields__))
-
-    @functools.cached_property
     def equity(self) -> pd.Series:
         """Cash + every position at its last close, at each bar of the universe."""
         return pd.Series(self._equity, index=self.index[: len(self._equity)], name="equity")
-
-    @property
-    def final_value(self) -> float:
-        """Equity at the last bar."""
-        return (
-            float(self._equity[-1]) if len(self._equity) else float(self.settings.get("init_cash", math.nan))
-        )
 
     def divergence(self, backtest_result: Any) -> PortfolioDivergenceReport:
         """Fills vs the backtest's orders, trades vs its trades, per symbol: a `PortfolioDivergenceReport`."""
         return PortfolioDivergenceReport.compare(self, backtest_result)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe summary: settings, params, headline numbers, trades, refusals."""
-        return json_safe(
-            {
-                "strategy": self.strategy_name,
-                "symbols": list(self.symbols),
-                "params": self.params,
-                "settings": self.settings,
-                "meta": self.meta,
-                "final_value": self.final_value,
-                "n_fills": len(self._fills),
-                "n_orders": len(self._orders),
-                "refusals": self.refusals,
-                "trades": self.trades.to_dict("records"),
-            }
-        )
+    def _dict_head(self) -> dict[str, Any]:
+        return {"strategy": self.strategy_name, "symbols": list(self.symbols)}
 
     def __repr__(self) -> str:
         return (
@@ -408,11 +371,7 @@ class PortfolioDivergenceReport:
         po["n"] = _nth(po, keys)
         bo["n"] = _nth(bo, keys)
         merged = po.merge(bo, on=[*keys, "n"], how="outer", suffixes=("_paper", "_backtest"), indicator=True)
-        merged["matched"] = (
-            merged.pop("_merge")
-            .map({"both": "both", "left_only": "paper_only", "right_only": "backtest_only"})
-            .astype(str)
-        )
+        merged["matched"] = match_labels(merged.pop("_merge"))
         sign = np.where(merged["side"] == "buy", 1.0, -1.0)
         merged["price_diff_bps"] = sign * (merged["price_paper"] / merged["price_backtest"] - 1.0) * 1e4
         merged["size_diff"] = merged["size_paper"] - merged["size_backtest"]
@@ -517,11 +476,7 @@ def _trade_table(paper: PaperPortfolioResult, backtest: Any) -> pd.DataFrame:
     merged = pt[keys + fields].merge(
         bt[keys + fields], on=keys, how="outer", suffixes=("_paper", "_backtest"), indicator=True
     )
-    merged["matched"] = (
-        merged.pop("_merge")
-        .map({"both": "both", "left_only": "paper_only", "right_only": "backtest_only"})
-        .astype(str)
-    )
+    merged["matched"] = match_labels(merged.pop("_merge"))
     merged["entry_delay"] = merged["entry_time_paper"] - merged["entry_time_backtest"]
     merged["exit_delay"] = merged["exit_time_paper"] - merged["exit_time_backtest"]
     merged["pnl_diff"] = merged["pnl_paper"] - merged["pnl_backtest"]

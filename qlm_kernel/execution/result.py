@@ -14,7 +14,77 @@ from qlm_kernel.execution.types import Fill, Order
 from qlm_kernel.jsonsafe import json_safe
 
 
-class PaperResult:
+def match_labels(indicator: pd.Series) -> pd.Series:
+    """An outer merge's ``_merge`` column as ``both`` / ``paper_only`` / ``backtest_only``."""
+    labels = {"both": "both", "left_only": "paper_only", "right_only": "backtest_only"}
+    return indicator.map(labels).astype(str)
+
+
+class _ResultCore:
+    """What `PaperResult` and `PaperPortfolioResult` share: the fills and orders tables, the final
+    value and the JSON summary."""
+
+    index: pd.DatetimeIndex
+    _fills: list[Fill]
+    _orders: list[Order]
+    _equity: np.ndarray
+    refusals: list[dict[str, Any]]
+    settings: dict[str, Any]
+    params: dict[str, Any]
+    strategy_name: str
+    meta: dict[str, Any]
+    _empty_fills_tz: str | None = None  # the bar_time dtype of a run without fills
+
+    @functools.cached_property
+    def fills(self) -> pd.DataFrame:
+        """Every fill in execution order (price after slippage, ref_price before), with its bar's time."""
+        cols = list(Fill.__dataclass_fields__)
+        frame = pd.DataFrame([f.to_dict() for f in self._fills], columns=cols)
+        frame.insert(
+            0,
+            "bar_time",
+            self.index.take(frame["bar"].to_numpy(dtype=np.int64), allow_fill=True, fill_value=pd.NaT)
+            if len(frame)
+            else pd.DatetimeIndex([], tz=self._empty_fills_tz),
+        )
+        return frame
+
+    @functools.cached_property
+    def orders(self) -> pd.DataFrame:
+        """Every order with its final state (refused orders have status 'rejected' and an error)."""
+        cols = list(Order.__dataclass_fields__)
+        return pd.DataFrame([o.to_dict() for o in self._orders], columns=cols)
+
+    @property
+    def final_value(self) -> float:
+        """Equity at the last bar."""
+        return float(self._equity[-1]) if len(self._equity) else float(self.settings.get("init_cash", np.nan))
+
+    @property
+    def trades(self) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def _dict_head(self) -> dict[str, Any]:
+        return {"strategy": self.strategy_name}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary: settings, params, headline numbers, trades, refusals."""
+        return json_safe(
+            {
+                **self._dict_head(),
+                "params": self.params,
+                "settings": self.settings,
+                "meta": self.meta,
+                "final_value": self.final_value,
+                "n_fills": len(self._fills),
+                "n_orders": len(self._orders),
+                "refusals": self.refusals,
+                "trades": self.trades.to_dict("records"),
+            }
+        )
+
+
+class PaperResult(_ResultCore):
     """Trades (the columns of `BacktestResult.trades`), orders, fills, equity and refusals of a paper run."""
 
     def __init__(
@@ -48,26 +118,6 @@ class PaperResult:
         return build_trades(self._fills, self.index, self.last_close)
 
     @functools.cached_property
-    def fills(self) -> pd.DataFrame:
-        """Every fill in time order (price after slippage, ref_price before)."""
-        cols = list(Fill.__dataclass_fields__)
-        frame = pd.DataFrame([f.to_dict() for f in self._fills], columns=cols)
-        frame.insert(
-            0,
-            "bar_time",
-            self.index.take(frame["bar"].to_numpy(dtype=np.int64), allow_fill=True, fill_value=pd.NaT)
-            if len(frame)
-            else pd.DatetimeIndex([]),
-        )
-        return frame
-
-    @functools.cached_property
-    def orders(self) -> pd.DataFrame:
-        """Every order with its final state (refused orders have status 'rejected' and an error)."""
-        cols = list(Order.__dataclass_fields__)
-        return pd.DataFrame([o.to_dict() for o in self._orders], columns=cols)
-
-    @functools.cached_property
     def equity(self) -> pd.Series:
         """Cash + position at each bar's close."""
         return pd.Series(
@@ -76,30 +126,9 @@ class PaperResult:
             name="equity",
         )
 
-    @property
-    def final_value(self) -> float:
-        """Equity at the last bar."""
-        return float(self._equity[-1]) if len(self._equity) else float(self.settings.get("init_cash", np.nan))
-
     def divergence(self, backtest_result: Any) -> DivergenceReport:
         """Per-trade price and timing differences against ``backtest_result`` (see `DivergenceReport`)."""
         return DivergenceReport.compare(self, backtest_result)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe summary: settings, params, headline numbers, trades, refusals."""
-        return json_safe(
-            {
-                "strategy": self.strategy_name,
-                "params": self.params,
-                "settings": self.settings,
-                "meta": self.meta,
-                "final_value": self.final_value,
-                "n_fills": len(self._fills),
-                "n_orders": len(self._orders),
-                "refusals": self.refusals,
-                "trades": self.trades.to_dict("records"),
-            }
-        )
 
     def __repr__(self) -> str:
         return (
@@ -155,11 +184,7 @@ class DivergenceReport:
             .merge(bt[keys + fields], on=keys, how="outer", suffixes=("_paper", "_backtest"), indicator=True)
             .sort_values("signal_bar", kind="stable")
         )
-        merged["matched"] = (
-            merged.pop("_merge")
-            .map({"both": "both", "left_only": "paper_only", "right_only": "backtest_only"})
-            .astype(str)
-        )
+        merged["matched"] = match_labels(merged.pop("_merge"))
         sign = np.where(merged["direction"] == "long", 1.0, -1.0)
         merged["entry_delay"] = merged["entry_time_paper"] - merged["entry_time_backtest"]
         merged["exit_delay"] = merged["exit_time_paper"] - merged["exit_time_backtest"]
