@@ -144,6 +144,20 @@ def warning_rows(warnings: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
     return [{k: str(w.get(k, "")) for k in ("code", "message", "hint")} for w in warnings]
 
 
+SYMBOL_COLUMNS: tuple[tuple[str, str, str], ...] = (  # symbol_stats column -> (label, format kind)
+    ("n_trades", "Trades", "int"),
+    ("n_closed", "Closed", "int"),
+    ("win_rate", "Win rate", "pct"),
+    ("pnl", "P&L", "money"),
+    ("fees", "Fees", "money"),
+    ("contribution", "Contribution", "pct"),
+    ("exposure", "Exposure", "pct"),
+    ("turnover", "Turnover", "ratio"),
+    ("buy_hold_return", "Buy & hold return", "pct"),
+)
+"""A portfolio's per-symbol table (`PortfolioResult.symbol_stats`): the report page's and the widget's."""
+
+
 STAT_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Returns", ("total_return", "benchmark_return", "cagr", "final_value", "init_cash")),
     ("Risk", ("volatility", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_bars",

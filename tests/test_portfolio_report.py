@@ -307,7 +307,7 @@ def test_liquidation_and_few_trades_warnings_show(universe) -> None:
     for li, w in zip(items, r.warnings, strict=True):
         assert li.xpath("string(span[@class='message'])") == w["message"]
         assert w["hint"] in li.text_content()
-    assert "the portfolio was liquidated at the close of" in items[0].text_content()
+    assert "the portfolio was liquidated during the bar of" in items[0].text_content()
     assert "fewer than 30" in items[1].text_content()
     assert root.xpath("string(//tr[@data-stat='liquidated']/td[1])") == "yes"
     # after the liquidation nothing is held: every weight trace ends at zero

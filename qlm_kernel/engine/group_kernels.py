@@ -78,9 +78,8 @@ from qlm_kernel.engine.layout import (
 
 # group-only outputs (``extra``)
 GX_BAD_COLUMN = 0  # column of the bad price (ST_BAD_PRICE_BAR is its bar), else -1
-GX_DEBT = 1  # final short entry value outstanding
-GX_EXPOSURE_BARS = 2  # bars closing with any position open
-N_GX = 3
+GX_EXPOSURE_BARS = 1  # bars closing with any position open
+N_GX = 2
 
 
 @njit(nogil=True, cache=True, error_model="numpy", inline="always")
@@ -409,7 +408,7 @@ def simulate_group(
                 close_position(ps[j], trades, k, cfg, pos[j], val[n - 1, j], -1, EXIT_OPEN)
                 trade_col[k] = j
                 k += 1
-    finish_group(equity, init_cash, last, prev_eq, cash, debt, n_rejected, bad_bar, bad_col, liq_bar,
+    finish_group(equity, init_cash, last, prev_eq, cash, n_rejected, bad_bar, bad_col, liq_bar,
                  exposure_bars, stats, extra)
     stats[ST_N_TRADES] = k
     return k
@@ -417,7 +416,7 @@ def simulate_group(
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def finish_group(
-    equity: np.ndarray, init_cash: float, last: int, final_value: float, cash: float, debt: float,
+    equity: np.ndarray, init_cash: float, last: int, final_value: float, cash: float,
     n_rejected: int, bad_bar: int, bad_col: int, liq_bar: int, exposure_bars: int, stats: np.ndarray,
     extra: np.ndarray,
 ) -> None:
@@ -433,7 +432,6 @@ def finish_group(
     stats[ST_LIQUIDATION_BAR] = liq_bar
     extra[GX_EXPOSURE_BARS] = exposure_bars
     extra[GX_BAD_COLUMN] = bad_col
-    extra[GX_DEBT] = debt
 
 
 @njit(nogil=True, cache=True, error_model="numpy", inline="always")

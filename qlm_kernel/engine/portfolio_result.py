@@ -61,15 +61,15 @@ class PortfolioResult(BacktestResult):
             liquidation = {
                 "code": "LIQUIDATED",
                 "message": (
-                    f"the portfolio was liquidated at the close of {when}: its equity reached "
-                    f"maintenance_margin={s.maintenance_margin:g} of its positions' gross value "
+                    f"the portfolio was liquidated during the bar of {when}: its net liquidation value "
+                    f"reached maintenance_margin={s.maintenance_margin:g} of its positions' gross value "
                     f"(leverage={s.leverage:g}); every position was closed and nothing traded afterwards"
                 ),
                 "hint": (
                     "size down (size=0.1, size_type='percent'), lower the leverage, or add protective "
                     "stops; judge the run by total return, not by Sharpe"
                 ),
-                "time": str(self.data.index[bar]),
+                "time": str(when),
             }
         return result_warnings(self.stats, liquidation=liquidation)
 
@@ -170,9 +170,7 @@ class PortfolioResult(BacktestResult):
         wins = per_symbol(where=closed & (pnl > 0))
         total_pnl = per_symbol(pnl)
         held = self.position.to_numpy() != 0.0
-        has = self.data.has_bar
-        first = has.argmax(axis=0)
-        last = len(has) - 1 - has[::-1].argmax(axis=0)
+        first, last = symbol_rows(self.data, "first_bar"), symbol_rows(self.data, "last_bar")
         cols = np.arange(m)
         with np.errstate(divide="ignore", invalid="ignore"):
             frame = pd.DataFrame({
@@ -190,9 +188,9 @@ class PortfolioResult(BacktestResult):
 
     @functools.cached_property
     def turnover(self) -> float:
-        """Traded value over the run / average equity (2.0 = the book bought and sold once)."""
-        orders = self.orders
-        return float((orders["size"] * orders["price"]).sum() / np.mean(self._equity))
+        """Traded value over the run / average equity (2.0 = the book bought and sold once): the sum of
+        the symbols' turnovers."""
+        return float(self.symbol_stats["turnover"].sum())
 
     @functools.cached_property
     def _close(self) -> np.ndarray:
@@ -272,23 +270,26 @@ class PortfolioResult(BacktestResult):
         )
 
 
+def symbol_rows(universe: Any, which: str = "first_bar") -> np.ndarray:
+    """Each symbol's first (``"first_bar"``) or last (``"last_bar"``) bar as a row of the universe: the
+    times the universe keeps in ``attrs`` looked up in its index (no scan of the bars x symbols mask)."""
+    times = universe.attrs[which]
+    return universe.index.get_indexer(pd.DatetimeIndex([times[s] for s in universe.symbols]))
+
+
 def benchmark_index(universe: Any) -> np.ndarray:
     """An equal-weight buy & hold of every symbol from its first bar, as an index (1 = start): the
     mean of each symbol's last close / its first close, a symbol counting 1 before its first bar."""
     val = universe.valuation_close
-    first = np.array([val[np.argmax(~np.isnan(val[:, j])), j] for j in range(val.shape[1])])
+    first = universe.close[symbol_rows(universe), np.arange(val.shape[1])]
     with np.errstate(invalid="ignore"):
-        return np.nanmean(np.where(np.isnan(val), 1.0, val / first), axis=1)
+        return np.where(np.isnan(val), 1.0, val / first).mean(axis=1)
 
 
 def benchmark_growth(universe: Any) -> float:
     """Growth of an equal-weight buy & hold of every symbol over the run (from each symbol's first bar
     to its last close): what `benchmark_index` ends at, from two rows per symbol."""
-    index = universe.index
-    if not len(index):
+    if not len(universe.index):
         return float("nan")
-    firsts = universe.attrs.get("first_bar") or {}
-    rows = [index.get_loc(pd.Timestamp(firsts[s])) if s in firsts else int(np.argmax(universe.has_bar[:, j]))
-            for j, s in enumerate(universe.symbols)]  # each symbol's first bar (kept by the universe)
-    first = universe.close[rows, np.arange(len(rows))]
+    first = universe.close[symbol_rows(universe), np.arange(len(universe.symbols))]
     return float(np.mean(universe.valuation_close[-1] / first))

@@ -246,7 +246,7 @@ def simulate_weights(
         if liq_bar >= 0:
             equity[i + 1:] = eq
             break
-    finish_group(equity, init_cash, last, prev_eq, cash, debt, n_rejected, bad_bar, bad_col, liq_bar,
+    finish_group(equity, init_cash, last, prev_eq, cash, n_rejected, bad_bar, bad_col, liq_bar,
                  exposure_bars, stats, extra)
     return q
 

@@ -36,6 +36,7 @@ from qlm_kernel.optimization.space import resolve_space
 from qlm_kernel.store import trial_key
 from qlm_kernel.store.jobs import JOB_LIST_FIXES
 from qlm_kernel.workspace import ensure_event_recorder, frame_fingerprint, recording_enabled, resolve_data
+from qlm_kernel.workspace.data import universe_of
 
 COMPARED = (
     "strategy_sha",
@@ -99,7 +100,7 @@ def optimize(
         space = space if space is not None else stored_cfg.get("space")
         method = stored_cfg.get("method", method) if method == "auto" else method
         n_trials = n_trials if n_trials is not None else stored_cfg.get("n_trials")
-    universe = _universe(data, dataset)
+    universe = universe_of(data, dataset)
     if universe is not None:  # a portfolio: the strategy on every symbol, shared cash
         frame, dataset_name, fingerprint = None, universe.name, universe.fingerprint
     else:
@@ -233,24 +234,6 @@ def optimize(
         sample_index=pd.Index(sample_index),
         n_computed=tracker.computed,
     )
-
-
-def _universe(data: Any, dataset: str | None) -> Any:
-    """The `Universe` to optimize a portfolio on: given as ``data``, or a stored universe named by
-    ``dataset`` (or by ``data``); None for single-asset data."""
-    from qlm_kernel.data.universe import Universe, is_universe
-
-    if isinstance(data, Universe):
-        return data
-    name = dataset if dataset is not None else data if isinstance(data, str) else None
-    if name is None:
-        return None
-    from qlm_kernel.workspace import data_manager
-
-    dm = data_manager()
-    if not is_universe(dm, name):
-        return None
-    return dm.load_universe(name)
 
 
 def _data_file(data: Any, dataset_name: str | None) -> str | None:

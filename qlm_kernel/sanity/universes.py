@@ -15,34 +15,14 @@ The rules the checks follow on a universe (README "Optimization and 'is it real?
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from qlm_kernel.workspace.data import universe_of
 
 if TYPE_CHECKING:
     from qlm_kernel.data.universe import Universe
 
-
-def universe_of(data: Any, dataset: str | None = None) -> Universe | None:
-    """The `Universe` that ``data`` / ``dataset`` name, or None for single-asset data.
-
-    A `Universe` as it is; a non-empty dict of frames or files (symbol -> frame | path) aligned into one;
-    a string that is a stored universe's name (``dataset=`` or ``data``) loaded from the workspace."""
-    from qlm_kernel.data.universe import Universe
-
-    if isinstance(data, Universe):
-        return data
-    if isinstance(data, Mapping) and data and dataset is None:
-        from qlm_kernel.data.universe import load_universe
-
-        return load_universe(data)
-    name = dataset if dataset is not None else data if isinstance(data, str) else None
-    if name is None:
-        return None
-    from qlm_kernel.data.universe import is_universe
-    from qlm_kernel.workspace import data_manager
-
-    dm = data_manager()
-    return dm.load_universe(name) if is_universe(dm, name) else None
+__all__ = ["span", "universe_of"]
 
 
 def span(universe: Universe, lo: int, hi: int) -> Universe:

@@ -15,11 +15,9 @@ from qlm_kernel.engine.portfolio_result import PortfolioResult
 from qlm_kernel.engine.settings import BacktestSettings, closest, split_settings
 from qlm_kernel.errors import ConfigError, DataError, StrategyError
 from qlm_kernel.strategy.loader import resolve_strategy
-from qlm_kernel.strategy.run import signal_arrays
-from qlm_kernel.strategy.signals import SIGNAL_FIELDS, Signals
+from qlm_kernel.strategy.run import scalar_stop, signal_arrays
+from qlm_kernel.strategy.signals import SIGNAL_FIELDS, STOP_FIELDS, Signals
 from qlm_kernel.strategy.weights import TargetWeights
-
-STOP_NAMES = ("sl_stop", "tp_stop", "tsl_stop")
 
 
 def backtest_portfolio(strategy: Any, data: Any, **kwargs: Any) -> PortfolioResult:
@@ -148,7 +146,7 @@ def portfolio_signals(
         name, used = getattr(cls, "name", cls.__name__), dict(strat.params)
     n, m = universe.close.shape
     sig = [np.zeros((n, m), dtype=bool) for _ in SIGNAL_FIELDS]
-    stops: list[list[np.ndarray | None]] = [[None] * m for _ in STOP_NAMES]
+    stops: list[list[np.ndarray | None]] = [[None] * m for _ in STOP_FIELDS]
     for sym, strat in per_symbol.items():
         j = universe.column(sym)
         rows = np.flatnonzero(universe.has_bar[:, j])
@@ -162,10 +160,10 @@ def portfolio_signals(
     return (*sig, *wide_stops), name, used
 
 
-def signal_arrays_defaults(settings: BacktestSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def signal_arrays_defaults(settings: BacktestSettings) -> tuple[np.ndarray, ...]:
     """The settings' stops as length-1 arrays (NaN = none), for symbols without signals of their own."""
-    return tuple(np.array([np.nan if v is None else float(v)]) for v in (settings.sl_stop, settings.tp_stop,
-                                                                       settings.tsl_stop))
+    # copies: the shared NaN array is read-only, and a read-only array is another Numba signature
+    return tuple(scalar_stop(getattr(settings, field)).copy() for field in STOP_FIELDS)
 
 
 def _scatter(own: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:

@@ -73,11 +73,12 @@ def signal_arrays(strat: Any, frame: pd.DataFrame, settings: BacktestSettings) -
     n = len(frame)
     el, xl, es, xs = signals.to_arrays(n, frame.index)
     sl_a, tp_a, tsl_a = signals.stop_arrays(n, frame.index)
-    sl_a = sl_a if signals.sl_stop is not None else _scalar_stop(settings.sl_stop)
-    tp_a = tp_a if signals.tp_stop is not None else _scalar_stop(settings.tp_stop)
-    tsl_a = tsl_a if signals.tsl_stop is not None else _scalar_stop(settings.tsl_stop)
+    sl_a = sl_a if signals.sl_stop is not None else scalar_stop(settings.sl_stop)
+    tp_a = tp_a if signals.tp_stop is not None else scalar_stop(settings.tp_stop)
+    tsl_a = tsl_a if signals.tsl_stop is not None else scalar_stop(settings.tsl_stop)
     return el, xl, es, xs, sl_a, tp_a, tsl_a
 
 
-def _scalar_stop(value: float | None) -> np.ndarray:
+def scalar_stop(value: float | None) -> np.ndarray:
+    """A settings stop as the kernels' length-1 stop array (NaN = no stop)."""
     return _NAN1 if value is None else np.array([float(value)])

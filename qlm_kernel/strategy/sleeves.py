@@ -95,8 +95,10 @@ def run_sleeves(
     frames: dict[str, Any] = {}
     strategies: dict[str, Any] = {}
     labels: dict[str, tuple[str, str]] = {}
+    params: dict[str, dict[str, Any]] = {}
     for sleeve in sleeves:
-        strat = resolve_strategy(sleeve.strategy, **sleeve.params)
+        strat = resolve_strategy(sleeve.strategy, **sleeve.params)  # once per sleeve (a file is read)
+        params[sleeve.name] = dict(strat.params)
         for sym in sleeve.symbols or universe.symbols:
             column = f"{sleeve.name}.{sym}"
             frames[column] = universe.frame(sym)
@@ -105,7 +107,6 @@ def run_sleeves(
     columns = Universe(
         universe.name, frames, fingerprints={c: universe.fingerprints[s] for c, (_, s) in labels.items()}
     )
-    params = {s.name: dict(resolve_strategy(s.strategy, **s.params).params) for s in sleeves}
     from qlm_kernel.strategy.portfolio_run import portfolio_signals
 
     if cash == "shared":

@@ -9,23 +9,11 @@ from typing import Any
 
 import traitlets as t
 
-from qlm_kernel.formatting import call_text, format_stat, stat_rows, warning_rows
+from qlm_kernel.formatting import SYMBOL_COLUMNS, call_text, format_stat, stat_rows, warning_rows
 from qlm_kernel.widgets.compact import compact
 from qlm_kernel.widgets.live import STATIC, stylesheet
 from qlm_kernel.widgets.reportkit import ReportSummary, ResultReport, esm
 
-SYMBOL_COLUMNS: tuple[tuple[str, str, str], ...] = (  # symbol_stats column -> (label, format kind)
-    ("n_trades", "Trades", "int"),
-    ("n_closed", "Closed", "int"),
-    ("win_rate", "Win rate", "pct"),
-    ("pnl", "P&L", "money"),
-    ("fees", "Fees", "money"),
-    ("contribution", "Contribution", "pct"),
-    ("exposure", "Exposure", "pct"),
-    ("turnover", "Turnover", "ratio"),
-    ("buy_hold_return", "Buy & hold return", "pct"),
-)
-"""The per-symbol table's columns, labelled and formatted as the portfolio report page does."""
 MAX_SYMBOL_ROWS = 500
 """Rows of the per-symbol table sent to the browser (the rest are counted in a note)."""
 

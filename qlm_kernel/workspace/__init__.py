@@ -21,6 +21,7 @@ _EXPORTS: Exports = {
     "resolve_data": ("qlm_kernel.workspace.data", "resolve_data"),
     "seed_fingerprint": ("qlm_kernel.workspace.fingerprints", "seed_fingerprint"),
     "stop_event_recorder": ("qlm_kernel.workspace.recording", "stop_event_recorder"),
+    "universe_of": ("qlm_kernel.workspace.data", "universe_of"),
     "workspace_dir": ("qlm_kernel.home", "workspace_dir"),
 }
 """Names load on first use (`qlm_kernel.lazy`): a listing imports no engine."""

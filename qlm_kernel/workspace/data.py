@@ -192,3 +192,24 @@ DATASETS = DatasetCache()
 def load_dataset(name: str) -> pd.DataFrame:
     """A workspace dataset (a copy-on-write view of the cached frame, its stored fingerprint seeded)."""
     return DATASETS.load(name)
+
+
+def universe_of(data: Any, dataset: str | None = None) -> Any:
+    """The `Universe` that ``data`` / ``dataset`` name, or None for single-asset data (what every
+    research layer asks before choosing the portfolio path).
+
+    A `Universe` as it is; a non-empty dict of frames or files (symbol -> frame | path) aligned into one;
+    a string that is a stored universe's name (``dataset=`` or ``data``) loaded from the workspace."""
+    from collections.abc import Mapping
+
+    from qlm_kernel.data.universe import Universe, is_universe, load_universe
+
+    if isinstance(data, Universe):
+        return data
+    if isinstance(data, Mapping) and data and dataset is None:
+        return load_universe(data)
+    name = dataset if dataset is not None else data if isinstance(data, str) else None
+    if name is None:
+        return None
+    dm = data_manager()
+    return dm.load_universe(name) if is_universe(dm, name) else None

@@ -29,7 +29,7 @@ from qlm_kernel.engine.report import series as S
 from qlm_kernel.engine.report.decimate import DEFAULT_BUCKETS, m4_indices
 from qlm_kernel.engine.report.panels import COLORS, _base_layout, _time_axis, figure, line, times
 from qlm_kernel.engine.stats import drawdown
-from qlm_kernel.formatting import format_stat
+from qlm_kernel.formatting import SYMBOL_COLUMNS, format_stat
 
 if TYPE_CHECKING:
     from qlm_kernel.engine.portfolio_result import PortfolioResult
@@ -62,17 +62,6 @@ PANEL_TITLES = {
     "correlation": "Correlation of the symbols' returns",
 }
 """Panel id -> heading; the ids are the page's stable ``data-panel`` names."""
-SYMBOL_COLUMNS: tuple[tuple[str, str, str], ...] = (  # symbol_stats column -> (label, format kind)
-    ("n_trades", "Trades", "int"),
-    ("n_closed", "Closed", "int"),
-    ("win_rate", "Win rate", "pct"),
-    ("pnl", "P&L", "money"),
-    ("fees", "Fees", "money"),
-    ("contribution", "Contribution", "pct"),
-    ("exposure", "Exposure", "pct"),
-    ("turnover", "Turnover", "ratio"),
-    ("buy_hold_return", "Buy & hold return", "pct"),
-)
 
 
 # --- derived series -------------------------------------------------------------------------------------
