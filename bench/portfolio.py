@@ -46,6 +46,7 @@ from qlm_kernel.data.universe import wide_bytes
 from qlm_kernel.engine import layout as L
 from qlm_kernel.engine.group_api import simulate_universe
 from qlm_kernel.engine.group_kernels import N_GX, simulate_group
+from qlm_kernel.engine.group_signals import encode_signals
 from qlm_kernel.engine.kernels import column_mode
 from qlm_kernel.engine.portfolio_result import PortfolioResult
 from qlm_kernel.engine.settings import BacktestSettings
@@ -143,18 +144,19 @@ def peak_extra_bytes(fn: Callable[[], object]) -> int:
 
 
 def raw_kernel(
-    universe: qlm.Universe, arrays: tuple[np.ndarray, ...], settings: BacktestSettings
+    universe: qlm.Universe, arrays: tuple[np.ndarray | None, ...], settings: BacktestSettings
 ) -> Callable[[], int]:
-    """`simulate_group` alone on preallocated outputs (what `simulate_universe` wraps)."""
+    """`simulate_group` alone on preallocated outputs and signals already encoded (what
+    `simulate_universe` wraps)."""
     n = universe.close.shape[0]
     el, xl, es, xs, sl_a, tp_a, tsl_a = arrays
     cfg = settings.pack()
-    mode = column_mode(cfg, sl_a.ravel(), tp_a.ravel(), tsl_a.ravel(), es.reshape(-1))
-    capacity = int(np.count_nonzero(el)) + int(np.count_nonzero(es)) + 1
+    codes, words, entries, short_entries = encode_signals(el, xl, es, xs)
+    mode = column_mode(cfg, sl_a.ravel(), tp_a.ravel(), tsl_a.ravel(), np.array([short_entries > 0]))
     out = (
         np.empty(n),
-        np.empty((capacity, L.N_TRADE_FIELDS)),
-        np.empty(capacity, dtype=np.int64),
+        np.empty((entries + 1, L.N_TRADE_FIELDS)),
+        np.empty(entries + 1, dtype=np.int64),
         np.empty(L.N_STATS),
         np.zeros(N_GX),
     )
@@ -166,10 +168,8 @@ def raw_kernel(
         u.close,
         u.valuation_close,
         u.has_bar,
-        el,
-        xl,
-        es,
-        xs,
+        codes,
+        words,
         sl_a,
         tp_a,
         tsl_a,
@@ -221,23 +221,22 @@ def main() -> None:
     qlm_final = float(res.stats["final_value"])
     t_qlm = timed(qlm_run, args.repeat)
 
-    # 2) the grouped kernel alone, on arrays prepared once
+    # 2) the grouped kernel alone, on arrays prepared once (in the frames' memory order, no short fields)
     settings = BacktestSettings(**kwargs)
-    el = np.ascontiguousarray(entries)
-    xl = np.ascontiguousarray(exits)
-    none = np.zeros((n, m), dtype=bool)
+    el_f = np.asfortranarray(entries)
+    xl_f = np.asfortranarray(exits)
     nan11 = np.full((1, 1), np.nan)
-    kernel_final = simulate_universe(universe, el, xl, none, none, nan11, nan11, nan11, settings)[0][-1]
-    t_kernel = timed(
-        lambda: simulate_universe(universe, el, xl, none, none, nan11, nan11, nan11, settings), args.repeat
-    )
+    no_stops = (nan11, nan11, nan11)
+    kernel_final = simulate_universe(universe, el_f, xl_f, None, None, *no_stops, settings)[0][-1]
+    t_kernel = timed(lambda: simulate_universe(universe, el_f, xl_f, None, None, *no_stops, settings),
+                     args.repeat)
 
-    # 4) the bare loop
+    # 4) the bare loop (on C-ordered signals: the order its loop reads)
     equity = np.empty(n)
     close = universe.close
-    bare_final = bare_loop(close, el, xl, INIT_CASH, SIZE, FEES, equity)
+    bare_final = bare_loop(close, entries, exits, INIT_CASH, SIZE, FEES, equity)
     bare_equity = equity.copy()
-    t_bare = timed(lambda: bare_loop(close, el, xl, INIT_CASH, SIZE, FEES, equity), args.repeat)
+    t_bare = timed(lambda: bare_loop(close, entries, exits, INIT_CASH, SIZE, FEES, equity), args.repeat)
 
     # 6) peak memory of one end-to-end run against its inputs
     ohlc = sum(getattr(universe, k).nbytes for k in ("open", "high", "low", "close"))

@@ -230,6 +230,28 @@ def test_a_bad_price_names_the_symbol_and_time():
     assert err.value.context["symbol"] == "B" and str(bad.index[2]) in str(err.value)
 
 
+@pytest.mark.parametrize("fill", ["close", "next_open"])
+@pytest.mark.parametrize("late", [False, True], ids=["all_born", "one_born_late"])
+def test_a_bad_close_stops_the_run_in_either_fill_mode(fill, late):
+    """The kernel checks a bar's closes while it marks the bar to market; a symbol whose first bar is
+    still ahead (NaN valuation) is not a bad price, a bad close of another symbol is."""
+    from qlm_kernel.data.universe import Universe
+
+    good = frame([10.0, 11, 12, 13, 14, 15])
+    bad = frame([5.0, 5, 5, 5, -1.0, 5])  # built directly, past the loaders' validation
+    late_one = frame([7.0, 7, 7, 7, 7, 7]).iloc[3:] if late else frame([7.0] * 6)
+    u = Universe("raw", {"A": good, "B": bad, "C": late_one})
+    with pytest.raises(DataError) as err:
+        qlm.backtest_portfolio({"A": qlm.Signals(entry_long=flags(6, 0))}, u, fill=fill, record=False)
+    assert err.value.context["symbol"] == "B" and str(bad.index[4]) in str(err.value)
+    assert err.value.context["column"] == "close"
+    ok = Universe("fine", {"A": good, "C": late_one})  # the late symbol alone is not an error
+    res = qlm.backtest_portfolio({"C": qlm.Signals(entry_long=flags(len(late_one), 0))}, ok, fill=fill,
+                                 size=1.0, size_type="units", record=False)
+    assert res.trades["symbol"].tolist() == ["C"]
+    assert np.isfinite(res.equity.to_numpy()).all()
+
+
 def test_one_symbol_liquidation_is_the_single_asset_liquidation():
     """The issue's own ruin case (donchian on btcusd, next open) through a one-symbol portfolio."""
     btc = qlm.sample_data("btcusd")

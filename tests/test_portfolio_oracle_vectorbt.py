@@ -122,3 +122,28 @@ def test_units_sizing_sorted_by_order_value(universe):
     sig = wide_flags(universe, 4, p=0.05)
     kw = {"size": 40.0, "size_type": "units", "fees": 0.001}
     assert_same(run_vbt(universe, sig, False, **kw), run_qlm(universe, sig, False, **kw))
+
+
+@pytest.fixture(scope="module")
+def wide_universe():
+    """21 symbols: the kernel reads a bar's signals eight symbols to a word, so three words, the last
+    one padded."""
+    frames = {f"W{j:02d}": qlm.sample_data("synthetic", n=1500, seed=90 + j) for j in range(21)}
+    return qlm.load_universe(frames, name="twenty-one")
+
+
+@pytest.mark.parametrize("short", [False, True], ids=["long", "long_short"])
+def test_many_symbols_across_signal_words(wide_universe, short):
+    sig = wide_flags(wide_universe, 6, p=0.02)
+    kw = {"size": 500.0, "size_type": "value", "fees": 0.001, "slippage": 0.0002}
+    pf = run_vbt(wide_universe, sig, short, **kw)
+    res = run_qlm(wide_universe, sig, short, **kw)
+    if short:
+        assert res.stats["final_value"] == pytest.approx(pf.final_value(), rel=REL)
+        np.testing.assert_allclose(res.equity.to_numpy(), pf.value().to_numpy(), rtol=REL)
+    else:
+        assert_same(pf, res)
+    assert set(res.trades["symbol"]) == set(wide_universe.symbols)  # every word's symbols trade
+    keys = res.trades["entry_time"].astype("int64").to_numpy() * 100 + np.searchsorted(
+        wide_universe.symbols, res.trades["symbol"].to_numpy())
+    assert (np.diff(keys) > 0).all()  # trades in order of entry, then symbol

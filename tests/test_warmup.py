@@ -25,9 +25,10 @@ res.stats
 seconds = time.perf_counter() - started
 from qlm_kernel.session.warmup import MODES, PORTFOLIO_MODES, compile_modes
 compile_modes(list(MODES + PORTFOLIO_MODES))  # then every other mode: none may compile either
-from qlm_kernel.engine import group_kernels, weight_kernels
+from qlm_kernel.engine import group_kernels, group_signals, weight_kernels
 entries = {**{str(m): d for m, d in kernels.MODE_ENTRIES.items()}, "group": group_kernels.simulate_group,
-           "weights": weight_kernels.simulate_weights, "exit_trades": weight_kernels.exit_trades}
+           "signal_codes": group_signals.signal_codes, "weights": weight_kernels.simulate_weights,
+           "exit_trades": weight_kernels.exit_trades}
 loaded = {name: sum(d.stats.cache_hits.values()) for name, d in entries.items()}
 misses = sum(sum(d.stats.cache_misses.values()) for d in entries.values())
 print(json.dumps({"seconds": seconds, "kernel_compiles": misses, "loaded": loaded}))
@@ -51,6 +52,6 @@ def test_warmup_fills_the_cache_so_a_first_backtest_compiles_nothing(tmp_path: P
     assert first.returncode == 0, first.stderr[-2000:]
     result = json.loads(first.stdout.strip().splitlines()[-1])
     assert result["kernel_compiles"] == 0
-    assert len(result["loaded"]) == 15 and all(hits >= 1 for hits in result["loaded"].values())
+    assert len(result["loaded"]) == 16 and all(hits >= 1 for hits in result["loaded"].values())
     print(f"\nqlm warmup (cold cache) {warm_s:.1f} s; then a new process's first backtest with stops on "
           f"100k bars {result['seconds']:.2f} s")

@@ -9,6 +9,7 @@ import numpy as np
 
 from qlm_kernel.engine import layout as L
 from qlm_kernel.engine.group_kernels import GX_BAD_COLUMN, GX_EXPOSURE_BARS, N_GX, simulate_group
+from qlm_kernel.engine.group_signals import encode_signals
 from qlm_kernel.engine.kernels import column_mode, finish_trades
 from qlm_kernel.engine.settings import BacktestSettings
 from qlm_kernel.engine.weight_kernels import N_ORDER_FIELDS, exit_trades, simulate_weights
@@ -19,36 +20,37 @@ def simulate_universe(
     universe: Any,
     el: np.ndarray,
     xl: np.ndarray,
-    es: np.ndarray,
-    xs: np.ndarray,
+    es: np.ndarray | None,
+    xs: np.ndarray | None,
     sl_a: np.ndarray,
     tp_a: np.ndarray,
     tsl_a: np.ndarray,
     settings: BacktestSettings,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Run the grouped kernel on a universe's arrays: (equity, trade records, trade columns,
-    accumulators). Signals are (bars x symbols) bool; stops (bars or 1) x (symbols or 1) float."""
+    """Run the grouped kernel on a universe's arrays: (equity, trade records in order of entry bar then
+    symbol, trade columns, accumulators). Signals are (bars x symbols) bool in any memory order (a
+    frame's Fortran order is read without a copy; ``None`` short fields = none); stops (bars or 1) x
+    (symbols or 1) float."""
     n = universe.close.shape[0]
     cfg = settings.pack()
+    codes, words, entries, short_entries = encode_signals(el, xl, es, xs)
     fill_close, intrabar, close_at_end = column_mode(
-        cfg, sl_a.ravel(), tp_a.ravel(), tsl_a.ravel(), es.reshape(-1)
+        cfg, sl_a.ravel(), tp_a.ravel(), tsl_a.ravel(), np.array([short_entries > 0])
     )
-    capacity = int(np.count_nonzero(el)) + int(np.count_nonzero(es)) + 1
     equity = np.empty(n)
-    trades = np.empty((capacity, L.N_TRADE_FIELDS))
-    trade_col = np.empty(capacity, dtype=np.int64)
+    trades = np.empty((entries + 1, L.N_TRADE_FIELDS))
+    trade_col = np.empty(entries + 1, dtype=np.int64)
     acc = np.empty(L.N_STATS)
     extra = np.zeros(N_GX)
     k = simulate_group(
         universe.open, universe.high, universe.low, universe.close, universe.valuation_close,
-        universe.has_bar, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, trade_col, acc, extra,
+        universe.has_bar, codes, words, sl_a, tp_a, tsl_a, cfg, equity, trades, trade_col, acc, extra,
         fill_close, intrabar, close_at_end,
     )
     _raise_bad_price(universe, acc, extra)
     finish_trades(trades, k, acc, n)
     acc[L.ST_EXPOSURE_BARS] = extra[GX_EXPOSURE_BARS]  # bars with any position, not summed over symbols
-    order = _by_entry_then_symbol(trades[:k], trade_col[:k], universe.close.shape[1])
-    return equity, trades[:k][order], trade_col[:k][order], acc
+    return equity, trades[:k], trade_col[:k], acc
 
 
 def rebalance_universe(

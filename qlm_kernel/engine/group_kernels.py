@@ -29,11 +29,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from qlm_kernel.engine.group_signals import EL, ES, XL, XS, first_byte
 from qlm_kernel.engine.kernels import (
     N_PS,
     NO_CHANGE,
     NO_INTRABAR,
     PS_ENTRY_BAR,
+    PS_ENTRY_FEES,
     PS_ENTRY_PRICE,
     PS_REF,
     STOPS,
@@ -53,7 +55,6 @@ from qlm_kernel.engine.layout import (
     CFG_SIZE,
     CFG_SIZE_TYPE,
     CFG_SLIPPAGE,
-    DIR_LONG,
     EXIT_END,
     EXIT_LIQUIDATION,
     EXIT_OPEN,
@@ -74,6 +75,16 @@ from qlm_kernel.engine.layout import (
     ST_SUM_DOWN2,
     ST_SUM_R,
     ST_SUM_R2,
+    TR_ENTRY_BAR,
+    TR_ENTRY_FEES,
+    TR_ENTRY_PRICE,
+    TR_EXIT_BAR,
+    TR_EXIT_FEES,
+    TR_EXIT_PRICE,
+    TR_EXIT_REASON,
+    TR_PNL,
+    TR_RETURN,
+    TR_SIZE,
 )
 
 # group-only outputs (``extra``)
@@ -129,11 +140,80 @@ def _sort_orders(values: np.ndarray, cols: np.ndarray, q: int) -> None:
 
 
 @njit(nogil=True, cache=True, error_model="numpy", inline="always")
-def _long_value(pos: np.ndarray, prices: np.ndarray) -> float:
+def _marked(
+    pos: np.ndarray, val: np.ndarray, has: np.ndarray, i: int, born: bool
+) -> tuple[float, bool, bool, bool]:
+    """(value of the positions at bar ``i``'s valuation prices, whether any position is open, whether
+    every close of the bar is a positive number, whether every column has had a bar), in one pass.
+
+    Four partial sums in a fixed order, so the adds pipeline and the result does not depend on the
+    machine. Once every column has had a bar (``born``) no valuation price is NaN and the loop needs no
+    select; before, a column without a first bar yet (NaN price) holds nothing and its missing close
+    is not a bad one."""
+    m = pos.shape[0]
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    j = 0
+    if born:
+        ok = True
+        held = False
+        while j + 4 <= m:
+            v0 = val[i, j]
+            v1 = val[i, j + 1]
+            v2 = val[i, j + 2]
+            v3 = val[i, j + 3]
+            p0 = pos[j]
+            p1 = pos[j + 1]
+            p2 = pos[j + 2]
+            p3 = pos[j + 3]
+            s0 += p0 * v0
+            s1 += p1 * v1
+            s2 += p2 * v2
+            s3 += p3 * v3
+            ok &= (v0 > 0.0) & (v1 > 0.0) & (v2 > 0.0) & (v3 > 0.0)
+            held |= (p0 != 0.0) | (p1 != 0.0) | (p2 != 0.0) | (p3 != 0.0)
+            j += 4
+        while j < m:
+            v0 = val[i, j]
+            s0 += pos[j] * v0
+            ok &= v0 > 0.0
+            held |= pos[j] != 0.0
+            j += 1
+        return (s0 + s1) + (s2 + s3), held, ok, True
+    bad = 0
+    unborn = 0
+    held = False
+    while j < m:
+        v0 = val[i, j]
+        s0 += pos[j] * (v0 if v0 == v0 else 0.0)
+        bad += has[i, j] & (not v0 > 0.0)
+        unborn += v0 != v0
+        held |= pos[j] != 0.0
+        j += 1
+    return s0, held, bad == 0, unborn == 0
+
+
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _bad_close(val: np.ndarray, has: np.ndarray, i: int) -> int:
+    """The first column whose bar ``i`` has a close that is not a positive number, else -1."""
+    for j in range(val.shape[1]):
+        if has[i, j] and not val[i, j] > 0.0:
+            return j
+    return -1
+
+
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _long_value(
+    pos: np.ndarray, o: np.ndarray, val: np.ndarray, has: np.ndarray, i: int, at_open: bool
+) -> float:
+    """Value of the long positions at bar ``i``: at the open (the last close for a column without a
+    bar) or at the valuation close."""
     total = 0.0
     for j in range(pos.shape[0]):
         if pos[j] > 0.0:
-            total += pos[j] * prices[j]
+            total += pos[j] * (o[i, j] if at_open and has[i, j] else val[i, j])
     return total
 
 
@@ -209,10 +289,8 @@ def simulate_group(
     c: np.ndarray,
     val: np.ndarray,
     has: np.ndarray,
-    el: np.ndarray,
-    xl: np.ndarray,
-    es: np.ndarray,
-    xs: np.ndarray,
+    codes: np.ndarray,
+    words: np.ndarray,
     sl_a: np.ndarray,
     tp_a: np.ndarray,
     tsl_a: np.ndarray,
@@ -226,29 +304,33 @@ def simulate_group(
     intrabar: int,
     close_at_end: bool,
 ) -> int:
-    """Simulate a group of columns sharing one cash balance. Arrays are (bars x columns); ``val`` is
-    the valuation price (last close), ``has`` whether the column has a bar. Fills ``equity`` (the
-    group's value at every bar), ``trades`` rows with their column in ``trade_col``, and the group's
-    accumulators in ``stats``; trade pnl/return and trade statistics come from
-    `kernels.finish_trades`. Returns the number of trades."""
+    """Simulate a group of columns sharing one cash balance. Prices are (bars x columns); ``val`` is
+    the valuation price (last close), ``has`` whether the column has a bar. Signals are one code a
+    cell (`group_signals`: bits EL/XL/ES/XS), read eight cells at a time as the ``words`` view of
+    ``codes``, so a bar costs a few word tests plus its signal cells.
+    Fills ``equity`` (the group's value at every bar), ``trades`` rows in order of entry (bar, then
+    column) with their column in ``trade_col``, and the group's accumulators in ``stats``; trade
+    pnl/return and trade statistics come from `kernels.finish_trades`. Returns the number of trades."""
     n, m = c.shape
     direction = int(cfg[CFG_DIRECTION])
-    long_only = direction == DIR_LONG  # short signals cannot trade: not read
     leverage = cfg[CFG_LEVERAGE]
     init_cash = cfg[CFG_INIT_CASH]
     pos = np.zeros(m)
     ps = np.zeros((m, N_PS))
     ps[:, PS_ENTRY_BAR] = -1
+    slot = np.full(m, -1, dtype=np.int64)  # each open position's trade row
     pending = np.full(m, NO_CHANGE, dtype=np.int64)
     pending_bar = np.full(m, -1, dtype=np.int64)
     stopped = np.zeros(m, dtype=np.bool_)
     stop_px = np.full(m, np.nan)  # this bar's stop fill of each column (NaN = none)
     stop_why = np.zeros(m, dtype=np.int64)
     liq_px = np.full(m, np.nan)  # each position's fill if the group is liquidated this bar
-    prices = np.zeros(m)  # each column's price at the current phase (order price or valuation)
+    prices = np.zeros(m)  # each order column's price
     targets = np.full(m, NO_CHANGE, dtype=np.int64)
     order_cols = np.empty(m, dtype=np.int64)
     order_values = np.empty(m)
+    waiting = np.empty(m, dtype=np.int64)  # columns with a next-open order
+    n_waiting = 0
     cash = init_cash
     debt = 0.0  # entry value of the short positions held
     k = 0
@@ -259,40 +341,38 @@ def simulate_group(
     exposure_bars = 0
     prev_eq = init_cash
     last = -1  # last bar simulated
+    born = False  # every column has had a bar (no NaN valuation price from then on)
 
     for i in range(n):
-        # 1) next-open orders decided at each column's previous bar (a bad close stops the run first,
-        #    as in the single-asset loop; at-the-close runs check the close in step 3)
-        if not fill_close:
-            for j in range(m):
-                if has[i, j] and not c[i, j] > 0.0:
+        # 1) next-open orders decided at each column's previous bar
+        if not fill_close and n_waiting > 0:
+            _by_column(waiting, n_waiting)  # in column order, as the orders of a bar are listed
+            q = 0
+            kept = 0
+            for a in range(n_waiting):
+                j = waiting[a]
+                if not has[i, j]:
+                    waiting[kept] = j
+                    kept += 1
+                    continue
+                oi = o[i, j]
+                if not oi > 0.0:
                     bad_bar = i
                     bad_col = j
+                    break
+                prices[j] = oi
+                targets[j] = pending[j]
+                pending[j] = NO_CHANGE
+                order_cols[q] = j
+                q += 1
             if bad_bar >= 0:
                 break
-            q = 0
-            for j in range(m):  # prices known at the open: the open, or the last close before it
-                prices[j] = o[i, j] if has[i, j] else val[i, j]
-            for j in range(m):
-                if pending[j] != NO_CHANGE and has[i, j]:
-                    oi = o[i, j]
-                    if not oi > 0.0:
-                        bad_bar = i
-                        bad_col = j
-                        break
-                    prices[j] = oi
-                    targets[j] = pending[j]
-                    order_cols[q] = j
-                    q += 1
-            if bad_bar >= 0:
-                break
+            n_waiting = kept
             if q > 0:
                 cash, debt, k, n_rejected = _execute_orders(
-                    order_cols, order_values, q, targets, pending_bar, pos, ps, prices, cash, debt, k,
-                    n_rejected, i, cfg, leverage, sl_a, tp_a, tsl_a, trades, trade_col,
+                    order_cols, order_values, q, targets, pending_bar, pos, ps, slot, prices, cash, debt, k,
+                    n_rejected, i, cfg, leverage, sl_a, tp_a, tsl_a, trades, trade_col, o, val, has, True,
                 )
-                for a in range(q):
-                    pending[order_cols[a]] = NO_CHANGE
         # 2) intrabar: the group's liquidation and each position's stops (the single-asset rules)
         ruined = False
         if intrabar != NO_INTRABAR:
@@ -314,9 +394,7 @@ def simulate_group(
                 if not np.isnan(stop_px[j]) and first:
                     if pos[j] < 0.0:
                         debt -= -pos[j] * ps[j, PS_ENTRY_PRICE]
-                    cash += close_position(ps[j], trades, k, cfg, pos[j], stop_px[j], i, stop_why[j])
-                    trade_col[k] = j
-                    k += 1
+                    cash += close_position(ps[j], trades, slot[j], cfg, pos[j], stop_px[j], i, stop_why[j])
                     pos[j] = 0.0
                     stopped[j] = True
                     if ruined:  # the positions left face the move without it
@@ -326,51 +404,44 @@ def simulate_group(
             if ruined:
                 for j in range(m):
                     if pos[j] != 0.0:
-                        cash += close_position(ps[j], trades, k, cfg, pos[j], liq_px[j], i, EXIT_LIQUIDATION)
-                        trade_col[k] = j
-                        k += 1
+                        cash += close_position(ps[j], trades, slot[j], cfg, pos[j], liq_px[j], i,
+                                               EXIT_LIQUIDATION)
                         pos[j] = 0.0
                         stopped[j] = True
                 debt = 0.0
                 liq_bar = i
-        # 3) this bar's signals: orders at the close, or queued for the column's next open; in the same
-        #    pass, the value of the positions no order touches (one pass over the bar's columns)
+        # 3) this bar's signals (only the cells that have one): orders at the close, or queued for the
+        #    column's next open
         q = 0
-        held = 0.0
-        holding = False
-        for j in range(m):
-            vj = val[i, j]  # the close, or the last close for a column without a bar
-            prices[j] = vj
-            if not vj > 0.0 and fill_close and has[i, j]:
-                bad_bar = i
-                bad_col = j
-                break
-            touched = False
-            signal = el[i, j] | xl[i, j]
-            if not long_only:
-                signal |= es[i, j] | xs[i, j]
-            if signal and has[i, j] and not ruined:
-                target = decide_target(pos[j], el[i, j], xl[i, j], es[i, j], xs[i, j], direction)
-                if target != NO_CHANGE:
+        if not ruined:
+            for b in range(words.shape[1]):
+                word = words[i, b]
+                while word != 0:  # only the cells with a signal (most words have none)
+                    byte, word = first_byte(word)
+                    j = b * 8 + byte
+                    code = codes[i, j]
+                    if not has[i, j]:
+                        continue
+                    target = decide_target(pos[j], (code & EL) != 0, (code & XL) != 0, (code & ES) != 0,
+                                           (code & XS) != 0, direction)
+                    if target == NO_CHANGE:
+                        continue
                     if not fill_close:
+                        if pending[j] == NO_CHANGE:
+                            waiting[n_waiting] = j
+                            n_waiting += 1
                         pending[j] = target
                         pending_bar[j] = i
                     elif intrabar == NO_INTRABAR or not stopped[j]:
                         targets[j] = target
                         pending_bar[j] = i
+                        prices[j] = val[i, j]
                         order_cols[q] = j
                         q += 1
-                        touched = True
-            if not touched:  # branch-free on the position (a coin-flip branch per cell costs ~20 ns);
-                pj = pos[j]  # a column before its first bar has no price and no position: worth 0
-                held += pj * (vj if vj == vj else 0.0)
-                holding |= pj != 0.0
-        if bad_bar >= 0:
-            break
         if q > 0:
             cash, debt, k, n_rejected = _execute_orders(
-                order_cols, order_values, q, targets, pending_bar, pos, ps, prices, cash, debt, k,
-                n_rejected, i, cfg, leverage, sl_a, tp_a, tsl_a, trades, trade_col,
+                order_cols, order_values, q, targets, pending_bar, pos, ps, slot, prices, cash, debt, k,
+                n_rejected, i, cfg, leverage, sl_a, tp_a, tsl_a, trades, trade_col, o, val, has, False,
             )
         # 4) optionally close what is left at the last bar (each column at its last close)
         if close_at_end and i == n - 1:
@@ -378,21 +449,17 @@ def simulate_group(
                 if pos[j] != 0.0:
                     if pos[j] < 0.0:
                         debt -= -pos[j] * ps[j, PS_ENTRY_PRICE]
-                    cash += close_position(ps[j], trades, k, cfg, pos[j], prices[j], i, EXIT_END)
-                    trade_col[k] = j
-                    k += 1
+                    cash += close_position(ps[j], trades, slot[j], cfg, pos[j], val[i, j], i, EXIT_END)
                     pos[j] = 0.0
-            held = 0.0
-            holding = False
-            q = 0
-        # 5) mark to market: cash + the untouched positions + the positions the orders left
-        eq = cash
-        eq += held
-        for a in range(q):
-            j = order_cols[a]
-            if pos[j] != 0.0:
-                eq += pos[j] * prices[j]
-                holding = True
+        # 5) mark to market: cash + every position at its valuation price; a bad close stops the run
+        #    (its bar's equity and all after are NaN, and the run raises naming it)
+        held, holding, closes_ok, born = _marked(pos, val, has, i, born)
+        if not closes_ok:
+            bad_col = _bad_close(val, has, i)
+            if bad_col >= 0:
+                bad_bar = i
+                break
+        eq = cash + held
         exposure_bars += holding
         equity[i] = eq
         prev_eq = eq
@@ -405,13 +472,23 @@ def simulate_group(
     if bad_bar < 0:
         for j in range(m):
             if pos[j] != 0.0:
-                close_position(ps[j], trades, k, cfg, pos[j], val[n - 1, j], -1, EXIT_OPEN)
-                trade_col[k] = j
-                k += 1
+                close_position(ps[j], trades, slot[j], cfg, pos[j], val[n - 1, j], -1, EXIT_OPEN)
     finish_group(equity, init_cash, last, prev_eq, cash, n_rejected, bad_bar, bad_col, liq_bar,
                  exposure_bars, stats, extra)
     stats[ST_N_TRADES] = k
     return k
+
+
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _by_column(cols: np.ndarray, q: int) -> None:
+    """Insertion sort of the first ``q`` columns (next-open orders wait in arrival order)."""
+    for a in range(1, q):
+        col = cols[a]
+        b = a - 1
+        while b >= 0 and cols[b] > col:
+            cols[b + 1] = cols[b]
+            b -= 1
+        cols[b + 1] = col
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -443,6 +520,7 @@ def _execute_orders(
     signal_bars: np.ndarray,
     pos: np.ndarray,
     ps: np.ndarray,
+    slot: np.ndarray,
     prices: np.ndarray,
     cash: float,
     debt: float,
@@ -456,14 +534,21 @@ def _execute_orders(
     tsl_a: np.ndarray,
     trades: np.ndarray,
     trade_col: np.ndarray,
+    o: np.ndarray,
+    val: np.ndarray,
+    has: np.ndarray,
+    at_open: bool,
 ) -> tuple[float, float, int, int]:
-    """Execute one bar's ``q`` orders (columns in ``order_cols``, at ``prices``), sells first."""
+    """Execute one bar's ``q`` orders (columns in ``order_cols`` in column order, at ``prices``), sells
+    first. A position opened gets the next trade row (its exit completes it); the bar's new rows are then
+    put in column order, so the rows are in order of entry bar, then column."""
     if q > 1:  # one order needs no sequence
         free = cash - 2.0 * debt
         for a in range(q):
             j = order_cols[a]
             order_values[a] = _order_estimate(pos[j], targets[j], prices[j], cash, free, cfg)
         _sort_orders(order_values, order_cols, q)
+    first_row = k
     for a in range(q):
         j = order_cols[a]
         target = targets[j]
@@ -472,12 +557,10 @@ def _execute_orders(
             if pos[j] < 0.0:
                 debt -= -pos[j] * ps[j, PS_ENTRY_PRICE]
             reason = EXIT_REVERSAL if target != 0 else EXIT_SIGNAL
-            cash += close_position(ps[j], trades, k, cfg, pos[j], price, i, reason)
-            trade_col[k] = j
-            k += 1
+            cash += close_position(ps[j], trades, slot[j], cfg, pos[j], price, i, reason)
             pos[j] = 0.0
         if target != 0:
-            longs = _long_value(pos, prices) if leverage != 1.0 else 0.0
+            longs = _long_value(pos, o, val, has, i, at_open) if leverage != 1.0 else 0.0
             power = leverage * (cash + longs - debt) - (longs + debt)  # buying power
             if power <= 1e-11 * (abs(cash) + longs + 2.0 * debt):  # rounding residue of spent cash
                 power = 0.0
@@ -496,7 +579,50 @@ def _execute_orders(
             n_rejected += units == 0.0
             if units < 0.0:
                 debt += -units * ps[j, PS_ENTRY_PRICE]
+            if units != 0.0:
+                slot[j] = k
+                trade_col[k] = j
+                _open_row(trades, k, ps[j], pos[j])
+                k += 1
+    if k - first_row > 1:  # the bar's new rows in column order (orders ran by value: rarely needed)
+        _rows_by_column(trades, trade_col, slot, first_row, k)
     return cash, debt, k, n_rejected
+
+
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _rows_by_column(
+    trades: np.ndarray, trade_col: np.ndarray, slot: np.ndarray, start: int, end: int
+) -> None:
+    """Insertion sort of trade rows ``start:end`` by column, moving each row whole and its ``slot``;
+    a single pass of comparisons when they are in order already."""
+    for a in range(start + 1, end):
+        if trade_col[a - 1] < trade_col[a]:
+            continue
+        b = a
+        while b > start and trade_col[b - 1] > trade_col[b]:
+            for f in range(trades.shape[1]):
+                trades[b - 1, f], trades[b, f] = trades[b, f], trades[b - 1, f]
+            trade_col[b - 1], trade_col[b] = trade_col[b], trade_col[b - 1]
+            slot[trade_col[b - 1]] = b - 1
+            slot[trade_col[b]] = b
+            b -= 1
+
+
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _open_row(trades: np.ndarray, k: int, ps: np.ndarray, pos: float) -> None:
+    """Trade row ``k`` as an open trade at its entry; its exit completes it (`close_position`). Written
+    now, the row is in cache when the exit comes a few bars later (a cold row costs a memory miss)."""
+    if k < trades.shape[0]:
+        trades[k, TR_ENTRY_BAR] = ps[PS_ENTRY_BAR]
+        trades[k, TR_EXIT_BAR] = -1
+        trades[k, TR_ENTRY_PRICE] = ps[PS_ENTRY_PRICE]
+        trades[k, TR_EXIT_PRICE] = np.nan
+        trades[k, TR_SIZE] = pos
+        trades[k, TR_ENTRY_FEES] = ps[PS_ENTRY_FEES]
+        trades[k, TR_EXIT_FEES] = 0.0
+        trades[k, TR_EXIT_REASON] = EXIT_OPEN
+        trades[k, TR_PNL] = 0.0
+        trades[k, TR_RETURN] = 0.0
 
 
 @njit(nogil=True, cache=True, error_model="numpy")

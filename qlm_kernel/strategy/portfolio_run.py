@@ -145,7 +145,7 @@ def portfolio_signals(
         cls = type(strat)
         name, used = getattr(cls, "name", cls.__name__), dict(strat.params)
     n, m = universe.close.shape
-    sig = [np.zeros((n, m), dtype=bool) for _ in SIGNAL_FIELDS]
+    sig = [np.zeros((n, m), dtype=bool, order="F") for _ in SIGNAL_FIELDS]  # a column's bars contiguous
     stops: list[list[np.ndarray | None]] = [[None] * m for _ in STOP_FIELDS]
     for sym, strat in per_symbol.items():
         j = universe.column(sym)
@@ -189,13 +189,16 @@ def _is_wide(signals: Signals) -> bool:
 
 
 def _wide_signals(signals: Signals, universe: Any, settings: BacktestSettings) -> tuple[np.ndarray, ...]:
-    """Signals whose fields are (bars x symbols) boolean frames on the universe's index."""
+    """Signals whose fields are (bars x symbols) boolean frames on the universe's index: each frame's
+    values as they are (Fortran-ordered, no copy) when its columns are the universe's symbols in order;
+    a missing short field is None (no short signal), a missing long field all False."""
     n, m = universe.close.shape
-    out = []
+    out: list[np.ndarray | None] = []
     for field in SIGNAL_FIELDS:
         value = getattr(signals, field)
         if value is None:
-            out.append(np.zeros((n, m), dtype=bool))
+            long_field = field in ("entry_long", "exit_long")
+            out.append(np.zeros((n, m), dtype=bool, order="F") if long_field else None)
             continue
         if not isinstance(value, pd.DataFrame):
             raise StrategyError(
@@ -223,8 +226,10 @@ def _wide_signals(signals: Signals, universe: Any, settings: BacktestSettings) -
                 hint="compare to get booleans (fast > slow), and fillna(False) before astype(bool)",
                 code="BAD_SIGNALS", field=field,
             )
-        aligned = value.reindex(columns=list(universe.symbols), fill_value=False)
-        out.append(np.ascontiguousarray(aligned.to_numpy()))
+        symbols = list(universe.symbols)
+        same = list(value.columns) == symbols
+        aligned = value if same else value.reindex(columns=symbols, fill_value=False)
+        out.append(aligned.to_numpy())
     defaults = signal_arrays_defaults(settings)
     return (*out, *(d.reshape(1, 1) for d in defaults))
 
