@@ -271,7 +271,7 @@ def main() -> None:
                 3,
             ),
             (
-                "grouped kernel + trade sort (simulate_universe)",
+                "encode + grouped kernel + trade stats (simulate_universe)",
                 lambda: simulate_universe(universe, *prepared, settings),
                 3,
             ),

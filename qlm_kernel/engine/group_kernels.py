@@ -11,12 +11,15 @@ Group rules (README "Portfolio mode"):
 - a symbol with no bar at a time (``has`` False) does not trade then: its signals are ignored, its
   stops are not checked, a next-open order waits for its next bar; it is valued at its last close.
 - orders of one bar execute in increasing order of their estimated value, so sells (which free
-  cash) go before buys; ties keep symbol order (vectorbt's ``call_seq="auto"``).
+  cash) go before buys; ties keep symbol order (vectorbt's ``call_seq="auto"``). Long only, a sale
+  executes as its signal is read (it cannot depend on the cash) and the entries keep symbol order
+  unless units size them (equal estimates otherwise): no sort.
 - buying power of an order = leverage x (cash + long positions at the order's prices - short
   positions at their entry value) - (long positions + short positions at entry value): with
   leverage 1 this is the cash left after setting aside twice each short's entry value (its
   proceeds and as much again as collateral), vectorbt's ``free_cash`` with ``lock_cash=True``.
-  Buying power within 1e-11 (relative) of zero is the rounding residue of cash already spent and
+  Buying power within 1e-11 of the group's value (at the previous bar) is the rounding residue of
+  cash already spent (the order in which a bar's sales add up moves its last bits) and
   counts as none (vectorbt rounds such sums to zero too), so no dust positions are opened.
 - margin: the single-asset rule on the group: when, during a bar, the group's net liquidation value
   (cash + positions less their exit slippage and fees) reaches ``maintenance_margin`` x the gross value
@@ -55,6 +58,7 @@ from qlm_kernel.engine.layout import (
     CFG_SIZE,
     CFG_SIZE_TYPE,
     CFG_SLIPPAGE,
+    DIR_LONG,
     EXIT_END,
     EXIT_LIQUIDATION,
     EXIT_OPEN,
@@ -62,6 +66,7 @@ from qlm_kernel.engine.layout import (
     EXIT_SIGNAL,
     EXIT_TAKE_PROFIT,
     SIZE_PERCENT,
+    SIZE_UNITS,
     SIZE_VALUE,
     ST_BAD_PRICE_BAR,
     ST_FINAL_CASH,
@@ -315,6 +320,11 @@ def simulate_group(
     direction = int(cfg[CFG_DIRECTION])
     leverage = cfg[CFG_LEVERAGE]
     init_cash = cfg[CFG_INIT_CASH]
+    # long only: every sale is a long's exit, whose fill does not depend on the cash, so exits execute
+    # as they are met (the bar's sales still all precede its buys); and unless units size the entries,
+    # every entry's estimated value is the same, so the entries' order is the symbol order: no sort
+    long_only = direction == DIR_LONG
+    presorted = long_only and not (int(cfg[CFG_SIZE_TYPE]) == SIZE_UNITS and not np.isnan(cfg[CFG_SIZE]))
     pos = np.zeros(m)
     ps = np.zeros((m, N_PS))
     ps[:, PS_ENTRY_BAR] = -1
@@ -360,9 +370,15 @@ def simulate_group(
                     bad_bar = i
                     bad_col = j
                     break
-                prices[j] = oi
-                targets[j] = pending[j]
+                target = pending[j]
                 pending[j] = NO_CHANGE
+                if target == 0 and long_only:
+                    if pos[j] != 0.0:
+                        cash += close_position(ps[j], trades, slot[j], cfg, pos[j], oi, i, EXIT_SIGNAL)
+                        pos[j] = 0.0
+                    continue
+                prices[j] = oi
+                targets[j] = target
                 order_cols[q] = j
                 q += 1
             if bad_bar >= 0:
@@ -372,6 +388,7 @@ def simulate_group(
                 cash, debt, k, n_rejected = _execute_orders(
                     order_cols, order_values, q, targets, pending_bar, pos, ps, slot, prices, cash, debt, k,
                     n_rejected, i, cfg, leverage, sl_a, tp_a, tsl_a, trades, trade_col, o, val, has, True,
+                    presorted, abs(prev_eq),
                 )
         # 2) intrabar: the group's liquidation and each position's stops (the single-asset rules)
         ruined = False
@@ -432,6 +449,9 @@ def simulate_group(
                             n_waiting += 1
                         pending[j] = target
                         pending_bar[j] = i
+                    elif target == 0 and long_only:
+                        cash += close_position(ps[j], trades, slot[j], cfg, pos[j], val[i, j], i, EXIT_SIGNAL)
+                        pos[j] = 0.0
                     elif intrabar == NO_INTRABAR or not stopped[j]:
                         targets[j] = target
                         pending_bar[j] = i
@@ -442,6 +462,7 @@ def simulate_group(
             cash, debt, k, n_rejected = _execute_orders(
                 order_cols, order_values, q, targets, pending_bar, pos, ps, slot, prices, cash, debt, k,
                 n_rejected, i, cfg, leverage, sl_a, tp_a, tsl_a, trades, trade_col, o, val, has, False,
+                presorted, abs(prev_eq),
             )
         # 4) optionally close what is left at the last bar (each column at its last close)
         if close_at_end and i == n - 1:
@@ -538,11 +559,13 @@ def _execute_orders(
     val: np.ndarray,
     has: np.ndarray,
     at_open: bool,
+    presorted: bool,
+    scale: float,
 ) -> tuple[float, float, int, int]:
     """Execute one bar's ``q`` orders (columns in ``order_cols`` in column order, at ``prices``), sells
     first. A position opened gets the next trade row (its exit completes it); the bar's new rows are then
     put in column order, so the rows are in order of entry bar, then column."""
-    if q > 1:  # one order needs no sequence
+    if q > 1 and not presorted:  # one order, or orders of equal estimates, need no sequence
         free = cash - 2.0 * debt
         for a in range(q):
             j = order_cols[a]
@@ -562,7 +585,7 @@ def _execute_orders(
         if target != 0:
             longs = _long_value(pos, o, val, has, i, at_open) if leverage != 1.0 else 0.0
             power = leverage * (cash + longs - debt) - (longs + debt)  # buying power
-            if power <= 1e-11 * (abs(cash) + longs + 2.0 * debt):  # rounding residue of spent cash
+            if power <= 1e-11 * (abs(cash) + longs + 2.0 * debt + scale):  # rounding residue of spent cash
                 power = 0.0
             if sl_a.shape[1] == 1 and tp_a.shape[1] == 1 and tsl_a.shape[1] == 1:  # one stop for all
                 units, cost = open_position(
