@@ -158,6 +158,7 @@ def optimize(
     if record and recording_enabled(None):
         ensure_event_recorder()  # the job's events reach the store (other processes, the JupyterLab sidebar)
     tracker = JobTracker(record=record, config=config, total=total, resume=resume, progress=progress)
+    ledger = _TrialLedger(cls, fixed, fingerprint, settings_obj.to_dict(), tracker.store)
     known: dict[str, dict[str, Any]] = {}
     if resume is not None and tracker.store is not None:
         known = stored_rows(tracker.store, resume)
@@ -199,6 +200,7 @@ def optimize(
                 raise QLMError.from_dict(computed[0]["error"])
             state["first"] = False
             rows.extend(batch)
+            ledger.note([r for r, k in zip(batch, keys, strict=True) if k not in known])
             best = best_row(rows, maximize_)
             tracker.set_best(best["params"] if best else None, best["objective"] if best else None)
             tracker.record(batch, len(computed))
@@ -234,6 +236,34 @@ def optimize(
         sample_index=pd.Index(sample_index),
         n_computed=tracker.computed,
     )
+
+
+class _TrialLedger:
+    """Counts a recorded job's evaluated trials in the store's trial ledger (README "Trial ledger"),
+    under the strategy's run label and the data's fingerprint, each with its full parameters (defaults
+    and fixed values included, as a single backtest records them) and the job's settings."""
+
+    def __init__(self, cls: type, fixed: dict[str, Any], fingerprint: str, settings: dict[str, Any],
+                 store: Any) -> None:
+        from qlm_kernel.workspace.runs import strategy_label
+
+        self.store, self.fingerprint, self.settings = store, fingerprint, settings
+        self.label = strategy_label(cls, cls)
+        self.code = getattr(cls, "source_text", None)
+        try:
+            self.base = dict(cls(**fixed).params)
+        except Exception:  # a strategy whose parameters have no defaults: the searched ones are the variant
+            self.base = dict(fixed)
+
+    def note(self, rows: list[dict[str, Any]]) -> None:
+        """Note the ok rows just computed (errors produced nothing to select)."""
+        from qlm_kernel.workspace.recording import note_trials
+
+        variants = [{"params": {**self.base, **r["params"]}, "settings": self.settings}
+                    for r in rows if r["status"] == "ok"]
+        if self.store is not None and self.fingerprint and variants:
+            note_trials(self.label, self.fingerprint, variants, source="optimize", code=self.code,
+                        store=self.store)
 
 
 def _data_file(data: Any, dataset_name: str | None) -> str | None:

@@ -76,6 +76,7 @@ def deflated_sharpe(
     trials_sharpes: Any = None,
     *,
     confidence: float = 0.95,
+    use_ledger: bool = True,
 ) -> SanityReport:
     """Deflated Sharpe Ratio of the best of ``n_trials`` backtests (Bailey & López de Prado 2014).
 
@@ -89,9 +90,23 @@ def deflated_sharpe(
     ``sharpe`` may instead be a (T x N) return matrix / DataFrame or an object with
     ``returns_matrix()``: the best column by Sharpe is tested, with everything else estimated from
     the matrix. ``passed`` is ``DSR > confidence``.
+
+    For an optimization result (a recorded job) without ``n_trials``, the number of trials is the trial
+    ledger's count of variants of the strategy's family tried on the same data, across jobs, backtests,
+    MCP runs and heal attempts (README "Trial ledger"), when it exceeds the job's own trials; the verdict
+    says "N variants tried on this data since DATE". ``use_ledger=False`` counts the job's trials only.
     """
     if not isinstance(sharpe, Real):
-        return _from_matrix(sharpe, n_trials=n_trials, sharpe_variance=sharpe_variance, confidence=confidence)
+        ledger = _ledger_count(sharpe) if n_trials is None and use_ledger else None
+        report = _from_matrix(sharpe, n_trials=n_trials, sharpe_variance=sharpe_variance,
+                              confidence=confidence, at_least=ledger["variants"] if ledger else None)
+        if ledger is not None:
+            report.details["ledger"] = ledger
+            report.numbers["ledger_variants"] = ledger["variants"]
+            if ledger["variants"] > report.numbers.get("job_trials", 0):
+                report.verdict = (f"{ledger['variants']} variants of {ledger['family']!r} tried on this data "
+                                  f"since {str(ledger['since'])[:10]} (trial ledger): " + report.verdict)
+        return report
     if not 0.0 < confidence < 1.0:
         raise ConfigError(
             f"deflated_sharpe: confidence must be between 0 and 1, got {confidence!r}",
@@ -180,10 +195,32 @@ def _check_obs(n_obs: Any) -> int:
     return int(n_obs)
 
 
+def _ledger_count(result: Any) -> dict[str, Any] | None:
+    """The trial ledger's count for an optimization result's strategy on its data, or None (not an
+    optimization, no fingerprint, or no store)."""
+    config = getattr(result, "config", None)
+    if not isinstance(config, dict) or not config.get("data_fingerprint") or not config.get("strategy"):
+        return None
+    from pathlib import Path
+
+    from qlm_kernel.errors import QLMError
+    from qlm_kernel.store import default_store
+
+    path = config.get("strategy_path")
+    label = Path(path).stem if path else str(config["strategy"])
+    try:
+        count = default_store().trial_count(str(config["data_fingerprint"]), strategy=label)
+    except QLMError:
+        return None
+    return count if count["variants"] > 0 else None
+
+
 def _from_matrix(
-    returns: Any, *, n_trials: int | None, sharpe_variance: float | None, confidence: float
+    returns: Any, *, n_trials: int | None, sharpe_variance: float | None, confidence: float,
+    at_least: int | None = None,
 ) -> SanityReport:
-    """DSR of the best column of a (T x N) return matrix (moments from that column)."""
+    """DSR of the best column of a (T x N) return matrix (moments from that column); ``at_least``: a
+    larger count of trials known elsewhere (the trial ledger)."""
     if hasattr(returns, "returns_matrix"):
         returns = returns.returns_matrix()
     labels = [str(c) for c in returns.columns] if isinstance(returns, pd.DataFrame) else None
@@ -205,9 +242,10 @@ def _from_matrix(
     m2 = float(np.mean(x**2))
     skew = float(np.mean(x**3) / m2**1.5) if m2 > 0 else 0.0
     kurt = float(np.mean(x**4) / m2**2) if m2 > 0 else 3.0
+    count = n_trials if n_trials is not None else max(matrix.shape[1], at_least or 0)
     report = deflated_sharpe(
         float(sharpes[best]),
-        n_trials=n_trials if n_trials is not None else matrix.shape[1],
+        n_trials=count,
         n_obs=matrix.shape[0],
         skew=skew,
         kurtosis=kurt,
@@ -216,6 +254,7 @@ def _from_matrix(
         confidence=confidence,
     )
     report.details["selected_trial"] = best
+    report.numbers["job_trials"] = matrix.shape[1]
     if labels:
         report.details["selected_label"] = labels[best]
     return report

@@ -113,7 +113,7 @@ def _label(given: Any, resolved: Any = None) -> str:
     name), or the kind of ready-made input (signals by symbol, Signals, TargetWeights)."""
     from qlm_kernel.strategy import Signals
     from qlm_kernel.strategy.weights import TargetWeights
-    from qlm_kernel.workspace.runs import _strategy_label
+    from qlm_kernel.workspace.runs import strategy_label
 
     if isinstance(given, Mapping):
         return "Signals by symbol"
@@ -121,7 +121,7 @@ def _label(given: Any, resolved: Any = None) -> str:
         return type(given).__name__
     if isinstance(given, (list, tuple)):
         return "Sleeves: " + ", ".join(getattr(s, "name", "?") for s in given)
-    return _strategy_label(given, type(resolved) if resolved is not None else None)
+    return strategy_label(given, type(resolved) if resolved is not None else None)
 
 
 def _portfolio_entry(universe: Any, strategy: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from qlm_kernel.store.datasets import DatasetsMixin
 from qlm_kernel.store.eventlog import EventsMixin
 from qlm_kernel.store.heal import HealMixin
 from qlm_kernel.store.jobs import JobsMixin
+from qlm_kernel.store.ledger import LedgerMixin
 from qlm_kernel.store.paper import PaperMixin
 from qlm_kernel.store.retention import RetentionMixin
 from qlm_kernel.store.runs import RunsMixin
@@ -20,7 +21,7 @@ _log = logging.getLogger("qlm_kernel.store")
 
 
 class Store(DatasetsMixin, StrategiesMixin, RunsMixin, JobsMixin, EventsMixin, ConfigMixin, HealMixin,
-            PaperMixin, RetentionMixin):
+            PaperMixin, RetentionMixin, LedgerMixin):
     """QLM's database: ``Store(path=None)`` opens ``<QLM_HOME>/qlm.db`` (created and migrated if needed).
 
     Options: ``readonly=True`` opens with SQLite's read-only mode plus ``PRAGMA query_only`` (writes

@@ -302,6 +302,32 @@ _V7_MAINTENANCE: tuple[str, ...] = (
     "CREATE INDEX events_by_created ON events (created_at)",
 )
 
+# Research integrity: the trial ledger (every variant tried, per strategy family and data), the families
+# strategies belong to, and each run's environment (library versions, seeds, hashes) for `reproduce`.
+_V8_LEDGER: tuple[str, ...] = (
+    """CREATE TABLE strategy_families (
+        strategy   TEXT PRIMARY KEY,
+        family     TEXT NOT NULL,
+        similarity REAL,
+        created_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX families_by_family ON strategy_families (family)",
+    """CREATE TABLE trial_ledger (
+        family           TEXT NOT NULL,
+        data_fingerprint TEXT NOT NULL,
+        variant          TEXT NOT NULL,
+        params           TEXT NOT NULL,
+        settings         TEXT,
+        strategy         TEXT NOT NULL,
+        source           TEXT NOT NULL,
+        evaluations      INTEGER NOT NULL DEFAULT 1,
+        first_at         TEXT NOT NULL,
+        last_at          TEXT NOT NULL,
+        PRIMARY KEY (family, data_fingerprint, variant)
+    )""",
+    "ALTER TABLE runs ADD COLUMN environment TEXT",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: config, datasets, strategies, strategy_versions, runs", _V1_CORE),
     Migration(2, "jobs and trials", _V2_JOBS),
@@ -310,6 +336,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "self-healing: heal sessions and steps", _V5_HEAL),
     Migration(6, "job owners: status 'abandoned', owner host", _V6_JOB_OWNERS),
     Migration(7, "retention: maintenance table, events by time", _V7_MAINTENANCE),
+    Migration(8, "trial ledger, strategy families, run environment", _V8_LEDGER),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

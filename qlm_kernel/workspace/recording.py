@@ -93,4 +93,26 @@ def record_run(fields: dict[str, Any]) -> tuple[int | None, dict[str, Any] | Non
         "store.run.recorded",
         {"run_id": run_id, "strategy": fields.get("strategy"), "status": fields.get("status", "ok")},
     )
+    if fields.get("error") is None and fields.get("data_fingerprint"):
+        note_trials(str(fields["strategy"]), str(fields["data_fingerprint"]),
+                    [{"params": fields.get("params") or {}, "settings": fields.get("settings") or {}}],
+                    source=str(fields.get("source") or "python"), code=fields.get("code"))
     return run_id, None
+
+
+def note_trials(strategy: str, data_fingerprint: str, variants: list[dict[str, Any]], *, source: str,
+                code: str | None = None, store: Any = None) -> dict[str, Any] | None:
+    """Count evaluated variants in the trial ledger (`qlm_kernel.store.ledger`); best effort like every
+    record: a store failure is logged and published, never raised. Returns the family's count."""
+    from qlm_kernel.events import publish
+    from qlm_kernel.store import default_store
+
+    if not variants:
+        return None
+    try:
+        return (store or default_store()).note_trials(strategy, data_fingerprint, variants, source=source,
+                                                       code=code)
+    except QLMError as err:
+        log.warning("trials not counted in the ledger: %s", err)
+        publish("system.error", {"where": "store.note_trials", "error": err.to_dict()})
+        return None

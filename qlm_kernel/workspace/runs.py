@@ -47,7 +47,7 @@ def recorded_backtest(
         strat = resolve_strategy(strategy, **params)
     except QLMError as err:
         _failed(
-            _strategy_label(strategy),
+            strategy_label(strategy),
             params,
             settings,
             err,
@@ -60,7 +60,7 @@ def recorded_backtest(
         )
         raise
     cls = type(strat)
-    label = _strategy_label(strategy, cls)
+    label = strategy_label(strategy, cls)
     publish(
         "engine.backtest.started",
         {
@@ -184,7 +184,7 @@ def _fingerprint_or_none(frame: Any) -> str | None:
         return None
 
 
-def _strategy_label(strategy: Any, cls: Any = None) -> str:
+def strategy_label(strategy: Any, cls: Any = None) -> str:
     """The name runs are filed under: the strategy file's stem, else the class name."""
     source_file = getattr(cls, "source_file", None) if cls is not None else None
     if source_file:
