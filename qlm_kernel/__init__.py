@@ -48,6 +48,7 @@ _PUBLIC: dict[str, str] = {
     "BacktestResult": "qlm_kernel.engine",
     "RunSpec": "qlm_kernel.session",
     "optimize": "qlm_kernel.session",
+    "reproduce": "qlm_kernel.session",
     "OptimizationResult": "qlm_kernel.optimization",
     "heal": "qlm_kernel.session",
     "HealReport": "qlm_kernel.healing",

@@ -46,6 +46,7 @@ async def call_every_tool(client: Client) -> dict[str, Any]:
     assert out["cancel_job"]["code"] == "JOB_FINISHED"  # finished already: the same error as everywhere
     await call("list_jobs", {})
     await call("list_runs", {"limit": 3})
+    assert (await call("reproduce_run", {"run_id": run["run_id"]}))["equal"] is True
     await call("sanity_check", {"strategy": "every_tool", "check": "lookahead", "sample": SMALL})
     await call("list_datasets", {})
     await call("analyze_market_structure", {"sample": SMALL})

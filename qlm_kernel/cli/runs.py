@@ -1,4 +1,5 @@
-"""``qlm runs list`` and ``qlm runs show ID``: the backtest runs recorded in the workspace store.
+"""``qlm runs list``, ``qlm runs show ID`` and ``qlm runs reproduce ID``: the backtest runs recorded in
+the workspace store.
 
 Every ``qlm.backtest`` (and ``qlm backtest``) is recorded with its strategy version, data fingerprint,
 parameters, settings and stats or error; these commands read them back (read-only, never creating the
@@ -14,6 +15,7 @@ from qlm_kernel.cli import output, storeio
 from qlm_kernel.cli.backtest import stats_table
 from qlm_kernel.formatting import HEADLINE_STATS, stat_text
 
+EXIT_DIFFERS = 8  # `qlm runs reproduce`: the re-run differs (not an error: the answer says what changed)
 RUN_STATUSES = ("ok", "error")  # = qlm_kernel.store.runs.RUN_STATUSES (not imported: keeps --help fast)
 KEY_STATS = tuple(k for k in HEADLINE_STATS if k != "final_value")  # the list table's stat columns
 LIST_HEADERS = ("id", "time (utc)", "strategy", "ver", "dataset", "fp", "return", "sharpe", "max dd",
@@ -33,6 +35,15 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
     show = actions.add_parser("show", parents=[common], help="one run: params, settings, stats, error")
     show.add_argument("id", type=storeio.positive_int, metavar="ID", help="run id (see 'qlm runs list')")
     show.set_defaults(run=run_show)
+    rep = actions.add_parser("reproduce", parents=[common], help="re-run a run: bit for bit, or what changed",
+                             description="Re-run a recorded run with its parameters and settings on its "
+                             "recorded data source and the strategy's current file; report bit-for-bit "
+                             "equality or what differs (data, code, libraries, results); exit 8 when it "
+                             "does not reproduce.")
+    rep.add_argument("id", type=storeio.positive_int, metavar="ID", help="run id (see 'qlm runs list')")
+    rep.add_argument("--data", metavar="FILE", help="data to use instead of the recorded source (required "
+                     "for a run made on an in-memory frame)")
+    rep.set_defaults(run=run_reproduce)
 
 
 # --- commands ---------------------------------------------------------------------------------------
@@ -63,6 +74,26 @@ def run_show(args: argparse.Namespace) -> int:
     else:
         output.emit_text(describe_run(run))
     return output.EXIT_OK
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    """Re-run one run and print the verdict and every difference (or the JSON answer)."""
+    from qlm_kernel.session import reproduce
+
+    answer = reproduce(args.id, data=args.data)
+    if args.json:
+        output.emit_json(answer)
+    else:
+        lines = [answer["verdict"]]
+        for d in answer["differences"]:
+            lines.append(f"  {d['what']}: {d['item']}: {d['stored']} -> {d['now']}")
+        for key, change in answer["results"]["hashes"].items():
+            lines.append(f"  result {key}: {storeio.short(change['stored'], 12)} -> "
+                         f"{storeio.short(change['now'], 12)}")
+        for key, change in answer["results"]["stats"].items():
+            lines.append(f"  stat {key}: {change['stored']!r} -> {change['now']!r}")
+        output.emit_text("\n".join(lines))
+    return output.EXIT_OK if answer["equal"] else EXIT_DIFFERS
 
 
 # --- human output -----------------------------------------------------------------------------------

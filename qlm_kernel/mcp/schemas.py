@@ -138,6 +138,16 @@ class RunList(Output):
     runs: list[dict[str, Any]] = Field(description="params, settings, stats or error, strategy_version")
 
 
+class Reproduction(Output):
+    run_id: int = Field(description="the run re-run")
+    equal: bool = Field(description="True when every stat (and, when recorded, the equity and trade hashes) "
+                        "is the same")
+    changed: list[str] = Field(description="inputs that changed: data, code, libraries")
+    differences: list[dict[str, Any]] = Field(description="each changed input: what, item, stored, now")
+    results: dict[str, Any] = Field(description="result hashes and stats that differ: stored and now")
+    verdict: str = Field(description="one sentence")
+
+
 class CheckReport(Output):
     name: str = Field(description="the check")
     passed: bool = Field(description="True when the check found nothing wrong (not proof of an edge)")

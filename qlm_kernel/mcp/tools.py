@@ -395,6 +395,20 @@ def list_runs(
     return {"runs": session.list_runs(limit, strategy)}
 
 
+def reproduce_run(
+    run_id: Annotated[int, Field(ge=1, description="a recorded run's id (list_runs)")],
+    time_limit: BacktestTimeLimit = DEFAULT_TIME_LIMIT,
+) -> schemas.Reproduction:
+    """Re-run a recorded backtest (its params and settings, its recorded data source, the strategy's current
+    file) and say whether it reproduces bit for bit, or exactly what changed (data, code, libraries) and
+    which results moved. Nothing is recorded."""
+    from qlm_kernel.strategy import time_limit_scope
+
+    check_time_limit(time_limit)
+    with time_limit_scope(time_limit):
+        return session.reproduce(run_id)
+
+
 def sanity_check(
     strategy: StrategyName,
     check: Annotated[
@@ -637,6 +651,8 @@ WORKER_TOOLS: dict[str, WorkerTool] = {
                                lambda a: check_time_limit(a["time_limit"])),
     "run_portfolio": WorkerTool(lambda a: a["time_limit"] + KILL_MARGIN_S,
                                 lambda a: check_time_limit(a["time_limit"])),
+    "reproduce_run": WorkerTool(lambda a: a["time_limit"] + KILL_MARGIN_S,
+                                lambda a: check_time_limit(a["time_limit"])),
     "optimize_parameters": WorkerTool(
         lambda a: a["time_limit"],
         lambda a: _check_optimize_request(a["space"], a["method"], a["n_trials"], a["time_limit"])),
@@ -653,7 +669,7 @@ it returns at once and its session runs in a worker of its own (`session.start_i
 
 READ_ONLY_TOOLS: tuple[Callable[..., Any], ...] = (
     list_strategies, read_strategy, strategy_history, list_datasets, list_runs, list_jobs, get_job,
-    analyze_market_structure, sanity_check, list_paper_sessions, paper_session_status,
+    analyze_market_structure, sanity_check, list_paper_sessions, paper_session_status, reproduce_run,
 )
 """Tools that change nothing the user has (sanity_check records its optimization job, nothing else)."""
 

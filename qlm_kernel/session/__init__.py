@@ -1,7 +1,8 @@
 """The session API: the one façade every front end calls (notebooks, CLI, MCP, widgets, the JupyterLab
 server extension). Each user operation is written once here; the skins parse input, call it, format.
 
-- runs: `backtest` (flat Python keywords) / `run_backtest` (a `RunSpec`), `list_runs`, `get_run`;
+- runs: `backtest` (flat Python keywords) / `run_backtest` (a `RunSpec`), `list_runs`, `get_run`,
+  `reproduce` (re-run a recorded run: bit for bit, or what changed);
   portfolios (a universe, shared cash): `backtest_portfolio`
 - optimization jobs: `optimize` (also ``optimize.cancel|status|list|resume``), `get_job`, `list_jobs`,
   `cancel_job`, `resume_job`
@@ -61,6 +62,7 @@ _EXPORTS: Exports = {
     "reap_jobs": ("qlm_kernel.session.jobs", "reap_jobs"),
     "recording_enabled": ("qlm_kernel.workspace", "recording_enabled"),
     "recover_interrupted_heals": ("qlm_kernel.healing", "recover_interrupted_heals"),
+    "reproduce": ("qlm_kernel.session.reproducing", "reproduce"),
     "research_loop": ("qlm_kernel.session.research", "research_loop"),
     "resolve_data": ("qlm_kernel.workspace", "resolve_data"),
     "resume_job": ("qlm_kernel.session.optimizing", "resume_job"),

@@ -46,4 +46,5 @@ def run_backtest(spec: RunSpec, limits: Limits = USER) -> BacktestResult:
         dataset=dataset_name,
         record=spec.record,
         source=spec.source,
+        data_source=spec.data.describe(),
     )

@@ -13,10 +13,10 @@ from qlm_kernel.store.strategies import AUTHORS, ensure_version
 
 RUN_STATUSES = ("ok", "error")
 RUN_FIELDS = ("strategy", "strategy_version_id", "dataset", "data_fingerprint", "params", "settings",
-              "stats", "status", "error", "duration_s", "source")
-_JSON = ("params", "settings", "stats", "error")
+              "stats", "status", "error", "duration_s", "source", "environment")
+_JSON = ("params", "settings", "stats", "error", "environment")
 _COLUMNS = ("id, strategy, strategy_version_id, dataset, data_fingerprint, params, settings, stats, status, "
-            "error, duration_s, source, created_at")
+            "error, duration_s, source, environment, created_at")
 
 
 def _prepare(fields: dict[str, Any]) -> tuple[dict[str, Any], str | None, str]:
@@ -60,6 +60,7 @@ def _prepare(fields: dict[str, Any]) -> tuple[dict[str, Any], str | None, str]:
         "error": codec.dumps(error),
         "duration_s": None if duration is None else float(duration),
         "source": _opt_text(fields.get("source"), "source") or "python",
+        "environment": codec.dumps(fields.get("environment")),
     }
     return values, code, author
 
@@ -77,7 +78,8 @@ class RunsMixin(StoreBase):
         Keywords: strategy (required), strategy_version_id, dataset, data_fingerprint, params, settings,
         stats (dict or pandas Series), status ('ok'/'error'; 'error' when `error` is given), error (a
         QLMError, any exception or a dict), duration_s, source ('python', 'cli', 'mcp', 'optimizer',
-        ...). ``code=`` (with optional ``author=``) versions the strategy in the same transaction via
+        ...), environment (library versions, data source, result hashes: what `reproduce` compares).
+        ``code=`` (with optional ``author=``) versions the strategy in the same transaction via
         `ensure_strategy_version` and links the run to that version.
         """
         values, code, author = _prepare(dict(fields))

@@ -14,6 +14,7 @@ from qlm_kernel.formatting import HEADLINE_STATS
 from qlm_kernel.strategy import resolve_strategy
 from qlm_kernel.strategy.run import backtest as engine_backtest
 from qlm_kernel.workspace.data import resolve_data
+from qlm_kernel.workspace.environment import run_environment
 from qlm_kernel.workspace.fingerprints import frame_fingerprint
 from qlm_kernel.workspace.recording import ensure_event_recorder, record_run, recording_enabled
 
@@ -27,6 +28,7 @@ def recorded_backtest(
     dataset: str | None = None,
     record: bool | None = None,
     source: str = "python",
+    data_source: dict[str, Any] | None = None,
 ) -> BacktestResult:
     """Backtest ``strategy`` on ``frame`` (an OHLCV frame, ``dataset`` naming it when it is one) with
     ``params`` and ``settings`` given apart, as a research session runs it.
@@ -35,7 +37,9 @@ def recorded_backtest(
     (``engine.backtest.started|finished|failed``) and, unless ``record=False`` (or
     ``QLM_RECORD_RUNS=0``), recorded in the workspace store with its strategy version (the file's
     code, versioned when it changed), data fingerprint, params, settings, stats or error.
-    ``res.meta["run_id"]`` is the stored run's id.
+    ``res.meta["run_id"]`` is the stored run's id. ``data_source`` (`DataSource.describe()`: a sample
+    spec, a dataset name, a file path) is kept in the run's environment with the library versions and
+    the result's hashes, so `reproduce` can re-run it; without it the dataset name (if any) is kept.
     """
     recording = recording_enabled(record)
     if recording:
@@ -90,6 +94,11 @@ def recorded_backtest(
                 "stats": result.to_dict(include_trades=False)["stats"],
                 "duration_s": duration,
                 "source": source,
+                "environment": run_environment(
+                    result, strategy_cls=cls,
+                    data_source=data_source or ({"kind": "dataset", "dataset": dataset_name}
+                                                if dataset_name else None),
+                ),
             }
         )
         if problem is not None:
