@@ -48,7 +48,8 @@ def test_an_unchanged_run_reproduces_bit_for_bit(home: Path) -> None:
     assert answer["equal"] is True and answer["bit_for_bit"] is True
     assert answer["changed"] == [] and answer["differences"] == []
     assert answer["results"] == {"hashes": {}, "stats": {}}
-    assert "reproduces bit for bit" in answer["verdict"] and "same data, code and libraries" in answer["verdict"]
+    assert "reproduces bit for bit" in answer["verdict"]
+    assert "same data, code and libraries" in answer["verdict"]
     done = cli(home, "runs", "reproduce", str(res.meta["run_id"]), "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["equal"] is True

@@ -39,7 +39,7 @@ class Cross(Strategy):
         f, s = ta.sma(df["close"], self.fast), ta.sma(df["close"], self.slow)
         return ta.crossed_above(f, s), ta.crossed_below(f, s)
 '''
-RENAMED_COPY = ORIGINAL.replace("class Cross", "class MyCross").replace("slow = 50", "slow = 60") + "# tuned\n"
+RENAMED_COPY = ORIGINAL.replace("class Cross", "class MyCross").replace("slow = 50", "slow = 60") + "# x\n"
 DIFFERENT = '''"""Breakout."""
 from qlm_kernel import Strategy
 
@@ -108,7 +108,8 @@ def test_the_count_grows_across_processes_an_mcp_run_and_a_job(tmp_path: Path, m
     async def mcp_run() -> dict:
         async with http_client(server) as client:
             return structured(await client.call_tool("run_backtest", {
-                "strategy": "sma_cross", "sample": SAMPLE, "params": {"fast": 9}, "settings": {"fees": 0.001}}))
+                "strategy": "sma_cross", "sample": SAMPLE, "params": {"fast": 9},
+                "settings": {"fees": 0.001}}))
 
     with serving(home) as server:
         out = asyncio.run(mcp_run())

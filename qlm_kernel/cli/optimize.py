@@ -112,6 +112,7 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
         metavar="STAT>=X",
         help="feasibility rule, e.g. n_trades>=10 (repeatable)",
     )
+    p.add_argument("--min-trades", type=int, metavar="N", help="a trial with fewer trades is never the best")
     p.add_argument("--n-trials", type=int, metavar="N", help="random/genetic: evaluations to spend")
     p.add_argument("--search-seed", type=int, default=0, metavar="S", help="random/genetic seed (0)")
     p.add_argument("--jobs", type=int, metavar="N", help="worker threads (default: all cores)")
@@ -138,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
                 objective=args.objective,
                 maximize=False if args.minimize else None,  # None: the objective's natural direction
                 constraints=dict(args.constraint) or None,
+                min_trades=args.min_trades,
                 n_trials=args.n_trials,
                 seed=args.search_seed,
                 n_jobs=args.jobs,

@@ -305,6 +305,8 @@ def optimize_parameters(
     ] = None,
     seed: Seed = 0,
     maximize: Annotated[bool | None, Field(description="default: the objective's natural direction")] = None,
+    min_trades: Annotated[int | None, Field(ge=0, description="a trial with fewer trades is never the "
+                                            "best")] = None,
     time_limit: JobTimeLimit = DEFAULT_JOB_TIME_LIMIT,
     progress: Callable[[dict[str, Any]], Any] | None = None,
 ) -> schemas.OptimizeOutput:
@@ -319,6 +321,7 @@ def optimize_parameters(
         method=method,
         objective=objective,
         maximize=maximize,
+        min_trades=min_trades,
         n_trials=n_trials,
         seed=seed,
         progress=progress,

@@ -74,6 +74,7 @@ def optimize(
     progress: Callable[[dict[str, Any]], Any] | None = None,
     patience: int = 5,
     max_trials: int | None = None,
+    min_trades: int | None = None,
     **settings: Any,
 ) -> OptimizationResult:
     """Search ``space`` for the parameters of ``strategy`` that are best by ``objective`` on ``data``.
@@ -84,7 +85,9 @@ def optimize(
     else genetic). ``objective``: a stats key; ``maximize`` defaults to True except for volatility,
     max_drawdown_bars, fees_paid, rejected_orders (max_drawdown is negative, so it is maximized).
     ``constraints``: {stat: (op, value)} or callable(stats) -> bool; violators are kept, marked
-    infeasible, never best. ``executor``: None (threads, ``n_jobs``) or a dask.distributed Client.
+    infeasible, never best. ``min_trades``: a trial with fewer trades is infeasible (never best); the
+    best's FEW_TRADES warning stays at 30 trades. ``executor``: None (threads, ``n_jobs``) or a
+    dask.distributed Client.
     ``resume``: a job id to finish (config must match). ``max_trials`` refuses (LIMIT_EXCEEDED) a
     search planned to run more evaluations, before any work. Other keywords are backtest settings.
     """
@@ -111,6 +114,7 @@ def optimize(
     method_ = choose_method(method, space_)
     maximize_ = check_objective(objective, maximize)
     check_constraints(constraints)
+    constraints = with_min_trades(constraints, min_trades)
     total = planned_trials(method_, space_, n_trials)
     if max_trials is not None and total > max_trials:
         raise OptimizationError(
@@ -140,6 +144,7 @@ def optimize(
         "constraints": dict(constraints) if isinstance(constraints, Mapping) else None,
         "settings": settings_obj.to_dict(),
         "seed": seed,
+        "min_trades": min_trades,
         "n_trials": n_trials if method_ != "grid" else None,
         "patience": patience,
     }
@@ -226,6 +231,7 @@ def optimize(
     sample_index = (universe.index if universe is not None else frame.index)[evaluator.positions]
     return OptimizationResult(
         rows,
+        min_trades=min_trades,
         space=space_,
         method=method_,
         objective=objective,
@@ -236,6 +242,26 @@ def optimize(
         sample_index=pd.Index(sample_index),
         n_computed=tracker.computed,
     )
+
+
+def with_min_trades(constraints: Any, min_trades: int | None) -> Any:
+    """``constraints`` plus "at least ``min_trades`` trades" (the stricter bound when both give one)."""
+    if min_trades is None:
+        return constraints
+    if isinstance(min_trades, bool) or not isinstance(min_trades, int) or min_trades < 0:
+        raise OptimizationError(f"min_trades must be a whole number >= 0, got {min_trades!r}",
+                                hint="e.g. min_trades=30 (a trial with fewer trades is never the best)",
+                                code="BAD_ARGUMENT", value=repr(min_trades))
+    rule = constraints.get("n_trades") if isinstance(constraints, Mapping) else None
+    if callable(constraints) or (rule is not None and rule[0] != ">="):
+        def feasible(stats: dict[str, Any]) -> bool:
+            met = constraints(stats) if callable(constraints) else is_feasible(stats, 0.0, constraints)
+            return bool(met) and (stats.get("n_trades") or 0) >= min_trades
+
+        return feasible
+    merged = dict(constraints or {})
+    merged["n_trades"] = (">=", max(min_trades, rule[1]) if rule is not None else min_trades)
+    return merged
 
 
 class _TrialLedger:

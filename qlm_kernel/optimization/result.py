@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qlm_kernel.engine.caveats import few_trades_warning, ruined_warning
+from qlm_kernel.engine.caveats import MIN_TRADES, few_trades_warning, ruined_warning
 from qlm_kernel.formatting import HEADLINE_STATS as KEY_STATS
 
 
@@ -32,6 +32,7 @@ class OptimizationResult:
         config: dict[str, Any],
         sample_index: pd.Index,
         n_computed: int | None = None,
+        min_trades: int | None = None,
     ) -> None:
         self.rows = rows
         self.space = space
@@ -44,6 +45,7 @@ class OptimizationResult:
         self.sample_index = sample_index
         self.n_computed = len(rows) if n_computed is None else n_computed  # the rest came from the store
         self.best_row = best_row(rows, maximize)
+        self.min_trades = min_trades
 
     # -- table ---------------------------------------------------------------------------------
 
@@ -77,11 +79,17 @@ class OptimizationResult:
     @property
     def warnings(self) -> list[dict[str, Any]]:
         """What to be wary of in the selection (LIQUIDATED: the best was ruined; FEW_TRADES: it rests on
-        < 30 trades)."""
+        fewer than 30 trades — whatever ``min_trades`` the search required)."""
         stats = self.best_stats or {}
         ruined = ruined_warning() if stats.get("liquidated") else None
-        found = [ruined, few_trades_warning(stats.get("n_trades"))]
+        found = [ruined, few_trades_warning(stats.get("n_trades"), MIN_TRADES)]
         return [w for w in found if w]
+
+    @property
+    def best_trades(self) -> int | None:
+        """The best trial's number of trades (what its statistics rest on)."""
+        n = (self.best_stats or {}).get("n_trades")
+        return None if n is None else int(n)
 
     @property
     def best_stats(self) -> dict[str, Any] | None:
@@ -178,6 +186,8 @@ class OptimizationResult:
             "best_params": self.best_params,
             "best_value": _safe(self.best_value),
             "best_stats": self.best_stats,
+            "best_trades": self.best_trades,
+            "min_trades": self.min_trades,
             "warnings": self.warnings,
             "space": self.space,
         }
