@@ -6,6 +6,8 @@ a plain-words ``.verdict`` and the numbers behind it.
   statistics (`pbo_from_blocks`).
 - `deflated_sharpe` / `probabilistic_sharpe`: the Sharpe ratio corrected for the number of trials
   and non-normal returns (Bailey & López de Prado 2012, 2014); per-period Sharpe ratios.
+- `reality_check`: Hansen's SPA, White's Reality Check and Romano-Wolf's StepM (through
+  `arch.bootstrap`): does the best of N variants beat zero or buy and hold once all N tries count?
 - `lookahead`: re-runs a strategy on truncated data and reports any signal that changed.
 - `white_noise`: re-runs the optimization on permuted data; a p-value of noise doing as well.
 - `walk_forward`: rolling or anchored re-optimization, traded out of sample.
@@ -22,6 +24,7 @@ from qlm_kernel.sanity.deflated import deflated_sharpe, expected_max_sharpe, pro
 from qlm_kernel.sanity.lookahead import lookahead
 from qlm_kernel.sanity.noise import permuted_ohlcv, permuted_universe, white_noise
 from qlm_kernel.sanity.pbo import block_bounds, block_stats, pbo, pbo_from_blocks
+from qlm_kernel.sanity.reality import reality_check
 from qlm_kernel.sanity.report import SanityReport
 from qlm_kernel.sanity.universes import universe_of
 from qlm_kernel.sanity.walkforward import walk_forward
@@ -38,6 +41,7 @@ __all__ = [
     "permuted_ohlcv",
     "permuted_universe",
     "probabilistic_sharpe",
+    "reality_check",
     "universe_of",
     "walk_forward",
     "white_noise",
