@@ -20,16 +20,18 @@ The rules for cutting a universe in time are in `qlm_kernel.sanity.universes`.
 
 from __future__ import annotations
 
+from qlm_kernel.sanity.check_report import SanityReport
 from qlm_kernel.sanity.deflated import deflated_sharpe, expected_max_sharpe, probabilistic_sharpe
 from qlm_kernel.sanity.lookahead import lookahead
 from qlm_kernel.sanity.noise import permuted_ohlcv, permuted_universe, white_noise
+from qlm_kernel.sanity.overall import OverfitReport, report
 from qlm_kernel.sanity.pbo import block_bounds, block_stats, pbo, pbo_from_blocks
 from qlm_kernel.sanity.reality import reality_check
-from qlm_kernel.sanity.report import SanityReport
 from qlm_kernel.sanity.universes import universe_of
 from qlm_kernel.sanity.walkforward import walk_forward
 
 __all__ = [
+    "OverfitReport",
     "SanityReport",
     "block_bounds",
     "block_stats",
@@ -42,6 +44,7 @@ __all__ = [
     "permuted_universe",
     "probabilistic_sharpe",
     "reality_check",
+    "report",
     "universe_of",
     "walk_forward",
     "white_noise",

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from qlm_kernel.errors import ConfigError
-from qlm_kernel.sanity.report import SanityReport
+from qlm_kernel.sanity.check_report import SanityReport
 
 EULER_GAMMA = 0.5772156649015329
 _NORMAL = NormalDist()

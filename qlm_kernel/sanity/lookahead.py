@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qlm_kernel.sanity.report import SanityReport
+from qlm_kernel.sanity.check_report import SanityReport
 from qlm_kernel.strategy import resolve_strategy
 from qlm_kernel.strategy.lookahead import FIELDS, find_lookahead
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from qlm_kernel.errors import ConfigError
-from qlm_kernel.sanity.report import SanityReport
+from qlm_kernel.sanity.check_report import SanityReport
 
 
 def permuted_ohlcv(df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from qlm_kernel.errors import ConfigError
-from qlm_kernel.sanity.report import SanityReport
+from qlm_kernel.sanity.check_report import SanityReport
 
 METRICS = ("sharpe", "mean")
 MIN_BLOCK_PERIODS = 2

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from qlm_kernel.errors import ConfigError
-from qlm_kernel.sanity.report import SanityReport
+from qlm_kernel.sanity.check_report import SanityReport
 
 BENCHMARKS = ("zero", "buy_and_hold")
 MIN_PERIODS = 20

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from qlm_kernel.errors import ConfigError
-from qlm_kernel.sanity.report import SanityReport
+from qlm_kernel.sanity.check_report import SanityReport
 
 MIN_WINDOW = 50
 
@@ -147,7 +147,8 @@ def walk_forward(
             + (f", {efficiency:.0%} of the in-sample Sharpe" if np.isfinite(efficiency) else "")
             + "."
         )
-    details: dict[str, Any] = {"mode": mode, "objective": objective, "splits": rows}
+    details: dict[str, Any] = {"mode": mode, "objective": objective, "splits": rows,
+                               "oos_equity": _stitched_curve(index[edges[1]:edges[-1]], stitched)}
     if universe is not None:
         details.update(universe=universe.name, symbols=list(universe.symbols), portfolio=True)
     return SanityReport(
@@ -163,6 +164,15 @@ def walk_forward(
         },
         details=details,
     )
+
+
+def _stitched_curve(times: Any, returns: np.ndarray, points: int = 1000) -> dict[str, list[Any]]:
+    """The out-of-sample windows' compounded growth of 1 at (at most ``points``) evenly spaced bars: the
+    walk-forward figure's curve (times as ISO text)."""
+    growth = np.cumprod(1.0 + returns)
+    at = np.unique(np.linspace(0, len(growth) - 1, num=min(points, len(growth))).round().astype(int))
+    stamps = list(times[1:][at]) if len(times) > len(growth) else list(times[at])
+    return {"times": [str(t) for t in stamps], "growth": growth[at].tolist()}
 
 
 def _portfolio_equity(strategy: Any, universe: Any, params: dict[str, Any], settings: dict[str, Any]) -> Any:
