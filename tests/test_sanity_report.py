@@ -103,3 +103,38 @@ def test_a_subject_it_cannot_judge_is_a_clear_error() -> None:
     with pytest.raises(qlm.ConfigError) as err:
         qlm.sanity.report("not a result")
     assert err.value.code == "BAD_ARGUMENT" and "qlm.sanity.report" in err.value.hint
+
+
+@pytest.mark.slow
+def test_the_report_on_the_cli_and_over_mcp(tmp_path) -> None:
+    """`qlm report` (exit 9: no evidence of an edge on a random walk) writes the page; MCP's sanity_check
+    with check='report' returns the same record shape."""
+    import asyncio
+    import os
+    import subprocess
+    import sys
+
+    from tests.mcp_helpers import http_client, serving, structured
+
+    home = tmp_path / "ws"
+    env = {**os.environ, "QLM_HOME": str(home)}
+    args = ["report", "sma_cross", "--sample", "synthetic", "--n", "3000", "--space", "fast=5,10",
+            "--space", "slow=30,60", "--splits", "2", "--html", str(tmp_path / "r.html"), "--json"]
+    done = subprocess.run([sys.executable, "-m", "qlm_kernel.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=600)
+    out = json.loads(done.stdout)
+    assert done.returncode == (0 if out["passed"] else 9), done.stderr[-2000:]
+    assert [c["name"] for c in out["checks"]] == ["pbo", "deflated_sharpe", "reality_check", "walk_forward",
+                                                  "bootstrap"]
+    assert out["html"] and "<h3>walk_forward</h3>" in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+    async def go() -> dict:
+        async with http_client(server) as client:
+            return structured(await client.call_tool("sanity_check", {
+                "strategy": "sma_cross", "check": "report", "sample": {"kind": "synthetic", "n": 2000},
+                "space": {"fast": [5, 10], "slow": [30, 60]}, "n_splits": 2}))
+
+    with serving(home) as server:
+        record = asyncio.run(go())
+    assert record["name"] == "report" and {c["name"] for c in record["checks"]} >= {"pbo", "reality_check"}
+    assert record["verdict"].startswith((HOLDS, NO_EVIDENCE))

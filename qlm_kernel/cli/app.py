@@ -35,6 +35,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "qlm_kernel.cli.store",
     "qlm_kernel.cli.warmup",
     "qlm_kernel.cli.research",
+    "qlm_kernel.cli.report",
 )
 
 

@@ -415,7 +415,9 @@ def reproduce_run(
 def sanity_check(
     strategy: StrategyName,
     check: Annotated[
-        str, Field(description="lookahead | white_noise | walk_forward | pbo | deflated_sharpe")
+        str, Field(description="lookahead | white_noise | walk_forward | pbo | deflated_sharpe | "
+                   "reality_check | report (every check that applies, one verdict: call it before "
+                   "claiming an edge)")
     ] = "lookahead",
     dataset: DatasetName = None,
     sample: SampleSpec = None,

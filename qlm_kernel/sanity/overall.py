@@ -182,10 +182,15 @@ def _optimization_checks(opt: Any, strategy: Any, data: Any, space: Any, benchma
                                   **settings))
     result = None
     if boot and strategy is not None and frame is not None and opt.best_params is not None:
-        from qlm_kernel.workspace import recorded_backtest
+        if isinstance(frame, pd.DataFrame):
+            from qlm_kernel.workspace import recorded_backtest
 
-        best = recorded_backtest(strategy, frame, params=dict(opt.best_params), settings=settings,
-                                 record=False)
+            best = recorded_backtest(strategy, frame, params=dict(opt.best_params), settings=settings,
+                                     record=False)
+        else:  # a universe: the best parameters as a portfolio
+            from qlm_kernel.strategy.portfolio_run import backtest_portfolio
+
+            best = backtest_portfolio(strategy, frame, **dict(opt.best_params), **settings)
         report_, result = _bootstrap_check(best, n_boot, seed)
         checks.append(report_)
     return checks, result
@@ -250,7 +255,9 @@ def _sources(opt: Any, strategy: Any, data: Any, space: Any) -> tuple[Any, Any, 
     strategy = strategy if strategy is not None else config.get("strategy_path")
     space = space if space is not None else opt.space
     if data is not None:
-        frame = data if isinstance(data, pd.DataFrame) else resolve_data(data)[0]
+        from qlm_kernel.data.universe import Universe
+
+        frame = data if isinstance(data, (pd.DataFrame, Universe)) else resolve_data(data)[0]
     else:
         try:
             if config.get("sample"):

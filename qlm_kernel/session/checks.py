@@ -25,6 +25,8 @@ from qlm_kernel.sanity import (
     deflated_sharpe,
     lookahead,
     pbo,
+    reality_check,
+    report,
     universe_of,
     walk_forward,
     white_noise,
@@ -33,7 +35,8 @@ from qlm_kernel.session.limits import USER, Limits
 from qlm_kernel.session.optimizing import optimize
 from qlm_kernel.session.spec import RunSpec, check_mapping
 
-CHECKS = ("lookahead", "white_noise", "walk_forward", "pbo", "deflated_sharpe")
+CHECKS = ("lookahead", "white_noise", "walk_forward", "pbo", "deflated_sharpe", "reality_check", "report")
+"""``report`` runs every check that applies to one grid optimization (`qlm_kernel.sanity.overall`)."""
 DEFAULT_NOISE_SERIES = 100
 DEFAULT_SPLITS = 5
 
@@ -50,7 +53,7 @@ def check_counts(check: str, space: dict[str, Any], n: int, n_splits: int, limit
         limits.check("white-noise series n", int(n), "max_noise_series", "use a smaller n")
         limits.check("white-noise evaluations (n x grid size)", int(n) * grid, "max_trials",
                      "use a smaller n or fewer values per parameter")
-    if check == "walk_forward":
+    if check in ("walk_forward", "report"):
         limits.check("walk-forward n_splits", int(n_splits), "max_splits", "use fewer splits")
         limits.check("walk-forward evaluations (n_splits x grid size)", int(n_splits) * grid, "max_trials",
                      "use fewer splits or fewer values per parameter")
@@ -75,8 +78,10 @@ def sanity_check(
     """Run one check (``CHECKS``) on a strategy and its data; its report (passed, verdict, numbers).
 
     ``lookahead`` uses ``params``; ``white_noise`` (``n`` permuted series), ``walk_forward``
-    (``n_splits`` folds), ``pbo`` and ``deflated_sharpe`` search ``space`` (the last two run one grid
-    optimization, recorded as a job, and judge it).
+    (``n_splits`` folds), ``pbo``, ``deflated_sharpe``, ``reality_check`` (against zero) and ``report``
+    search ``space`` (the last four run one grid optimization, recorded as a job, and judge it; ``report``
+    runs every check that applies to it, walk-forward with ``n_splits`` folds, and returns an
+    `OverfitReport` with one verdict).
     """
     if check not in CHECKS:
         raise unknown_key_error("check", check, CHECKS, code="BAD_ARGUMENT")
@@ -120,6 +125,10 @@ def sanity_check(
         limits=limits,
         **spec.settings,
     )
+    if check == "report":
+        return report(opt, strategy=spec.strategy, data=frame, space=space, seed=seed, n_splits=int(n_splits))
+    if check == "reality_check":
+        return reality_check(opt, "zero", seed=seed)
     return pbo(opt) if check == "pbo" else deflated_sharpe(opt)
 
 
