@@ -148,7 +148,8 @@ def test_statistics_after_ruin_end_at_the_liquidation():
     bar = int(res.trades["exit_bar"].iloc[0])
     assert res.stats["liquidated"] and 1 < bar < 299
     eq = res.equity.to_numpy()
-    r = eq[1 : bar + 1] / eq[:bar] - 1  # the returns up to and including the liquidation bar
+    # the returns up to and including the liquidation bar, the first against the initial cash
+    r = eq[: bar + 1] / np.concatenate(([10_000.0], eq[:bar])) - 1
     bpy = res.stats["bars_per_year"]
     assert res.stats["sharpe"] == pytest.approx(r.mean() / r.std(ddof=1) * np.sqrt(bpy), rel=1e-9)
     assert res.stats["volatility"] == pytest.approx(r.std(ddof=1) * np.sqrt(bpy), rel=1e-9)

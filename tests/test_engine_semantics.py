@@ -246,7 +246,8 @@ def test_stats_match_an_independent_computation():
     df = qlm.sample_data("synthetic", n=3000, seed=3)
     res = qlm.backtest("sma_cross", df, fast=8, slow=40, fees=0.0005)
     eq = res.equity.to_numpy()
-    r = eq[1:] / eq[:-1] - 1
+    r = eq / np.concatenate(([10_000.0], eq[:-1])) - 1  # every bar, the first against the initial cash
+    np.testing.assert_allclose(res.returns.to_numpy(), r, rtol=0, atol=0)
     bpy = (len(df) - 1) / ((df.index[-1] - df.index[0]).total_seconds() / (365.25 * 86400))
     s = res.stats
     assert s["bars_per_year"] == pytest.approx(bpy)

@@ -75,7 +75,7 @@ def test_stats_are_grouped_with_labels_and_every_key_shows(res, page) -> None:
 def test_benchmark_numbers_equal_an_independent_computation_from_close(res) -> None:
     close = res.data["close"]
     init = res.settings.init_cash
-    r = close.pct_change().dropna()
+    r = close.pct_change().fillna(0.0)  # every bar: the first (bought at its close) returns 0
     years = (close.index[-1] - close.index[0]) / pd.Timedelta(days=365.25)
     bpy = (len(close) - 1) / years
     expected = {
@@ -129,15 +129,16 @@ def test_a_liquidated_runs_tearsheet_agrees_with_the_engine(ruined) -> None:
     mine = series.strategy_stats(ruined)
     for key in series.PERF_KEYS:
         assert mine[key] == pytest.approx(ruined.stats[key], rel=1e-9, abs=1e-12, nan_ok=True), key
-    # the whole curve's returns (flat zeros after the ruin) would give other numbers
+    # nothing is left after this ruin: the whole curve has no returns after it either (not zeros)
     whole = series.perf_stats(ruined.equity.to_numpy(), ruined.settings.init_cash, ruined.data.index)
-    assert whole["volatility"] != pytest.approx(ruined.stats["volatility"], rel=1e-6)
+    assert ruined.stats["final_value"] == 0.0
+    assert whole["volatility"] == pytest.approx(ruined.stats["volatility"], rel=1e-12)
     risk = {r["key"]: r for g in tables.stats_groups(ruined) for r in g["rows"]}
     for key in ("sharpe", "volatility", "sortino"):
         assert risk[key]["text"] == stat_text(key, ruined.stats[key])
     # rolling risk ends at the liquidation too: nothing after it, values up to it
     returns = series.strategy_returns(ruined)
-    assert returns.iloc[1 : bar + 1].notna().all() and returns.iloc[bar + 1 :].isna().all()
+    assert returns.iloc[: bar + 1].notna().all() and returns.iloc[bar + 1 :].isna().all()
     spec = panels.panel_specs(ruined)["rolling"]
     sharpe = next(t for t in spec["data"] if t["name"] == "Sharpe")
     at = np.searchsorted(panels.times(ruined.data.index), sharpe["x"])

@@ -651,7 +651,10 @@ def _open_row(trades: np.ndarray, k: int, ps: np.ndarray, pos: float) -> None:
 @njit(nogil=True, cache=True, error_model="numpy")
 def equity_stats(equity: np.ndarray, init_cash: float, last: int, stats: np.ndarray) -> None:
     """The per-bar accumulators of an equity curve up to bar ``last`` (as `simulate_column` keeps
-    them): sums of simple returns, squares and downside squares, max drawdown and its length."""
+    them): sums of simple returns, squares and downside squares, max drawdown and its length. A bar's
+    return (the first against ``init_cash``) counts where the previous equity is positive: the
+    returns `stats.bar_returns` gives, the same series `BacktestResult.returns` shows."""
+    n_r = 0
     sum_r = 0.0
     sum_r2 = 0.0
     sum_down2 = 0.0
@@ -663,7 +666,8 @@ def equity_stats(equity: np.ndarray, init_cash: float, last: int, stats: np.ndar
     prev_eq = init_cash
     for i in range(last + 1):
         eq = equity[i]
-        if eq != prev_eq and prev_eq > 0.0:
+        if prev_eq > 0.0:
+            n_r += 1
             r = eq / prev_eq - 1.0
             sum_r += r
             sum_r2 += r * r
@@ -683,8 +687,8 @@ def equity_stats(equity: np.ndarray, init_cash: float, last: int, stats: np.ndar
     stats[ST_SUM_R] = sum_r
     stats[ST_SUM_R2] = sum_r2
     stats[ST_SUM_DOWN2] = sum_down2
-    stats[ST_MAX_DD] = min(max_dd, trough / peak - 1.0)
-    stats[ST_N_R] = max(last, 0)
+    stats[ST_MAX_DD] = max(min(max_dd, trough / peak - 1.0), -1.0)  # a debt is not a deeper drawdown
+    stats[ST_N_R] = n_r
     if trough < peak:
         max_dd_bars = max(max_dd_bars, last - peak_bar)
     stats[ST_MAX_DD_BARS] = max_dd_bars

@@ -500,14 +500,16 @@ def simulate_column(
     stats[ST_N_TRADES] = k
     stats[ST_N_REJECTED] = n_rejected
     stats[ST_FINAL_VALUE] = prev_eq
-    stats[ST_MAX_DD] = min(max_dd, trough / peak - 1.0)
+    stats[ST_MAX_DD] = max(min(max_dd, trough / peak - 1.0), -1.0)  # a debt is not a deeper drawdown
     stats[ST_SUM_R] = sum_r
     stats[ST_SUM_R2] = sum_r2
     stats[ST_SUM_DOWN2] = sum_down2
     last = n - 1 if bad_bar < 0 else bad_bar - 1
     if liq_bar >= 0:  # returns end at the liquidation: the dead account's flat bars are not returns
         last = liq_bar
-    stats[ST_N_R] = max(last, 0)
+    # one return a bar for bars 0..last, the first against the initial cash (equity stays positive
+    # before a liquidation, and a liquidation ends the loop: every one of them is defined)
+    stats[ST_N_R] = max(last + 1, 0)
     if trough < peak:  # still in a drawdown at the end
         max_dd_bars = max(max_dd_bars, last - peak_bar)
     stats[ST_MAX_DD_BARS] = max_dd_bars

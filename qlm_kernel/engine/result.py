@@ -13,7 +13,7 @@ import pandas as pd
 from qlm_kernel.engine import layout as L
 from qlm_kernel.engine.caveats import liquidation_warning, result_warnings
 from qlm_kernel.engine.settings import BacktestSettings
-from qlm_kernel.engine.stats import stats_series
+from qlm_kernel.engine.stats import bar_returns, drawdown, stats_series
 from qlm_kernel.jsonsafe import json_safe
 
 TRADE_COLUMNS = (
@@ -89,20 +89,18 @@ class BacktestResult:
 
     @functools.cached_property
     def drawdown(self) -> pd.Series:
-        """Equity / running peak - 1 at every bar (0 at new highs, negative below)."""
-        eq = self._equity
-        peak = np.maximum.accumulate(np.maximum(eq, self.settings.init_cash))
-        return pd.Series(eq / peak - 1.0, index=self.data.index, name="drawdown")
+        """Equity / running peak - 1 at every bar (0 at new highs, negative below); the peak starts at
+        the initial cash; floored at -1 (`stats.drawdown`)."""
+        dd = drawdown(self._equity, self.settings.init_cash)
+        return pd.Series(dd, index=self.data.index, name="drawdown")
 
     @functools.cached_property
     def returns(self) -> pd.Series:
-        """Simple per-bar returns of equity (the first bar against the initial cash); NaN where the
-        previous equity is not positive (a ruined account has no return)."""
-        eq = self._equity
-        prev = np.concatenate(([self.settings.init_cash], eq[:-1]))
-        out = np.full(len(eq), np.nan)
-        np.divide(eq, prev, out=out, where=prev > 0)
-        return pd.Series(out - 1.0, index=self.data.index, name="returns")
+        """Simple per-bar returns of equity, the first bar against the initial cash: the one series the
+        return statistics use (`stats.bar_returns`). NaN where the previous equity is not positive (a
+        ruined account has no return) and after a liquidation (the account is closed)."""
+        out = bar_returns(self._equity, self.settings.init_cash, int(self._acc[L.ST_N_R]))
+        return pd.Series(out, index=self.data.index, name="returns")
 
     @functools.cached_property
     def trades(self) -> pd.DataFrame:

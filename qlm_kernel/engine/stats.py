@@ -1,14 +1,27 @@
 """Turn the kernels' per-column accumulators into named statistics (vectorized over columns).
 
-Definitions (stated in the README): per-bar simple returns of equity; ``sharpe`` = mean / std
-(ddof=1) * sqrt(bars_per_year) with a zero risk-free rate; ``sortino`` uses the downside deviation
-sqrt(mean(min(r, 0)^2)); ``bars_per_year`` comes from the data itself ((n - 1) bars over the
-calendar span in years of 365.25 days), so daily stock data annualizes with ~252 and 24/7 hourly
-data with ~8766; ``cagr`` compounds over that same span; ``max_drawdown`` is the most negative
-equity / running peak - 1; trade statistics count closed trades only. After a liquidation
-(``liquidated`` True) the account trades no more: the per-bar return statistics (volatility, Sharpe,
-Sortino) end at the liquidation bar, while CAGR, total return and drawdown use the final equity over
-the whole span (CAGR is -100% when nothing is left).
+The README's "Statistics" section states every formula; in short:
+
+- **One returns series.** ``r[i] = equity[i] / equity[i-1] - 1`` for every bar, the first against the
+  initial cash (so a fee paid on bar 0 is a return): ``n`` returns for ``n`` bars -- exactly
+  `BacktestResult.returns` (`bar_returns`). A return is undefined (NaN) where the previous equity is
+  not positive (ruin), and after a liquidation (the account is closed: its flat bars are not returns).
+  The ratios use the defined returns only, so ``empyrical.sharpe_ratio(res.returns,
+  annualization=res.stats["bars_per_year"])`` is ``res.stats["sharpe"]``.
+- ``bars_per_year`` comes from the data itself: (n - 1) bar intervals over the calendar span in years
+  of 365.25 days (daily stock data ~252, 24/7 hourly data ~8766).
+- ``volatility`` = std(r, ddof=1) x sqrt(bars_per_year); ``sharpe`` = mean(r) / std(r, ddof=1) x
+  sqrt(bars_per_year), zero risk-free rate; ``sortino`` = mean(r) / sqrt(mean(min(r, 0)^2)) x
+  sqrt(bars_per_year) (empyrical's downside risk with required return 0).
+- ``cagr`` = (final / initial) ^ (1 / years) - 1 over the calendar span (first to last timestamp), -100%
+  when nothing (or a debt) is left; empyrical's ``cagr`` counts n returns as n periods, one bar longer.
+- ``max_drawdown`` = min(equity / running peak - 1), the peak starting at the initial cash (as
+  empyrical; vectorbt starts at the first bar's value), floored at -100% (a debt is stated by
+  ``total_return`` and the NEGATIVE_EQUITY warning); ``calmar`` = cagr / |max_drawdown|.
+- Zero denominators: fewer than two returns or a zero std -> volatility/sharpe NaN (no trades: all
+  returns 0, volatility 0, sharpe NaN); no losing bar -> sortino +inf if the mean is positive, NaN if
+  it is 0 (as empyrical); no drawdown -> calmar NaN; no closed trade -> win rate, average trade,
+  expectancy, best/worst trade NaN; no losing trade -> profit factor +inf (NaN without any profit).
 """
 
 from __future__ import annotations
@@ -68,9 +81,26 @@ def bars_per_year(index: pd.DatetimeIndex) -> float:
 
 
 def drawdown(equity: np.ndarray, init_cash: float) -> np.ndarray:
-    """Equity / running peak - 1 at every bar; the peak starts at the initial cash (0 at new highs)."""
+    """Equity / running peak - 1 at every bar; the peak starts at the initial cash (0 at new highs);
+    floored at -1 (a debt, equity below zero, is a 100% drawdown: the loss beyond is total_return's)."""
     eq = np.asarray(equity, dtype=float)
-    return eq / np.maximum.accumulate(np.maximum(eq, init_cash)) - 1.0
+    return np.maximum(eq / np.maximum.accumulate(np.maximum(eq, init_cash)) - 1.0, -1.0)
+
+
+def bar_returns(equity: np.ndarray, init_cash: float, n_r: int | None = None) -> np.ndarray:
+    """The per-bar simple returns the statistics use: ``equity[i] / equity[i-1] - 1``, the first bar
+    against ``init_cash``; NaN where the previous equity is not positive (a ruined account has no
+    return). ``n_r`` (the kernels' ``ST_N_R``): only the first ``n_r`` defined returns count, later
+    ones are NaN (after a liquidation the account is closed)."""
+    eq = np.asarray(equity, dtype=float)
+    prev = np.concatenate(([float(init_cash)], eq[:-1]))
+    out = np.full(len(eq), np.nan)
+    np.divide(eq, prev, out=out, where=prev > 0)
+    out -= 1.0
+    if n_r is not None:
+        defined = ~np.isnan(out)
+        out[defined & (np.cumsum(defined) > n_r)] = np.nan
+    return out
 
 
 def return_moments(
@@ -112,7 +142,8 @@ def ratios(
         return {
             "volatility": std_r * ann,
             "sharpe": np.where(std_r > 0, mean_r / std_r * ann, np.nan),
-            "sortino": np.where(down > 0, mean_r / down * ann, np.nan),
+            # no losing bar: +inf for a positive mean, NaN for a zero one (as empyrical)
+            "sortino": np.where(down > 0, mean_r / down * ann, np.where(mean_r > 0, np.inf, np.nan)),
             "cagr": cagr,
             "calmar": np.where(max_dd < 0, cagr / np.abs(max_dd), np.nan),
         }

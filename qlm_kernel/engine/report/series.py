@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from qlm_kernel.engine.stats import bars_per_year, drawdown, ratios, return_moments, span_years
+from qlm_kernel.engine.stats import (
+    bar_returns,
+    bars_per_year,
+    drawdown,
+    ratios,
+    return_moments,
+    span_years,
+)
 
 if TYPE_CHECKING:
     from qlm_kernel.engine.result import BacktestResult
@@ -36,17 +43,18 @@ def perf_stats(
     equity: np.ndarray, init_cash: float, index: pd.DatetimeIndex, *, returns_end: int | None = None
 ) -> dict[str, float]:
     """`PERF_KEYS` of an equity curve, computed as the engine computes its own stats: the same
-    per-bar returns (from the second bar on; none where the previous equity is not positive) feed the
-    same `stats.return_moments` and `stats.ratios`, so the numbers agree by construction.
+    per-bar returns (`stats.bar_returns`: every bar, the first against the initial cash; none where
+    the previous equity is not positive) feed the same `stats.return_moments` and `stats.ratios`, so
+    the numbers agree by construction.
 
     ``returns_end``: the last bar whose return counts (a liquidated run's returns end at the
     liquidation bar, `liquidation_bar`); final value, CAGR and drawdown still use the whole curve.
     """
     eq = np.asarray(equity, dtype=float)
-    prev, cur = eq[:-1], eq[1:]
-    r = np.divide(cur, prev, out=np.ones(len(cur)), where=prev > 0) - 1.0  # 0 where prev <= 0
+    r = bar_returns(eq, init_cash)
     if returns_end is not None:
-        r = r[: max(returns_end, 0)]
+        r = r[: max(returns_end + 1, 0)]
+    r = r[~np.isnan(r)]
     moments = return_moments(len(r), r.sum(), np.sum(r * r), np.sum(np.minimum(r, 0.0) ** 2))
     growth = eq[-1] / init_cash
     max_dd = float(drawdown(eq, init_cash).min())
@@ -86,15 +94,9 @@ def benchmark_stats(result: BacktestResult) -> dict[str, float]:
 
 
 def strategy_returns(result: BacktestResult) -> pd.Series:
-    """The result's per-bar returns, NaN after a liquidation (the dead account's flat bars are not
-    returns: the engine's return statistics end at the liquidation bar)."""
-    returns = result.returns
-    end = liquidation_bar(result)
-    if end is None:
-        return returns
-    out = returns.copy()
-    out.iloc[end + 1 :] = np.nan
-    return out
+    """The result's per-bar returns (``result.returns``: NaN after a liquidation, the dead account's
+    flat bars are not returns, as for the engine's return statistics)."""
+    return result.returns
 
 
 def period_returns(equity: pd.Series, init_cash: float, rule: str) -> pd.Series:
