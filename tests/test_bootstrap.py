@@ -136,3 +136,13 @@ def test_bad_input_is_named(res):
         bootstrap(few, method="trades")
     assert err.value.code == "TOO_FEW_TRADES" and "method='block'" in err.value.hint
     bootstrap(few, n=20, seed=0)  # the block bootstrap still works on one closed trade
+
+
+def test_the_result_method_is_the_function() -> None:
+    """``res.bootstrap(...)`` is `bootstrap(res, ...)`: same seed, same table."""
+    from qlm_kernel.engine.bootstrap import bootstrap as bootstrap_fn
+
+    res = qlm.backtest("sma_cross", qlm.sample_data("synthetic", n=2000, seed=3), record=False)
+    a = res.bootstrap(n=200, seed=5)
+    b = bootstrap_fn(res, n=200, seed=5)
+    pd.testing.assert_frame_equal(a.table, b.table)

@@ -203,6 +203,15 @@ class BacktestResult:
 
         return backtest_figure(self, max_points=max_points)
 
+    def bootstrap(self, n: int = 1000, seed: int | None = None, method: str = "block",
+                  block_size: float | None = None, confidence: float = 0.9) -> Any:
+        """Confidence bands of the headline stats (Sharpe, max drawdown, CAGR, final value) and an equity
+        fan chart, by a stationary block bootstrap of the returns (``method="block"``) or by shuffling the
+        order of the trades (``"trades"``): a `qlm_kernel.engine.bootstrap.BootstrapResult`."""
+        from qlm_kernel.engine.bootstrap import bootstrap
+
+        return bootstrap(self, n=n, seed=seed, method=method, block_size=block_size, confidence=confidence)
+
     def to_dict(self, *, include_trades: bool = True, include_equity: bool = False) -> dict[str, Any]:
         """JSON-safe summary: strategy, params, settings, stats, trades (and optionally equity)."""
         out: dict[str, Any] = {
