@@ -138,3 +138,20 @@ def test_the_report_on_the_cli_and_over_mcp(tmp_path) -> None:
         record = asyncio.run(go())
     assert record["name"] == "report" and {c["name"] for c in record["checks"]} >= {"pbo", "reality_check"}
     assert record["verdict"].startswith((HOLDS, NO_EVIDENCE))
+
+
+def test_a_stored_job_is_reported_by_its_id(tmp_path, monkeypatch) -> None:
+    """``report(job_id)`` reads the job back (trials, config, sample times) and judges it as the result."""
+    monkeypatch.setenv("QLM_HOME", str(tmp_path / "ws"))
+    monkeypatch.setenv("QLM_RECORD_RUNS", "1")
+    opt = qlm.optimize("sma_cross", sample={"kind": "synthetic", "n": 2000, "seed": 2},
+                       space={"fast": [5, 10], "slow": [30, 60]}, record=True)
+    assert opt.config["versions"]["numpy"] == np.__version__
+    direct = qlm.sanity.report(opt, walk_forward=False, bootstrap=False, reps=200)
+    by_id = qlm.sanity.report(opt.job_id, walk_forward=False, bootstrap=False, reps=200)
+    assert [c.name for c in by_id.checks] == [c.name for c in direct.checks]
+    for name in ("pbo", "deflated_sharpe", "reality_check"):
+        assert by_id.check(name).numbers == direct.check(name).numbers, name
+    with pytest.raises(qlm.OptimizationError) as err:
+        qlm.sanity.report("no-such-job")
+    assert err.value.code == "NOT_FOUND"

@@ -37,6 +37,7 @@ from qlm_kernel.store import trial_key
 from qlm_kernel.store.jobs import JOB_LIST_FIXES
 from qlm_kernel.workspace import ensure_event_recorder, frame_fingerprint, recording_enabled, resolve_data
 from qlm_kernel.workspace.data import universe_of
+from qlm_kernel.workspace.environment import library_versions
 
 COMPARED = (
     "strategy_sha",
@@ -145,6 +146,7 @@ def optimize(
         "settings": settings_obj.to_dict(),
         "seed": seed,
         "min_trades": min_trades,
+        "versions": library_versions(),  # what computed the trials (README "Reproducing a run")
         "n_trials": n_trials if method_ != "grid" else None,
         "patience": patience,
     }

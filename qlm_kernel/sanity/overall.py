@@ -129,13 +129,18 @@ def report(
     white_noise: bool = False,
     n_noise: int = 20,
 ) -> OverfitReport:
-    """Run every check that applies to ``subject`` (a return matrix, an optimization result or a backtest
-    result) and give one verdict (module docstring). ``strategy``/``data``/``space``: for an optimization
-    whose strategy, data or space its record does not name (a class defined in a notebook, a frame);
-    ``benchmark`` for the reality check ("zero", "buy_and_hold" or per-period returns)."""
+    """Run every check that applies to ``subject`` (a return matrix, an optimization result, a stored
+    optimization job's id, or a backtest result) and give one verdict (module docstring).
+    ``strategy``/``data``/``space``: for an optimization whose strategy, data or space its record does not
+    name (a class defined in a notebook, a frame); ``benchmark`` for the reality check ("zero",
+    "buy_and_hold" or per-period returns)."""
     from qlm_kernel.engine.result import BacktestResult
     from qlm_kernel.optimization.result import OptimizationResult
 
+    if isinstance(subject, str):  # a stored optimization job, read back (nothing re-run)
+        from qlm_kernel.optimization.stored import stored_result
+
+        subject = stored_result(subject, data=data)
     if isinstance(subject, BacktestResult):
         checks, boot = _backtest_checks(subject, n_boot, seed, bootstrap)
     elif isinstance(subject, OptimizationResult):
