@@ -6,8 +6,9 @@ server extension). Each user operation is written once here; the skins parse inp
   portfolios (a universe, shared cash): `backtest_portfolio`
 - optimization jobs: `optimize` (also ``optimize.cancel|status|list|resume``), `get_job`, `list_jobs`,
   `cancel_job`, `resume_job`
-- checks: `sanity_check` (lookahead, white_noise, walk_forward, pbo, deflated_sharpe); "is this edge
-  real?" in one call: `research_loop` (train/test split, PBO, DSR, a one-sentence verdict)
+- checks: `sanity_check` (lookahead, white_noise, walk_forward, pbo, deflated_sharpe, reality_check,
+  report); `overfitting_report` (`qlm.sanity.report` on a result, a job id or a return matrix); "is this
+  edge real?" in one call: `research_loop` (train/test split, PBO, DSR, a one-sentence verdict)
 - healing: `heal`, `recover_interrupted_heals` (at start: heals whose process died are rolled back);
   jobs whose owner died: `reap_jobs`; store retention: `prune_store`
 - paper trading: `start_paper_session` (in a thread) / `start_isolated_paper_session` (in a worker),
@@ -54,6 +55,7 @@ _EXPORTS: Exports = {
     "list_paper_sessions": ("qlm_kernel.session.paper", "list_paper_sessions"),
     "list_runs": ("qlm_kernel.session.runs", "list_runs"),
     "not_found": ("qlm_kernel.session.jobs", "not_found"),
+    "overfitting_report": ("qlm_kernel.sanity.overall", "report"),
     "optimize": ("qlm_kernel.session.optimizing", "optimize"),
     "PerSymbolOptimization": ("qlm_kernel.session.symbol_optimizing", "PerSymbolOptimization"),
     "paper_replay_portfolio": ("qlm_kernel.session.paper", "paper_replay_portfolio"),
