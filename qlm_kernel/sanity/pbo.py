@@ -310,7 +310,10 @@ def _report(
         verdict = (
             f"PBO = {value:.3f} < {threshold:g}: the in-sample best of {n_trials} trials ranked below the "
             f"out-of-sample median in only {pct} of {n_combos:,} splits; the in-sample winner "
-            "usually stays in the top half out of sample (no sign of selection overfitting)."
+            "usually stays in the top half out of sample. That is about ranks, not profits: it does not "
+            "say the selected strategy makes money (check its out-of-sample return, the deflated Sharpe "
+            "and the reality check), and on pure noise PBO averages 0.5, so a value a little below it is "
+            "weak evidence."
         )
     else:
         verdict = (
