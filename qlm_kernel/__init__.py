@@ -40,6 +40,7 @@ _PUBLIC: dict[str, str] = {
     "Signals": "qlm_kernel.strategy",
     "load_strategy": "qlm_kernel.strategy",
     "backtest": "qlm_kernel.session",
+    "download": "qlm_kernel.session",
     "backtest_portfolio": "qlm_kernel.session",
     "PortfolioResult": "qlm_kernel.engine.portfolio_result",
     "TargetWeights": "qlm_kernel.strategy.weights",

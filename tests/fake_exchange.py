@@ -5,9 +5,13 @@ allOrders, account), checks every signed request's HMAC-SHA256 signature and API
 records requests. Test control, outside ccxt: ``POST /__control`` with JSON ``{"faults": [{"method":
 "POST", "path": "/api/v3/order", "kind": "status"|"drop"|"drop_after"|"delay_after", "status": 503,
 "seconds": 1.0, "times": 2}], "hold": true|false, "release": true, "anonymous": true|false}``
-(``drop`` loses the request before it is handled, ``drop_after`` / ``delay_after`` place the order and
+(``drop`` loses the request before it is handled, a fault's optional ``"skip": n`` lets the first n
+matching requests through first, ``drop_after`` / ``delay_after`` place the order and
 then lose / delay the response; ``anonymous`` hides client order ids from order views, as exchanges
-that do not report them); ``GET /__requests``; ``GET /__state``.
+that do not report them); ``"klines": {"start": ms, "count": n, "gaps": [[i, j], ...],
+"duplicates": [i, ...]}`` sets the candle history (hourly bars ``start + k * 1h`` for k < n, without the
+bars i <= k < j of each gap, bar k of ``duplicates`` served twice; klines honour startTime, endTime and
+limit); ``GET /__requests``; ``GET /__state``.
 
 Usage: ``python tests/fake_exchange.py SECRET APIKEY`` prints ``PORT <n>`` and serves until killed.
 """
@@ -43,6 +47,7 @@ class State:
         self.hold = False
         self.anonymous = False
         self.n_bars = 30
+        self.history: dict | None = None  # {"start", "count", "gaps", "duplicates"} from /__control
 
 
 def _exchange_info() -> dict:
@@ -107,6 +112,33 @@ def _klines(start: int | None, limit: int, n: int) -> list[list]:
                 "0",
             ]
         )
+    return out[:limit]
+
+
+def _candle(t: int, i: int) -> list:
+    o = PRICE + 10 * i
+    return [t, f"{o:.2f}", f"{o + 30:.2f}", f"{o - 30:.2f}", f"{o + 10:.2f}", "12.5", t + BAR_MS - 1,
+            "250000", 100, "6", "120000", "0"]
+
+
+def _history_klines(h: dict, start: int | None, end: int | None, limit: int) -> list[list]:
+    """Candles of a configured history between startTime and endTime (inclusive), at most ``limit``."""
+    t0, count = int(h["start"]), int(h["count"])
+    missing = {k for i, j in h.get("gaps", []) for k in range(int(i), int(j))}
+    twice = {int(k) for k in h.get("duplicates", [])}
+    first = 0 if start is None else max(0, -(-(start - t0) // BAR_MS))
+    out: list[list] = []
+    for k in range(first, count):
+        t = t0 + k * BAR_MS
+        if end is not None and t > end:
+            break
+        if k in missing:
+            continue
+        out.append(_candle(t, k))
+        if k in twice:
+            out.append(_candle(t, k))
+        if len(out) >= limit:
+            break
     return out[:limit]
 
 
@@ -207,6 +239,9 @@ class Handler(BaseHTTPRequestHandler):
             st.requests.append(record)
             for f in st.faults:
                 if f["method"] == method and f["path"] == url.path and f["times"] > 0:
+                    if f.get("skip", 0) > 0:
+                        f["skip"] -= 1
+                        continue
                     f["times"] -= 1
                     fault = f
                     break
@@ -231,6 +266,9 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, _exchange_info())
         if route == ("GET", "/api/v3/klines"):
             start = int(params["startTime"]) if "startTime" in params else None
+            if st.history is not None:
+                end = int(params["endTime"]) if "endTime" in params else None
+                return self._send(200, _history_klines(st.history, start, end, int(params.get("limit", 500))))
             return self._send(200, _klines(start, int(params.get("limit", 500)), st.n_bars))
         if route == ("GET", "/api/v3/account"):
             return self._send(
@@ -346,6 +384,8 @@ class Handler(BaseHTTPRequestHandler):
                 st.faults.extend(cmd.get("faults", []))
                 if "hold" in cmd:
                     st.hold = bool(cmd["hold"])
+                if "klines" in cmd:
+                    st.history = cmd["klines"]
                 if "anonymous" in cmd:
                     st.anonymous = bool(cmd["anonymous"])
                 if cmd.get("release"):

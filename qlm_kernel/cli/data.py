@@ -1,5 +1,10 @@
 """``qlm data import FILE [--name NAME] [--repair] [--overwrite]``, ``qlm data import-universe FILES...
---name NAME [--symbol-column COL]`` and ``qlm data list``.
+--name NAME [--symbol-column COL]``, ``qlm data download EXCHANGE SYMBOL... --since DATE [--timeframe TF]
+[--until DATE]``, ``qlm data update NAME`` and ``qlm data list``.
+
+``download``/``update`` take ``--exchange-url URL`` (default: ``$QLM_EXCHANGE_URL``), a base URL every API
+endpoint of the exchange is moved to (https, or http to 127.0.0.1 only): the tests point it at a local
+fake exchange.
 
 A thin skin over `DataManager` (``$QLM_HOME/data``): import validates the file once with
 `load_ohlcv` and stores it as Parquet + JSON metadata, so ``qlm backtest --dataset NAME`` loads it
@@ -9,9 +14,12 @@ without re-validating.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from typing import Any
 
 from qlm_kernel.cli import output
+from qlm_kernel.cli.progress import progress_wanted, terminal_size
 
 
 def add_parser(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -44,6 +52,21 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
                      "(symbol, time) rows, keeping the last, instead of refusing the file")
     uni.add_argument("--overwrite", action="store_true", help="replace an existing universe of that name")
     uni.set_defaults(run=run_import_universe)
+    dl = actions.add_parser("download", parents=[common], help="download OHLCV bars from an exchange (ccxt), "
+                            "one dataset per symbol; re-running resumes")
+    dl.add_argument("exchange", metavar="EXCHANGE", help="ccxt exchange id, e.g. binance")
+    dl.add_argument("symbols", metavar="SYMBOL", nargs="+", help="market symbol, e.g. BTC/USDT")
+    dl.add_argument("--timeframe", default="1h", help="bar size, e.g. 1m, 1h, 1d (default: 1h)")
+    dl.add_argument("--since", metavar="DATE", help="first bar (ISO date, UTC); needed for a new dataset, "
+                    "an existing one resumes after its last bar")
+    dl.add_argument("--until", metavar="DATE", help="stop before this time (default: now)")
+    _exchange_url(dl)
+    dl.set_defaults(run=run_download)
+    upd = actions.add_parser("update", parents=[common], help="refresh a downloaded dataset to now")
+    upd.add_argument("name", metavar="NAME", help="a dataset made by `qlm data download`")
+    upd.add_argument("--until", metavar="DATE", help="stop before this time (default: now)")
+    _exchange_url(upd)
+    upd.set_defaults(run=run_update)
     lst = actions.add_parser("list", parents=[common], help="stored datasets")
     lst.set_defaults(run=run_list)
 
@@ -150,3 +173,88 @@ def sample_rows(samples: list[dict[str, Any]]) -> list[tuple[str, ...]]:
          str(s["licence"]))
         for s in samples
     ]
+
+
+def _exchange_url(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--exchange-url", metavar="URL", default=os.environ.get("QLM_EXCHANGE_URL") or None,
+                   help="base URL for the exchange's API (default: $QLM_EXCHANGE_URL, else the exchange's "
+                   "own)")
+
+
+class _DownloadBar:
+    """tqdm bar (stderr, TTY only) fed by the download's progress callback: bars done, ETA."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+        self._name: str | None = None
+
+    def update(self, info: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if self._bar is None or info.get("name") != self._name:
+            self.close()
+            columns, lines = terminal_size(sys.stderr)
+            self._name = info.get("name")
+            self._bar = tqdm(total=info.get("total") or None, file=sys.stderr, leave=False, unit="bar",
+                             desc=str(info.get("symbol", "")), ncols=columns, nrows=lines)
+        self._bar.n = min(info.get("done", 0), self._bar.total or info.get("done", 0))
+        self._bar.set_postfix_str(f"{info.get('reached', '')[:16]}", refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any] | None:
+    return {"api_url": args.exchange_url} if args.exchange_url else None
+
+
+def _report_lines(r: dict[str, Any]) -> list[str]:
+    lines = [f"{r['name']}: +{r['rows_added']:,} bars ({r['rows']:,} stored, {r['start']} -> {r['end']})"]
+    if r.get("resumed_from"):
+        lines.append(f"  resumed after {r['resumed_from']}")
+    if r.get("duplicates_dropped"):
+        lines.append(f"  duplicate candles dropped: {r['duplicates_dropped']}")
+    for gap in r.get("gaps") or []:
+        lines.append(f"  gap (not filled): {gap['from']} -> {gap['to']}, {gap['missing']} bars missing")
+    return lines
+
+
+def run_download(args: argparse.Namespace) -> int:
+    """Download SYMBOLs from EXCHANGE into one dataset each and print what was added."""
+    from qlm_kernel.session import download
+
+    bar = _DownloadBar(enabled=progress_wanted(args))
+    try:
+        result = download(args.exchange, list(args.symbols), args.timeframe, since=args.since,
+                          until=args.until, progress=bar.update, exchange_options=_options(args))
+    finally:
+        bar.close()
+    if args.json:
+        output.emit_json(result)
+        return output.EXIT_OK
+    lines = [line for r in result["datasets"] for line in _report_lines(r)]
+    output.emit_text("\n".join(lines))
+    return output.EXIT_OK
+
+
+def run_update(args: argparse.Namespace) -> int:
+    """Refresh dataset NAME from its exchange and print what was added."""
+    from qlm_kernel.session import update_dataset
+
+    bar = _DownloadBar(enabled=progress_wanted(args))
+    try:
+        report = update_dataset(args.name, until=args.until, progress=bar.update,
+                                exchange_options=_options(args))
+    finally:
+        bar.close()
+    if args.json:
+        output.emit_json(report)
+        return output.EXIT_OK
+    output.emit_text("\n".join(_report_lines(report)))
+    return output.EXIT_OK

@@ -172,15 +172,16 @@ class DataManager:
         return self._store(df, name, source=str(src.resolve()), overwrite=overwrite)
 
     def register_frame(self, df: pd.DataFrame, name: str, *, source: str | None = None, repair: bool = False,
-                       overwrite: bool = False) -> dict[str, Any]:
-        """Validate an in-memory frame (e.g. ``sample_data()``) and store it as dataset ``name``."""
+                       overwrite: bool = False, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Validate an in-memory frame (e.g. ``sample_data()``) and store it as dataset ``name``; ``extra``
+        (JSON-ready, e.g. a download's origin) is added to its metadata."""
         name = validate_name(name)
         label = source or str(df.attrs.get("source", "<DataFrame>"))
         canonical = validate_ohlcv(df, repair=repair, source=label)
-        return self._store(canonical, name, source=label, overwrite=overwrite)
+        return self._store(canonical, name, source=label, overwrite=overwrite, extra=extra)
 
     def _store(self, df: pd.DataFrame, name: str, *, source: str, overwrite: bool,
-               fingerprint: str | None = None) -> dict[str, Any]:
+               fingerprint: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Store a validated canonical frame; ``fingerprint`` is its ``fingerprint_frame`` when the caller
         has it already (a universe's members), so the bars are hashed once."""
         from qlm_kernel.data.universe import is_universe
@@ -215,6 +216,8 @@ class DataManager:
             "repairs": df.attrs.get("repairs", []),
             "imported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+        for key, value in (extra or {}).items():
+            meta.setdefault(key, value)
         arrays = [pa.array(index.as_unit("ns").asi8, type=pa.int64()).view(pa.timestamp("ns", "UTC"))]
         arrays += [pa.array(df[c].to_numpy(), type=pa.float64()) for c in OHLCV_COLUMNS]
         table = pa.Table.from_arrays(arrays, schema=_SCHEMA.with_metadata(

@@ -13,7 +13,8 @@ server extension). Each user operation is written once here; the skins parse inp
   jobs whose owner died: `reap_jobs`; store retention: `prune_store`
 - paper trading: `start_paper_session` (in a thread) / `start_isolated_paper_session` (in a worker),
   `paper_session_status`, `stop_paper_session`, `list_paper_sessions`
-- data: `list_datasets`, `import_dataset`, `resolve_data`; strategy files: `qlm_kernel.session.strategies`
+- data: `list_datasets`, `import_dataset`, `download`,
+  `update_dataset`, `resolve_data`; strategy files: `qlm_kernel.session.strategies`
 - `system_status`; front-end caps: `qlm_kernel.session.limits`; worker processes for code the user did
   not write: `qlm_kernel.session.workers` (`run_isolated`, `warm_workers`, `workers_status`)
 
@@ -47,9 +48,11 @@ _EXPORTS: Exports = {
     "heal": ("qlm_kernel.healing", "heal"),
     "heal_next_prompt": ("qlm_kernel.healing.preview", "next_prompt"),
     "history": ("qlm_kernel.session.history", None),
+    "download": ("qlm_kernel.session.datasets", "download"),
     "import_dataset": ("qlm_kernel.session.datasets", "import_dataset"),
     "import_universe": ("qlm_kernel.session.datasets", "import_universe"),
     "job_view": ("qlm_kernel.session.jobs", "job_view"),
+    "update_dataset": ("qlm_kernel.session.datasets", "update_dataset"),
     "list_datasets": ("qlm_kernel.session.datasets", "list_datasets"),
     "list_jobs": ("qlm_kernel.session.jobs", "list_jobs"),
     "list_paper_sessions": ("qlm_kernel.session.paper", "list_paper_sessions"),

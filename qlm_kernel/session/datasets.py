@@ -56,3 +56,31 @@ def import_universe(
     (a ``symbol_column``) and store them as universe ``name``; its record (symbols, rows per symbol, span)."""
     return json_safe(data_manager().import_universe(source, name, symbol_column=symbol_column, repair=repair,
                                                     overwrite=overwrite))
+
+
+def download(
+    exchange: str, symbols: list[str] | str, timeframe: str = "1h", since: Any = None, until: Any = None, *,
+    progress: Any = None, exchange_options: dict[str, Any] | None = None, limit: int = 1000,
+    max_retries: int = 5, backoff: float = 1.0,
+) -> dict[str, Any]:
+    """Download OHLCV bars of ``symbols`` from ccxt ``exchange`` into one dataset per symbol
+    (``binance_BTC-USDT_1h``), resuming after the last stored bar; ``{"exchange", "timeframe", "datasets":
+    [report...]}`` with each dataset's rows added, duplicates dropped and gaps (reported, never filled).
+    ``progress(info)`` gets ``done``/``total`` bars and ``eta_seconds``; ``exchange_options`` is ccxt config
+    plus ``"api_url"`` (a base URL for all of the exchange's endpoints, e.g. a local test server)."""
+    from qlm_kernel.data.download import download as run
+
+    return json_safe(run(data_manager(), exchange, symbols, timeframe, since=since, until=until,
+                         exchange_options=exchange_options, progress=progress, limit=limit,
+                         max_retries=max_retries, backoff=backoff))
+
+
+def update_dataset(name: str, until: Any = None, *, progress: Any = None,
+                   exchange_options: dict[str, Any] | None = None, limit: int = 1000, max_retries: int = 5,
+                   backoff: float = 1.0) -> dict[str, Any]:
+    """Refresh downloaded dataset ``name`` to ``until`` (default now) from the exchange, symbol and
+    timeframe in its metadata; the same report as one entry of `download`."""
+    from qlm_kernel.data.download import update
+
+    return json_safe(update(data_manager(), name, until=until, exchange_options=exchange_options,
+                            progress=progress, limit=limit, max_retries=max_retries, backoff=backoff))
