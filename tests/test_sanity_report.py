@@ -101,8 +101,11 @@ def test_a_backtest_result_gets_the_bootstrap_and_the_probabilistic_sharpe() -> 
 
 def test_a_subject_it_cannot_judge_is_a_clear_error() -> None:
     with pytest.raises(qlm.ConfigError) as err:
-        qlm.sanity.report("not a result")
+        qlm.sanity.report(42)
     assert err.value.code == "BAD_ARGUMENT" and "qlm.sanity.report" in err.value.hint
+    with pytest.raises(qlm.OptimizationError) as err:  # a string is a job id
+        qlm.sanity.report("not a job")
+    assert err.value.code == "NOT_FOUND" and err.value.hint
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ result (equity curve and trade records, bit for bit)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import platform
 from importlib import metadata
@@ -16,8 +17,18 @@ LIBRARIES = ("numpy", "numba", "pandas", "pyarrow", "qlm-kernel")
 """The packages whose versions a run records (with Python's): the ones that compute its numbers."""
 
 
+@functools.lru_cache(maxsize=1)
+def _versions() -> tuple[tuple[str, str], ...]:
+    """Read once per process (an upgrade takes effect in the next kernel, as the code itself does)."""
+    return tuple(_read_versions().items())
+
+
 def library_versions() -> dict[str, str]:
     """``{"python": "3.11.7", "numpy": "2.1.3", ...}`` for `LIBRARIES` (``"missing"`` if not installed)."""
+    return dict(_versions())
+
+
+def _read_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in LIBRARIES:
         try:
