@@ -253,7 +253,7 @@ def _bootstrap_check(res: Any, n: int, seed: int) -> tuple[SanityReport, Any]:
 
 def _sources(opt: Any, strategy: Any, data: Any, space: Any) -> tuple[Any, Any, Any]:
     """(strategy, frame, space) for the re-running checks: given, else from the job's record."""
-    from qlm_kernel.errors import QLMError
+    from qlm_kernel.optimization.stored import job_data
     from qlm_kernel.workspace import resolve_data
 
     config = opt.config or {}
@@ -264,17 +264,7 @@ def _sources(opt: Any, strategy: Any, data: Any, space: Any) -> tuple[Any, Any, 
 
         frame = data if isinstance(data, (pd.DataFrame, Universe)) else resolve_data(data)[0]
     else:
-        try:
-            if config.get("sample"):
-                frame = resolve_data(sample=dict(config["sample"]))[0]
-            elif config.get("dataset"):
-                frame = resolve_data(dataset=config["dataset"])[0]
-            elif config.get("data_file"):
-                frame = resolve_data(config["data_file"])[0]
-            else:
-                frame = None
-        except QLMError:
-            frame = None
+        frame = job_data(config)
     return strategy, frame, space
 
 

@@ -299,19 +299,9 @@ def _buy_and_hold(source: Any, index: Any, T: int, close: Any) -> np.ndarray:
 def _close_from_config(config: dict[str, Any]) -> pd.Series | None:
     """The close of the data an optimization ran on, when its config names it (dataset, sample spec or
     file); None for a frame passed directly or a universe."""
-    if not (config.get("dataset") or config.get("sample") or config.get("data_file")):
-        return None
-    from qlm_kernel.workspace.data import resolve_data
+    from qlm_kernel.optimization.stored import job_data
 
-    try:
-        if config.get("sample"):
-            frame, _ = resolve_data(sample=config["sample"])
-        elif config.get("data_file"):
-            frame, _ = resolve_data(config["data_file"])
-        else:
-            frame, _ = resolve_data(dataset=config["dataset"])
-    except Exception:  # a universe's name, a moved file: the caller says what to pass instead
-        return None
+    frame = job_data(config)  # None: a frame passed directly, a moved file (the caller says what to pass)
     if not isinstance(frame, pd.DataFrame) or "close" not in frame.columns:
         return None
     return frame["close"]
