@@ -64,9 +64,10 @@ class OverfitReport(SanityReport):
         """{check name: plotly Figure} for the checks that ran."""
         out = {}
         for c in self.checks:
-            fig = _FIGURES.get(c.name)
-            if fig is not None:
-                out[c.name] = self.bootstrap_result.plot() if c.name == "bootstrap" else fig(c)
+            if c.name == "bootstrap" and self.bootstrap_result is not None:
+                out[c.name] = self.bootstrap_result.plot()  # the fan chart is the bootstrap's own
+            elif c.name in _FIGURES:
+                out[c.name] = _FIGURES[c.name](c)
         return out
 
     def to_html(self, *, plotlyjs: str = "cdn") -> str:
@@ -370,4 +371,4 @@ def _noise_figure(c: SanityReport) -> Any:
 
 
 _FIGURES = {"pbo": _pbo_figure, "deflated_sharpe": _dsr_figure, "reality_check": _reality_figure,
-            "walk_forward": _walk_figure, "white_noise": _noise_figure, "bootstrap": lambda c: None}
+            "walk_forward": _walk_figure, "white_noise": _noise_figure}
