@@ -1,16 +1,63 @@
-"""Test-wide defaults: backtests are not recorded unless a test asks (the recording tests do).
+"""Test-wide defaults: backtests are not recorded unless a test asks (the recording tests do), and
+each pytest-xdist worker gets its own HOME and QLM_HOME.
 
 Recording every backtest of the property and oracle tests would only slow the suite down; the
 default (recording on) is covered by tests/test_session_recording.py, which restores it.
+
+Under ``pytest -n N`` (the test command runs on every core) the workers are separate processes that
+would otherwise share one workspace, one SQLite store and one Jupyter runtime directory: this module
+runs first in every worker, before anything imports ``qlm_kernel``, and points HOME and QLM_HOME at
+``<the given dir>/<worker id>`` (gw0, gw1, ...). Ports are always free ones the OS hands out.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QLM_RECORD_RUNS", "0")
+
+
+def _isolate_worker() -> None:
+    """Give this xdist worker its own HOME and QLM_HOME (subfolders of the ones the run was given)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return
+    for var in ("HOME", "QLM_HOME"):
+        base = os.environ.get(var)
+        if base:
+            own = Path(base) / f"xdist-{worker}"
+            own.mkdir(parents=True, exist_ok=True)
+            os.environ[var] = str(own)
+
+
+_isolate_worker()
+_CHROMIUM_DIR = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In the controlling process (before xdist starts its workers, which inherit the variable): a
+    folder for the run's one shared Chromium (tests/browser_helpers.py starts it on first use)."""
+    from tests.browser_helpers import SHARED_DIR_VAR
+
+    if not os.environ.get("PYTEST_XDIST_WORKER") and not os.environ.get(SHARED_DIR_VAR):
+        config.stash[_CHROMIUM_DIR] = os.environ[SHARED_DIR_VAR] = tempfile.mkdtemp(prefix="qlm-chromium-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The run's end: stop the shared Chromium (if a test started one) and remove its folder."""
+    from tests.browser_helpers import SHARED_DIR_VAR, stop_shared_chromium
+
+    root = config.stash.get(_CHROMIUM_DIR, None)
+    if root:
+        stop_shared_chromium(Path(root))
+        shutil.rmtree(root, ignore_errors=True)
+        os.environ.pop(SHARED_DIR_VAR, None)
+
 
 
 @pytest.fixture

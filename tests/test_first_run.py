@@ -1,6 +1,13 @@
 """The run command on a fresh clone, as a new user types it: the run profile installs QLM and its
 runtime dependencies only (no dev extras, no Node on the PATH), shows its steps with their times, and
-runs the demo; a second run reuses everything. Timings are printed for the record, not asserted."""
+runs the demo; a second run reuses everything. Timings are printed for the record, not asserted.
+
+The same clone also shows what ``qlm warmup`` (which the run profile's set-up runs) leaves behind:
+every engine mode compiled ahead of time into Numba's disk cache, in parallel processes, so a new
+process's first backtest (stops on, 100k bars) loads every kernel and compiles none. The fresh clone's
+cache starts empty, so this is the cold compile; it is done once for both tests (it is the suite's
+single most expensive step).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +42,32 @@ def path_without_node(bin_dir: Path) -> str:
     return str(bin_dir)
 
 
-def test_the_run_command_installs_the_runtime_only_and_runs_the_demo(tmp_path: Path) -> None:
+FIRST_BACKTEST = """
+import json, time
+started = time.perf_counter()
+import qlm_kernel as qlm
+from qlm_kernel.engine import kernels
+res = qlm.backtest("sma_cross", sample={"kind": "synthetic", "n": 100_000}, sl_stop=0.03, fees=0.001,
+                   record=False)
+res.stats
+seconds = time.perf_counter() - started
+from qlm_kernel.session.warmup import MODES, PORTFOLIO_MODES, compile_modes
+compile_modes(list(MODES + PORTFOLIO_MODES))  # then every other mode: none may compile either
+from qlm_kernel.engine import group_kernels, group_signals, weight_kernels
+entries = {**{str(m): d for m, d in kernels.MODE_ENTRIES.items()}, "group": group_kernels.simulate_group,
+           "signal_codes": group_signals.signal_codes, "weights": weight_kernels.simulate_weights,
+           "exit_trades": weight_kernels.exit_trades}
+loaded = {name: sum(d.stats.cache_hits.values()) for name, d in entries.items()}
+misses = sum(sum(d.stats.cache_misses.values()) for d in entries.values())
+print(json.dumps({"seconds": seconds, "kernel_compiles": misses, "loaded": loaded}))
+"""
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A fresh clone where the run command ran twice: ``clone``, ``env`` and the two runs ``(seconds,
+    completed process)``."""
+    tmp_path = tmp_path_factory.mktemp("first-run")
     clone = tmp_path / "qlm"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     base_python = Path(sys._base_executable).resolve()  # the interpreter the venv was made from
@@ -49,7 +82,12 @@ def test_the_run_command_installs_the_runtime_only_and_runs_the_demo(tmp_path: P
                               timeout=1200, stdin=subprocess.DEVNULL)
         runs.append((time.perf_counter() - started, done))
         assert done.returncode == 0, done.stderr[-3000:]
-    (first_s, first), (second_s, second) = runs
+    return {"clone": clone, "env": env, "runs": runs}
+
+
+def test_the_run_command_installs_the_runtime_only_and_runs_the_demo(first_run: dict[str, Any]) -> None:
+    clone, env = first_run["clone"], first_run["env"]
+    (first_s, first), (second_s, second) = first_run["runs"]
     assert "installing qlm-kernel and its runtime dependencies (no dev extras): done in" in first.stderr
     assert "setup:" not in second.stderr  # nothing to install the second time
     for run in (first, second):
@@ -66,3 +104,26 @@ def test_the_run_command_installs_the_runtime_only_and_runs_the_demo(tmp_path: P
                    capture_output=True)
     listing_s = time.perf_counter() - started
     print(f"\nfirst run {first_s:.1f} s, second run {second_s:.1f} s, qlm strategies list {listing_s:.2f} s")
+
+
+def test_warmup_filled_the_cache_so_a_first_backtest_compiles_nothing(first_run: dict[str, Any]) -> None:
+    clone, env = first_run["clone"], first_run["env"]
+    first = first_run["runs"][0][1]
+    assert "compiling the engine (every mode, on all cores; cached on disk): done in" in first.stderr
+    python = str(clone / ".venv/bin/python")
+    warm = subprocess.run([python, "-m", "qlm_kernel.cli", "warmup", "--json"], cwd=clone, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert warm.returncode == 0, warm.stderr[-2000:]
+    report = json.loads(warm.stdout)
+    assert report["modes"] == 12 and report["processes"] == min(12, os.cpu_count() or 1)
+    assert report["portfolio_modes"] == 2
+    indexes = list((clone / "qlm_kernel").rglob("kernels*.nbi"))
+    assert len(indexes) >= 12  # one cache index per mode entry
+    done = subprocess.run([python, "-c", FIRST_BACKTEST], cwd=clone, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["kernel_compiles"] == 0
+    assert len(result["loaded"]) == 16 and all(hits >= 1 for hits in result["loaded"].values())
+    print(f"\nqlm warmup on the warm cache {report['seconds']:.1f} s; then a new process's first backtest "
+          f"with stops on 100k bars {result['seconds']:.2f} s")
