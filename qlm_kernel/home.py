@@ -8,6 +8,7 @@ looks for the workspace (kernel, CLI, MCP server, Jupyter server extension) asks
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 DEFAULT_DIRNAME = ".qlm"
@@ -44,3 +45,15 @@ def workspace_dir(name: str, home: PathLike | None = None) -> Path:
     path = qlm_home(home) / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def bundled_path(*parts: str) -> Path:
+    """A file QLM ships beside its code (the example strategies, the quickstart notebook):
+    ``<checkout>/<parts>`` in a source checkout (editable installs), else ``<prefix>/share/qlm/<parts>``
+    where a wheel install put it (the wheel's shared data). The checkout's path when neither exists."""
+    checkout = Path(__file__).resolve().parents[1]
+    in_checkout = checkout.joinpath(*parts)
+    if (checkout / "pyproject.toml").is_file():
+        return in_checkout
+    installed = Path(sys.prefix, "share", "qlm", *parts)
+    return installed if installed.exists() else in_checkout

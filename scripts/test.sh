@@ -13,7 +13,12 @@ export QLM_PIP_CACHE="${QLM_PIP_CACHE:-$(.venv/bin/python -m pip cache dir 2>/de
 export QLM_TEST_TMP="${QLM_TEST_TMP:-$(mktemp -d)}"
 export HOME="$QLM_TEST_TMP/home" QLM_HOME="$QLM_TEST_TMP/qlm" MPLBACKEND=Agg PLOTLY_RENDERER=plotly_mimetype
 mkdir -p "$HOME" "$QLM_HOME"
+# on every core (QLM_TEST_WORKERS=N to choose; 0 runs in this process): whole files per worker, the
+# longest files first (tests/conftest.py), each worker with its own HOME and QLM_HOME
+workers="${QLM_TEST_WORKERS:-auto}"
+xdist=(-n "$workers" --dist loadfile --no-loadscope-reorder)
+[[ "$workers" == "0" ]] && xdist=()
 status=0
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@" || status=$?
+.venv/bin/python -m pytest -q -p no:cacheprovider "${xdist[@]}" --durations=25 "$@" || status=$?
 if [[ $status -eq 5 ]]; then echo "test.sh: pytest collected no tests" >&2; exit 1; fi
 exit $status

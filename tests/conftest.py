@@ -39,6 +39,28 @@ _isolate_worker()
 _CHROMIUM_DIR = pytest.StashKey[str]()
 
 
+LONGEST_FIRST = (
+    "tests/test_first_run.py", "tests/test_wheel_install.py", "tests/test_mcp_isolation.py",
+    "tests/test_engine_properties.py", "tests/test_cli_store.py", "tests/test_frontend_browser.py",
+    "tests/test_widgets_overfit.py", "tests/test_execution_replay.py", "tests/test_widgets_dashboard.py",
+    "tests/test_sanity_report.py", "tests/test_cli.py", "tests/test_mcp_every_tool.py",
+    "tests/test_optimize_jobs.py", "tests/test_isolation_pool.py", "tests/test_jupyterlab_browser.py",
+    "tests/test_engine_oracle_vectorbt.py", "tests/test_widgets_portfolio.py", "tests/test_mcp_heal.py",
+    "notebooks/optimization.ipynb", "tests/test_docs_site.py",
+)
+"""The test files that take longest (measured with --durations), longest first. The test command
+distributes whole files over the workers in collection order (``--dist loadfile
+--no-loadscope-reorder``), so these go first and the short files fill in at the end, instead of a
+long file starting last and running alone."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put the files of LONGEST_FIRST first, in that order (a stable sort: tests keep their order
+    within a file, and every other file its collection order)."""
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """In the controlling process (before xdist starts its workers, which inherit the variable): a
     folder for the run's one shared Chromium (tests/browser_helpers.py starts it on first use)."""

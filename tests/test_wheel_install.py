@@ -111,7 +111,11 @@ def test_wheel_installs_in_a_clean_venv_without_node(wheel: Path, tmp_path: Path
     _run(install + (["--cache-dir", cache] if cache else []), env, tmp_path, timeout=1500)
 
     assert "usage: qlm" in _run([str(bin_dir / "qlm"), "--help"], env, tmp_path)
-    _run([str(bin_dir / "qlm"), "strategies", "list"], env, tmp_path)
+    listing = _run([str(bin_dir / "qlm"), "strategies", "list"], env, tmp_path)
+    assert "sma_cross" in listing, listing  # the examples, from <venv>/share/qlm/strategies
+    code = "from qlm_kernel.home import bundled_path; print(bundled_path('notebooks', 'quickstart.ipynb'))"
+    notebook = Path(_run([str(bin_dir / "python"), "-c", code], env, tmp_path).strip().splitlines()[-1])
+    assert notebook.is_file() and notebook.is_relative_to(venv), notebook
     code = "import qlm_jupyterlab, qlm_kernel; print(qlm_jupyterlab.__file__)"
     where = _run([str(bin_dir / "python"), "-c", code], env, tmp_path)
     assert str(venv) in where

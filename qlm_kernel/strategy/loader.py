@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from qlm_kernel.errors import ConfigError, QLMError, SecurityError, StrategyError, closest
+from qlm_kernel.home import bundled_path
 from qlm_kernel.strategy.base import SignalsStrategy, Strategy
 from qlm_kernel.strategy.signals import Signals
 from qlm_kernel.strategy.timelimit import TimeLimitExceeded, current_limit, run_limited
@@ -30,8 +31,9 @@ from qlm_kernel.strategy.trace import user_error
 
 
 def examples_dir() -> Path:
-    """The example strategies shipped with QLM: ``<repo>/strategies``."""
-    return Path(__file__).resolve().parents[2] / "strategies"
+    """The example strategies shipped with QLM: ``<repo>/strategies`` in a checkout,
+    ``<prefix>/share/qlm/strategies`` in a wheel install (`qlm_kernel.home.bundled_path`)."""
+    return bundled_path("strategies")
 
 
 def user_strategies_dir() -> Path:

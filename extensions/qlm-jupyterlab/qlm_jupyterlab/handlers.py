@@ -298,9 +298,9 @@ class QuickstartHandler(QLMHandler):
     @authorized
     @api
     async def get(self) -> None:
-        import qlm_kernel
+        from qlm_kernel.home import bundled_path
 
-        path = Path(qlm_kernel.__file__).resolve().parents[1] / "notebooks" / "quickstart.ipynb"
+        path = bundled_path("notebooks", "quickstart.ipynb")
         body = await off_loop(_read_if_file, path)
         if body is None:
             raise ConfigError("no bundled quickstart notebook", code="NOT_FOUND",
