@@ -1,0 +1,48 @@
+"""PID 1 of the QLM image: runs its arguments as a child, passes stop signals on, reaps orphans.
+
+QLM must not be PID 1 itself: a worker process treats a parent of PID 1 as "the kernel died" and exits
+(qlm_kernel.isolation.worker.die_with_parent), and PID 1 ignores signals it has no handler for, so
+`docker stop` would wait for its time-out. This does what `tini` (or `docker run --init`) does, with the
+Python the image has. Exits with the child's status (128 + N when signal N ended it).
+"""
+
+import os
+import signal
+import sys
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    if not argv:
+        print("usage: init.py COMMAND [ARGS...]", file=sys.stderr)
+        return 64
+    child = os.fork()
+    if child == 0:
+        try:
+            os.execvp(argv[0], argv)
+        except OSError as exc:
+            print(f"init: cannot run {argv[0]}: {exc.strerror}", file=sys.stderr)
+            os._exit(127)
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+
+    for signum in FORWARDED:
+        signal.signal(signum, forward)
+    while True:
+        try:
+            pid, status = os.wait()  # any child: orphans re-parented to PID 1 are reaped here too
+        except ChildProcessError:
+            return 0
+        if pid == child:
+            code = os.waitstatus_to_exitcode(status)
+            return 128 - code if code < 0 else code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
