@@ -136,6 +136,18 @@ def test_interrupted_download_resumes_to_the_same_result(fake):
     _check_stored(_expected(1200))
 
 
+def test_a_time_limit_keeps_what_it_fetched_and_a_second_call_completes(fake):
+    base, control = fake
+    control("/__control", {"klines": {"start": T0, "count": 1200}})
+    stopped = _get(base, control, time_limit=0.0)  # past the deadline after the first page
+    (report,) = stopped["datasets"]
+    assert stopped["complete"] is False and report["complete"] is False
+    assert report["rows_added"] == 500 and data_manager().info(NAME)["rows"] == 500
+    done = _get(base, control, time_limit=60)
+    assert done["complete"] is True and done["datasets"][0]["rows_added"] == 700
+    _check_stored(_expected(1200))
+
+
 def test_gap_reported_not_filled_and_duplicate_candles_dropped(fake):
     base, control = fake
     control("/__control", {"klines": {"start": T0, "count": 1200, "gaps": [[100, 105]],

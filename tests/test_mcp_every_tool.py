@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +16,7 @@ from tests.mcp_helpers import error_record, http_client, serving, sse_session, s
 
 SMALL = {"kind": "synthetic", "n": 3000, "seed": 1}
 UNIVERSE = "pair"
+FAKE_EXCHANGE = Path(__file__).with_name("fake_exchange.py")
 
 
 def import_universe(home: Any) -> Any:
@@ -48,7 +52,11 @@ async def call_every_tool(client: Client) -> dict[str, Any]:
     await call("list_runs", {"limit": 3})
     assert (await call("reproduce_run", {"run_id": run["run_id"]}))["equal"] is True
     await call("sanity_check", {"strategy": "every_tool", "check": "lookahead", "sample": SMALL})
-    await call("list_datasets", {})
+    fetched = await call("download_data", {"exchange": "binance", "symbols": ["BTC/USDT"], "timeframe": "1h",
+                                           "since": "2023-11-01"})
+    assert fetched["complete"] is True and fetched["datasets"][0]["rows"] > 0
+    listed = await call("list_datasets", {})
+    assert fetched["datasets"][0]["name"] in {d["name"] for d in listed["datasets"]}
     await call("analyze_market_structure", {"sample": SMALL})
     await call("get_system_status", {})
     await call("heal_strategy", {"strategy": "every_tool", "sample": SMALL})  # passes: nothing to heal
@@ -84,7 +92,22 @@ def check(out: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def exchange_url():
+    """A local fake exchange (tests/fake_exchange.py), the server option QLM_EXCHANGE_URL points at it."""
+    proc = subprocess.Popen([sys.executable, str(FAKE_EXCHANGE), "secret", "key"], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        url = f"http://127.0.0.1:{int(proc.stdout.readline().split()[1])}"
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("QLM_EXCHANGE_URL", url)  # read by the in-kernel server's download_data
+            yield url
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, exchange_url):
     with serving(import_universe(tmp_path_factory.mktemp("every_tool_home"))) as handle:
         yield handle
 
@@ -105,9 +128,10 @@ def test_every_tool_over_sse(server):
     check(asyncio.run(go()))
 
 
-def test_every_tool_over_stdio(tmp_path):
+def test_every_tool_over_stdio(tmp_path, exchange_url):
     async def go():
-        async with Client(stdio_params(str(import_universe(tmp_path / "home")))) as client:
+        params = stdio_params(str(import_universe(tmp_path / "home")), QLM_EXCHANGE_URL=exchange_url)
+        async with Client(params) as client:
             return await call_every_tool(client)
 
     check(asyncio.run(go()))

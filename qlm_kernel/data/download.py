@@ -21,6 +21,9 @@ Rules:
   when the download fails, so an interrupted download keeps what it fetched.
 - gaps (missing timeframe steps between consecutive bars, e.g. exchange downtime) are reported as
   ``{"from", "to", "missing"}`` and never filled.
+- a deadline (``time.monotonic()`` seconds; the MCP tool's time limit) is checked after each page: past
+  it the download stores what it fetched and stops, its report saying ``"complete": False``; symbols not
+  yet started are listed as ``"not_started"``. Calling again resumes.
 """
 
 from __future__ import annotations
@@ -173,6 +176,7 @@ def download_symbol(
     progress: Progress | None = None,
     sleep: Callable[[float], None] = time.sleep,
     now_ms: Callable[[], int] | None = None,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
     """Download ``symbol`` into dataset ``dataset_name(...)`` (resuming after its last bar); a report:
     name, symbol, rows, rows_added, start/end, resumed_from, pages, requests, retries,
@@ -196,7 +200,8 @@ def download_symbol(
                        sleep=sleep)
     report: dict[str, Any] = {"name": name, "symbol": symbol, "exchange": exchange_id, "timeframe": timeframe,
                               "resumed_from": None if last is None else iso(last), "pages": 0,
-                              "rows_added": 0, "duplicates_dropped": 0, "unclosed_dropped": 0, "gaps": []}
+                              "rows_added": 0, "duplicates_dropped": 0, "unclosed_dropped": 0, "gaps": [],
+                              "complete": True}
     pending: list[list[float]] = []
     first_new = start
     t0 = time.monotonic()
@@ -258,6 +263,9 @@ def download_symbol(
                           "rows_added": report["rows_added"] + len(pending),
                           "reached": iso(min(cursor, end)), "eta_seconds": None if eta is None
                           else round(eta, 1)})
+            if deadline is not None and cursor < end and time.monotonic() >= deadline:
+                report["complete"] = False  # stored below; a later call resumes after the last bar
+                break
     finally:
         flush()  # also on failure: the pages fetched so far are kept, a rerun resumes after them
     report["requests"], report["retries"] = fetcher.requests, fetcher.retries
@@ -295,9 +303,19 @@ def download(
     if timeframe not in (getattr(ex, "timeframes", None) or {timeframe: timeframe}):
         raise DataError(f"{exchange_id} has no timeframe {timeframe!r}", hint="one of: "
                         + ", ".join(ex.timeframes), code="DATA_TIMEFRAME", value=timeframe)
-    reports = [download_symbol(manager, ex, exchange_id, s, timeframe, since=since, until=until, **kwargs)
-               for s in symbols]
-    return {"exchange": exchange_id, "timeframe": timeframe, "datasets": reports}
+    deadline = kwargs.get("deadline")
+    reports, not_started = [], []
+    for symbol in symbols:
+        if deadline is not None and reports and time.monotonic() >= deadline:
+            not_started.append(symbol)
+            continue
+        reports.append(download_symbol(manager, ex, exchange_id, symbol, timeframe, since=since, until=until,
+                                       **kwargs))
+    out = {"exchange": exchange_id, "timeframe": timeframe, "datasets": reports,
+           "complete": not not_started and all(r["complete"] for r in reports)}
+    if not_started:
+        out["not_started"] = not_started
+    return out
 
 
 def update(manager: DataManager, name: str, *, until: Any = None,

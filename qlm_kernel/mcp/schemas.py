@@ -161,6 +161,17 @@ class DatasetList(Output):
     samples: dict[str, Any] = Field(description="built-in sample kinds, fields and an example spec")
 
 
+class DownloadReport(Output):
+    exchange: str
+    timeframe: str
+    datasets: list[dict[str, Any]] = Field(
+        description="per symbol: name (the dataset to backtest on), rows, rows_added, start, end, "
+        "resumed_from, duplicates_dropped, gaps (reported, never filled), complete"
+    )
+    complete: bool = Field(description="False when the time limit stopped it: call again to resume")
+    not_started: list[str] | None = Field(None, description="symbols the time limit left for the next call")
+
+
 class MarketStructure(Output):
     dataset: str | None = None
     sample: dict[str, Any] | None = None

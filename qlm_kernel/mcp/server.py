@@ -192,6 +192,9 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 WRITES = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
 )
+FETCHES = ToolAnnotations(  # download_data: asks the exchange, stores; a repeat resumes (same data)
+    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+)
 
 
 def build_server(
@@ -215,7 +218,7 @@ def build_server(
     for fn in tools.READ_ONLY_TOOLS:
         add(fn, READ_ONLY)
     for fn in tools.WRITING_TOOLS:
-        add(fn, WRITES)
+        add(fn, FETCHES if fn in tools.OPEN_WORLD_TOOLS else WRITES)
 
     def get_system_status() -> schemas.SystemStatus:
         """Memory, CPU, running jobs, Numba cache state, database path and size, MCP clients, bus stats."""

@@ -44,6 +44,9 @@ DEFAULT_JOB_TIME_LIMIT = 600.0
 """Seconds an optimization may run by default (the whole job)."""
 DEFAULT_CHECK_TIME_LIMIT = 300.0
 """Seconds a sanity check may run by default (all its backtests)."""
+DEFAULT_DOWNLOAD_TIME_LIMIT = 120.0
+"""Seconds one download_data call may spend fetching (what it fetched is kept; a new call resumes)."""
+MAX_DOWNLOAD_SYMBOLS = 20
 DEFAULT_LOAD_TIME_LIMIT = 10.0
 """Seconds loading one strategy file may take when strategies are listed."""
 KILL_MARGIN_S = 0.75
@@ -97,6 +100,7 @@ LoadTimeLimit = _time_limit_arg(DEFAULT_LOAD_TIME_LIMIT, "loading one strategy f
 BacktestTimeLimit = _time_limit_arg(DEFAULT_TIME_LIMIT, "the strategy's own code")
 JobTimeLimit = _time_limit_arg(DEFAULT_JOB_TIME_LIMIT, "the whole search")
 CheckTimeLimit = _time_limit_arg(DEFAULT_CHECK_TIME_LIMIT, "the whole check")
+DownloadTimeLimit = _time_limit_arg(DEFAULT_DOWNLOAD_TIME_LIMIT, "the download (what it fetched is kept)")
 PaperTimeLimit = _time_limit_arg(DEFAULT_TIME_LIMIT, "the strategy's signals at the start of the session")
 
 
@@ -458,6 +462,28 @@ def list_datasets() -> schemas.DatasetList:
     return session.list_datasets()
 
 
+def download_data(
+    exchange: Annotated[str, Field(pattern=r"^[a-z0-9_]{2,40}$", description="a ccxt exchange id, e.g. "
+                                   "'binance', 'kraken', 'coinbase'")],
+    symbols: Annotated[list[str], Field(min_length=1, max_length=MAX_DOWNLOAD_SYMBOLS,
+                                        description="market symbols, e.g. ['BTC/USDT', 'ETH/USDT']")],
+    timeframe: Annotated[str, Field(pattern=r"^[0-9]{1,3}[smhdwM]$", description="bar size, e.g. 1m, "
+                                    "15m, 1h, 4h, 1d")] = "1h",
+    since: Annotated[str | None, Field(description="first bar of a NEW dataset (ISO date, e.g. 2024-01-01); "
+                                       "an existing one resumes after its last bar")] = None,
+    until: Annotated[str | None, Field(description="stop before this time (ISO); default now")] = None,
+    time_limit: DownloadTimeLimit = DEFAULT_DOWNLOAD_TIME_LIMIT,
+) -> schemas.DownloadReport:
+    """Download OHLCV history (public market data, no keys) from a ccxt exchange into one validated
+    workspace dataset per symbol, named EXCHANGE_SYMBOL_TIMEFRAME (e.g. binance_BTC-USDT_1h), usable as
+    `dataset` in every other tool. Resumes after the last stored bar and never stores a bar twice; gaps
+    (exchange downtime) are reported, never filled; unclosed bars are not stored. At the time limit it
+    keeps what it fetched and answers complete=false: call again to continue."""
+    check_time_limit(time_limit)
+    return session.download(exchange, list(symbols), timeframe, since=since, until=until,
+                            exchange_options=session.configured_exchange_options(), time_limit=time_limit)
+
+
 def analyze_market_structure(
     dataset: DatasetName = None,
     sample: SampleSpec = None,
@@ -680,6 +706,9 @@ READ_ONLY_TOOLS: tuple[Callable[..., Any], ...] = (
 
 WRITING_TOOLS: tuple[Callable[..., Any], ...] = (
     write_strategy, run_backtest, run_portfolio, optimize_parameters, cancel_job, heal_strategy,
-    start_paper_session, stop_paper_session,
+    start_paper_session, stop_paper_session, download_data,
 )
-"""Tools that write: strategy versions, recorded runs and jobs, cancel flags, paper sessions."""
+"""Tools that write: strategy versions, recorded runs and jobs, cancel flags, paper sessions, datasets."""
+
+OPEN_WORLD_TOOLS: tuple[Callable[..., Any], ...] = (download_data,)
+"""Writing tools that also reach outside this machine (the exchange's public API): annotated as such."""

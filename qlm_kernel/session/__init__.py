@@ -13,7 +13,7 @@ server extension). Each user operation is written once here; the skins parse inp
   jobs whose owner died: `reap_jobs`; store retention: `prune_store`
 - paper trading: `start_paper_session` (in a thread) / `start_isolated_paper_session` (in a worker),
   `paper_session_status`, `stop_paper_session`, `list_paper_sessions`
-- data: `list_datasets`, `import_dataset`, `download`,
+- data: `list_datasets`, `import_dataset`, `download` (`configured_exchange_options`: the server option),
   `update_dataset`, `resolve_data`; strategy files: `qlm_kernel.session.strategies`
 - `system_status`; front-end caps: `qlm_kernel.session.limits`; worker processes for code the user did
   not write: `qlm_kernel.session.workers` (`run_isolated`, `warm_workers`, `workers_status`)
@@ -48,6 +48,7 @@ _EXPORTS: Exports = {
     "heal": ("qlm_kernel.healing", "heal"),
     "heal_next_prompt": ("qlm_kernel.healing.preview", "next_prompt"),
     "history": ("qlm_kernel.session.history", None),
+    "configured_exchange_options": ("qlm_kernel.session.datasets", "configured_exchange_options"),
     "download": ("qlm_kernel.session.datasets", "download"),
     "import_dataset": ("qlm_kernel.session.datasets", "import_dataset"),
     "import_universe": ("qlm_kernel.session.datasets", "import_universe"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from qlm_kernel.data.samples import SAMPLE_KINDS, sample_catalogue
@@ -58,21 +59,34 @@ def import_universe(
                                                     overwrite=overwrite))
 
 
+EXCHANGE_URL_VAR = "QLM_EXCHANGE_URL"
+"""Server option: a base URL every exchange API endpoint is moved to (a mirror, a local test exchange).
+Set by whoever starts the process, never by a request (an assistant cannot point downloads elsewhere)."""
+
+
+def configured_exchange_options() -> dict[str, Any] | None:
+    """``{"api_url": $QLM_EXCHANGE_URL}`` when that server option is set, else None."""
+    url = os.environ.get(EXCHANGE_URL_VAR)
+    return {"api_url": url} if url else None
+
+
 def download(
     exchange: str, symbols: list[str] | str, timeframe: str = "1h", since: Any = None, until: Any = None, *,
     progress: Any = None, exchange_options: dict[str, Any] | None = None, limit: int = 1000,
-    max_retries: int = 5, backoff: float = 1.0,
+    max_retries: int = 5, backoff: float = 1.0, time_limit: float | None = None,
 ) -> dict[str, Any]:
     """Download OHLCV bars of ``symbols`` from ccxt ``exchange`` into one dataset per symbol
     (``binance_BTC-USDT_1h``), resuming after the last stored bar; ``{"exchange", "timeframe", "datasets":
-    [report...]}`` with each dataset's rows added, duplicates dropped and gaps (reported, never filled).
-    ``progress(info)`` gets ``done``/``total`` bars and ``eta_seconds``; ``exchange_options`` is ccxt config
-    plus ``"api_url"`` (a base URL for all of the exchange's endpoints, e.g. a local test server)."""
+    [report...], "complete"}`` with each dataset's rows added, duplicates dropped and gaps (reported, never
+    filled). ``progress(info)`` gets ``done``/``total`` bars and ``eta_seconds``; ``exchange_options`` is
+    ccxt config plus ``"api_url"`` (a base URL for all of the exchange's endpoints, e.g. a local test
+    server); past ``time_limit`` seconds it stores what it has and stops (``"complete": False``)."""
     from qlm_kernel.data.download import download as run
 
+    deadline = None if time_limit is None else time.monotonic() + float(time_limit)
     return json_safe(run(data_manager(), exchange, symbols, timeframe, since=since, until=until,
                          exchange_options=exchange_options, progress=progress, limit=limit,
-                         max_retries=max_retries, backoff=backoff))
+                         max_retries=max_retries, backoff=backoff, deadline=deadline))
 
 
 def update_dataset(name: str, until: Any = None, *, progress: Any = None,
