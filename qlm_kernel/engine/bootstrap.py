@@ -312,14 +312,23 @@ def _block_size(returns: np.ndarray, block_size: float | None) -> float:
                 value=repr(block_size),
             )
         return float(block_size)
+    return float(default_block_length(returns))
+
+
+def default_block_length(series: np.ndarray) -> int:
+    """The mean block length a stationary bootstrap of ``series`` uses when none is given: arch's
+    optimal length (Politis & White 2004, with Patton et al.'s correction) rounded up, ``m ** (1/3)``
+    when that is undefined (a constant series), kept within ``[1, m // 2]``. Shared by `bootstrap` and
+    the reality checks so both resample a series the same way."""
+    m = series.size
     value = math.nan
-    if np.ptp(returns) > 0:
+    if np.ptp(series) > 0:
         from arch.bootstrap import optimal_block_length
 
-        value = float(optimal_block_length(returns)["stationary"].iloc[0])
+        value = float(optimal_block_length(series)["stationary"].iloc[0])
     if not math.isfinite(value) or value <= 0:
         value = m ** (1.0 / 3.0)
-    return float(min(max(1.0, math.ceil(value)), max(1.0, m // 2)))
+    return int(min(max(1, math.ceil(value)), max(1, m // 2)))
 
 
 def _chunk_size(m: int, n: int) -> int:

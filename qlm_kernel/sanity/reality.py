@@ -23,12 +23,12 @@ non-studentized test (`RealityCheck(studentize=False)`), so poor variants dilute
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from qlm_kernel.engine.bootstrap import default_block_length
 from qlm_kernel.errors import ConfigError
 from qlm_kernel.sanity.check_report import SanityReport
 
@@ -75,7 +75,8 @@ def reality_check(
     # arch works on losses (minus returns): benchmark loss - variant loss = variant - benchmark return
     diff = matrix - bench[:, None]
     used = np.flatnonzero(np.abs(diff).max(axis=0) > 0.0)  # variants that ever differ from the benchmark
-    block = _block_size(diff[:, used].mean(axis=1) if used.size else diff.mean(axis=1), block_size)
+    block = int(block_size) if block_size is not None else default_block_length(
+        diff[:, used].mean(axis=1) if used.size else diff.mean(axis=1))
     mean_excess = diff.mean(axis=0)
     best = int(np.argmax(mean_excess))
     base_numbers: dict[str, Any] = {
@@ -330,17 +331,3 @@ def _check_args(reps: Any, block_size: Any, alpha: Any, T: int) -> None:
             code="BAD_ALPHA",
             value=repr(alpha),
         )
-
-
-def _block_size(mean_diff: np.ndarray, block_size: int | None) -> int:
-    T = mean_diff.size
-    if block_size is not None:
-        return int(block_size)
-    value = math.nan
-    if np.ptp(mean_diff) > 0:
-        from arch.bootstrap import optimal_block_length
-
-        value = float(optimal_block_length(mean_diff)["stationary"].iloc[0])
-    if not math.isfinite(value) or value <= 0:
-        value = T ** (1.0 / 3.0)
-    return int(min(max(1, math.ceil(value)), max(1, T // 2)))

@@ -96,6 +96,36 @@ def _count(conn: sqlite3.Connection, family: str, fingerprint: str) -> dict[str,
             "evaluations": int(evaluations), "since": since}
 
 
+def variant_rows(variants: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    """(variant key, params JSON, settings JSON) of each variant (a dict with ``params``, optional
+    ``settings``); BAD_ARGUMENT when one has no params dict."""
+    rows = []
+    for v in variants:
+        params = v.get("params") if isinstance(v, Mapping) else None
+        if not isinstance(params, Mapping):
+            raise ConfigError("each variant needs its params as a dict", hint="{'params': {...}, "
+                              "'settings': {...}}", code="BAD_ARGUMENT", value=repr(v)[:200])
+        settings = v.get("settings") or {}
+        rows.append((variant_key(params, settings), codec.dumps(dict(params), sort_keys=True),
+                     codec.dumps(dict(settings), sort_keys=True)))
+    return rows
+
+
+def note_in(conn: sqlite3.Connection, strategy: str, fingerprint: str, rows: list[tuple[str, str, str]],
+            source: str, code: str | None) -> dict[str, Any]:
+    """Count ``rows`` (`variant_rows`) inside the caller's write transaction; the family's count."""
+    family, similarity = _family(conn, strategy, code)
+    now = codec.now_iso()
+    conn.executemany(
+        "INSERT INTO trial_ledger (family, data_fingerprint, variant, params, settings, strategy, "
+        "source, evaluations, first_at, last_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?) "
+        "ON CONFLICT (family, data_fingerprint, variant) DO UPDATE SET "
+        "evaluations = evaluations + 1, last_at = excluded.last_at",
+        [(family, fingerprint, key, params, settings, strategy, source, now, now)
+         for key, params, settings in rows])
+    return {**_count(conn, family, fingerprint), "family_similarity": similarity}
+
+
 class LedgerMixin(StoreBase):
     """`note_trials`, `trial_count`, `strategy_family`."""
 
@@ -108,29 +138,9 @@ class LedgerMixin(StoreBase):
         strategy = codec.require_text(strategy, "strategy")
         fingerprint = codec.require_text(data_fingerprint, "data_fingerprint")
         source = codec.require_text(source, "source")
-        rows = []
-        for v in variants:
-            params = v.get("params") if isinstance(v, Mapping) else None
-            if not isinstance(params, Mapping):
-                raise ConfigError("each variant needs its params as a dict", hint="{'params': {...}, "
-                                  "'settings': {...}}", code="BAD_ARGUMENT", value=repr(v)[:200])
-            settings = v.get("settings") or {}
-            rows.append((variant_key(params, settings), codec.dumps(dict(params), sort_keys=True),
-                         codec.dumps(dict(settings), sort_keys=True)))
-
-        def write(conn: sqlite3.Connection) -> dict[str, Any]:
-            family, similarity = _family(conn, strategy, code)
-            now = codec.now_iso()
-            conn.executemany(
-                "INSERT INTO trial_ledger (family, data_fingerprint, variant, params, settings, strategy, "
-                "source, evaluations, first_at, last_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?) "
-                "ON CONFLICT (family, data_fingerprint, variant) DO UPDATE SET "
-                "evaluations = evaluations + 1, last_at = excluded.last_at",
-                [(family, fingerprint, key, params, settings, strategy, source, now, now)
-                 for key, params, settings in rows])
-            return {**_count(conn, family, fingerprint), "family_similarity": similarity}
-
-        return self._write("note trials", write)
+        rows = variant_rows(variants)
+        return self._write("note trials",
+                           lambda conn: note_in(conn, strategy, fingerprint, rows, source, code))
 
     def trial_count(self, data_fingerprint: str, *, strategy: str | None = None,
                     family: str | None = None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any
 from qlm_kernel.errors import ConfigError
 from qlm_kernel.store import codec
 from qlm_kernel.store.base import StoreBase
+from qlm_kernel.store.ledger import note_in, variant_rows
 from qlm_kernel.store.strategies import AUTHORS, ensure_version
 
 RUN_STATUSES = ("ok", "error")
@@ -80,9 +81,18 @@ class RunsMixin(StoreBase):
         QLMError, any exception or a dict), duration_s, source ('python', 'cli', 'mcp', 'optimizer',
         ...), environment (library versions, data source, result hashes: what `reproduce` compares).
         ``code=`` (with optional ``author=``) versions the strategy in the same transaction via
-        `ensure_strategy_version` and links the run to that version.
+        `ensure_strategy_version` and links the run to that version. ``count_trial=True`` also counts
+        the run's variant (params, settings) in the trial ledger, in the same transaction, when the run
+        succeeded on known data (a ``data_fingerprint``).
         """
-        values, code, author = _prepare(dict(fields))
+        fields = dict(fields)
+        count_trial = bool(fields.pop("count_trial", False))
+        trial = None
+        succeeded = fields.get("error") is None and (fields.get("status") or "ok") == "ok"
+        if count_trial and succeeded and fields.get("data_fingerprint"):
+            variant = {"params": fields.get("params") or {}, "settings": fields.get("settings") or {}}
+            trial = variant_rows([variant])
+        values, code, author = _prepare(fields)
 
         def insert(conn: sqlite3.Connection) -> int:
             row = dict(values)  # a fresh copy: a busy retry re-runs this function
@@ -99,6 +109,8 @@ class RunsMixin(StoreBase):
             marks = ", ".join("?" * len(row))
             cur = conn.execute(f"INSERT INTO runs ({cols}, created_at) VALUES ({marks}, ?)",
                                (*row.values(), codec.now_iso()))
+            if trial is not None:
+                note_in(conn, row["strategy"], row["data_fingerprint"], trial, row["source"], code)
             return int(cur.lastrowid)  # type: ignore[arg-type]
 
         return self._write("record run", insert)

@@ -84,7 +84,7 @@ def record_run(fields: dict[str, Any]) -> tuple[int | None, dict[str, Any] | Non
     from qlm_kernel.store import default_store
 
     try:
-        run_id = default_store().record_run(**fields)
+        run_id = default_store().record_run(**fields, count_trial=True)  # one transaction: run + ledger
     except QLMError as err:
         log.warning("run not recorded: %s", err)
         publish("system.error", {"where": "store.record_run", "error": err.to_dict()})
@@ -93,10 +93,6 @@ def record_run(fields: dict[str, Any]) -> tuple[int | None, dict[str, Any] | Non
         "store.run.recorded",
         {"run_id": run_id, "strategy": fields.get("strategy"), "status": fields.get("status", "ok")},
     )
-    if fields.get("error") is None and fields.get("data_fingerprint"):
-        note_trials(str(fields["strategy"]), str(fields["data_fingerprint"]),
-                    [{"params": fields.get("params") or {}, "settings": fields.get("settings") or {}}],
-                    source=str(fields.get("source") or "python"), code=fields.get("code"))
     return run_id, None
 
 
