@@ -1,8 +1,8 @@
 """QLM (QuantLogic): a Jupyter-native research environment for systematic trading.
 
-The public surface is DESIGN.md's contract (see README "Python API"): data (``load_ohlcv``,
-``validate_ohlcv``, ``sample_data``, ``DataManager``, ``check_memory``), strategies (``Strategy``,
-``Param``, ``Signals``, ``load_strategy``, ``indicators``), ``backtest``, ``optimize`` (with
+The public surface is DESIGN.md's contract (see docs/reference/ and README "Quickstart"): data
+(``load_ohlcv``, ``validate_ohlcv``, ``sample_data``, ``DataManager``, ``check_memory``), strategies
+(``Strategy``, ``Param``, ``Signals``, ``load_strategy``, ``indicators``), ``backtest``, ``optimize`` (with
 ``optimize.cancel|status|list|resume``), ``sanity``, ``heal``, paper trading (``paper_replay``,
 ``paper_trade``, ``ExecutionHandler``, ``PaperExecutionHandler``), ``subscribe`` to the event bus,
 ``RunSpec`` and the ``QLMError`` family. Everything else is imported from its module. Names are bound

@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/ensure_chromium.sh   # the browser tests (widgets, Voila, JupyterLab) drive Debian's Chromium
 .venv/bin/ruff check qlm_kernel tests bench strategies extensions
-.venv/bin/lint-imports   # the layer contract in pyproject.toml (README "Architecture"): a backward import fails
+.venv/bin/lint-imports   # the layer contract in pyproject.toml (docs/architecture.md "Layers"): a backward import fails
 .venv/bin/qlm warmup --quiet   # compile the engine's modes on all cores once, not one by one inside tests
 # the first-run test installs the run profile into a fresh clone: from pip's cache when it can
 export QLM_PIP_CACHE="${QLM_PIP_CACHE:-$(.venv/bin/python -m pip cache dir 2>/dev/null || true)}"

@@ -126,8 +126,8 @@ def test_leverage_matches_backtesting_margin(kind, leverage):
 def test_ruin_matches_backtesting_up_to_its_stated_difference():
     """A short ruined by a bar that gaps through its liquidation level and closes there (open = close):
     backtesting.py closes at that close when equity <= 0, QLM liquidates at the open — the same price,
-    so the same trade and the same equity before it. The difference, stated in the README: backtesting.py
-    then sets equity to 0 (it absorbs the debt), QLM keeps the debt the gap left."""
+    so the same trade and the same equity before it. The difference, stated in docs/concepts.md:
+    backtesting.py then sets equity to 0 (it absorbs the debt), QLM keeps the debt the gap left."""
     close = np.array([100, 100, 104, 110, 118, 126, 135, 250, 240, 230, 220.0])
     n = len(close)
     idx = pd.date_range("2024-01-01", periods=n, freq="D", tz="UTC", name="time")

@@ -2,8 +2,8 @@
 
 One returns series: ``res.returns`` (every bar, the first against the initial cash; NaN after ruin or a
 liquidation) is exactly what the ratios use, so empyrical given ``res.returns`` and the result's own
-``bars_per_year`` reproduces ``res.stats``. Two conventions differ on purpose (README, "Statistics"),
-and each is asserted here as the documented difference:
+``bars_per_year`` reproduces ``res.stats``. Two conventions differ on purpose (docs/concepts.md,
+"Statistics"), and each is asserted here as the documented difference:
 
 - CAGR compounds over the data's calendar span (first to last timestamp, n - 1 bar intervals);
   empyrical's ``cagr`` counts n returns as n periods. Given ``annualization = n / span_years`` (its

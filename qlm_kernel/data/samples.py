@@ -8,7 +8,7 @@
   how to install it.
 
 `SAMPLES` says, for each kind, its source, bar size, span, rows and licence (`qlm data list`, the MCP
-``list_datasets`` tool and the README show it); a real sample's frame carries the same in ``attrs``.
+``list_datasets`` tool and docs/data.md show it); a real sample's frame carries the same in ``attrs``.
 """
 
 from __future__ import annotations

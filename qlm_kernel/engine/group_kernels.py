@@ -7,7 +7,7 @@ loop differs (bars outside, the group's columns inside, one cash balance). The s
 keeps its own register-tuned copy of the bar loop, so the single-asset path is not slowed by the
 group's bookkeeping; a one-symbol group reproduces it exactly (tested).
 
-Group rules (README "Portfolio mode"):
+Group rules (docs/concepts.md "Portfolio mode"):
 - a symbol with no bar at a time (``has`` False) does not trade then: its signals are ignored, its
   stops are not checked, a next-open order waits for its next bar; it is valued at its last close.
 - orders of one bar execute in increasing order of their estimated value, so sells (which free

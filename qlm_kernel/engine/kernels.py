@@ -6,7 +6,7 @@ Arrays in, arrays out; no Python objects, so ``nogil=True`` lets threads run col
 (`decide_target`, `open_position`, `close_position`, `stop_level`) over a group of columns sharing
 cash in `group_kernels.simulate_group`.
 
-Semantics (documented in README "Engine semantics"):
+Semantics (documented in docs/concepts.md):
 - signals: entry+exit of one side on the same bar cancel; a long entry and a short entry on the same
   bar cancel; an opposite entry while in a position reverses it (two orders: close, then open);
   repeated entries in the held direction are ignored (no pyramiding).

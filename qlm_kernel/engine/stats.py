@@ -1,6 +1,6 @@
 """Turn the kernels' per-column accumulators into named statistics (vectorized over columns).
 
-The README's "Statistics" section states every formula; in short:
+docs/concepts.md "Statistics" states every formula; in short:
 
 - **One returns series.** ``r[i] = equity[i] / equity[i-1] - 1`` for every bar, the first against the
   initial cash (so a fee paid on bar 0 is a return): ``n`` returns for ``n`` bars -- exactly

@@ -1,6 +1,6 @@
 """`PaperExecutionHandler`: a simulated broker with latency, slippage, fees and volume limits.
 
-Fill model (stated in README "Paper trading"):
+Fill model (stated in docs/trading.md "The paper broker"):
 
 - **Latency.** An order submitted at clock time ``t`` arrives at ``t + latency`` (default 0.1 s).
   Prices come from bars handed to `on_bar`; an arrived order fills at the open of the first bar whose

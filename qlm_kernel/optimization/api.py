@@ -146,7 +146,7 @@ def optimize(
         "settings": settings_obj.to_dict(),
         "seed": seed,
         "min_trades": min_trades,
-        "versions": library_versions(),  # what computed the trials (README "Reproducing a run")
+        "versions": library_versions(),  # what computed the trials (docs/optimization.md "Reproducing a run")
         "n_trials": n_trials if method_ != "grid" else None,
         "patience": patience,
     }
@@ -267,9 +267,9 @@ def with_min_trades(constraints: Any, min_trades: int | None) -> Any:
 
 
 class _TrialLedger:
-    """Counts a recorded job's evaluated trials in the store's trial ledger (README "Trial ledger"),
-    under the strategy's run label and the data's fingerprint, each with its full parameters (defaults
-    and fixed values included, as a single backtest records them) and the job's settings."""
+    """Counts a recorded job's evaluated trials in the store's trial ledger (docs/optimization.md "Trial
+    ledger"), under the strategy's run label and the data's fingerprint, each with its full parameters
+    (defaults and fixed values included, as a single backtest records them) and the job's settings."""
 
     def __init__(self, cls: type, fixed: dict[str, Any], fingerprint: str, settings: dict[str, Any],
                  store: Any) -> None:

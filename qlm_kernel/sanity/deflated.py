@@ -93,8 +93,9 @@ def deflated_sharpe(
 
     For an optimization result (a recorded job) without ``n_trials``, the number of trials is the trial
     ledger's count of variants of the strategy's family tried on the same data, across jobs, backtests,
-    MCP runs and heal attempts (README "Trial ledger"), when it exceeds the job's own trials; the verdict
-    says "N variants tried on this data since DATE". ``use_ledger=False`` counts the job's trials only.
+    MCP runs and heal attempts (docs/optimization.md "Trial ledger"), when it exceeds the job's own
+    trials; the verdict says "N variants tried on this data since DATE". ``use_ledger=False`` counts the
+    job's trials only.
     """
     if not isinstance(sharpe, Real):
         ledger = _ledger_count(sharpe) if n_trials is None and use_ledger else None

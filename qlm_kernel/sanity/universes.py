@@ -1,6 +1,6 @@
 """Portfolio data for the checks: which inputs mean "a universe", and how a check cuts one in time.
 
-The rules the checks follow on a universe (README "Optimization and 'is it real?'"):
+The rules the checks follow on a universe (docs/optimization.md "The checks"):
 
 - **What is a universe.** A `Universe`, a dict symbol -> frame / file, or the name of a stored universe
   (as ``data`` or ``dataset=``); anything else is single-asset data as before.

@@ -31,7 +31,7 @@ def backtest_portfolio(strategy: Any, data: Any, *, record: bool | None = None, 
     ``strategy``: a Strategy (class, instance, file or name) applied to every symbol, a dict symbol ->
     `Signals`, `Signals` of wide boolean frames, or `TargetWeights`. ``data``: a `Universe`, a stored
     universe's name or a dict symbol -> frame / file. Keywords: backtest settings and strategy
-    parameters (README "Portfolio mode"). Unless ``record=False`` (or ``QLM_RECORD_RUNS=0``) the run
+    parameters (docs/concepts.md "Portfolio mode"). Unless ``record=False`` (or ``QLM_RECORD_RUNS=0``) the run
     is stored; ``res.meta["run_id"]`` is its id. Returns a `PortfolioResult`.
     """
     from qlm_kernel.strategy.portfolio_run import as_universe

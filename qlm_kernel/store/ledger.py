@@ -4,7 +4,7 @@ Why: the deflated Sharpe ratio corrects the best result for the number of varian
 researcher tries far more than one optimization job shows — single backtests in a notebook, MCP runs,
 heal attempts, earlier jobs, other processes. The ledger keeps them all, in the store.
 
-Counting rules (README "Trial ledger"):
+Counting rules (docs/optimization.md "Trial ledger"):
 - a **variant** is one parameter set with one set of settings (canonical JSON of both); evaluating the
   same variant again on the same data adds an evaluation, not a variant;
 - variants are counted per **data fingerprint** (the dataset's content hash; a universe's fingerprint

@@ -29,7 +29,7 @@ def backtest_portfolio(strategy: Any, data: Any, **kwargs: Any) -> PortfolioResu
     ``data``: a `Universe`, a stored universe name, or a dict symbol -> OHLCV frame or file path.
     Keyword arguments are the single-asset settings (applied per order: ``size``/``size_type``
     size each entry from the buying power left at that moment) or strategy parameters. The group's
-    rules (order of execution in a bar, buying power, missing bars, margin) are in README
+    rules (order of execution in a bar, buying power, missing bars, margin) are in docs/concepts.md
     "Portfolio mode".
     """
     started = time.perf_counter()

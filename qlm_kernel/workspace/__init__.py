@@ -3,7 +3,7 @@
 Data resolution (a frame, a file, a dataset name or a sample spec), data fingerprints, recording of
 runs and bus events in the store, the confined strategy files, and the recorded backtest. It sits
 below `qlm_kernel.session` (the one façade front ends call) and above the engine, strategy and data
-layers; see the README's "Architecture" section for the import contract.
+layers; see docs/architecture.md "Layers" for the import contract.
 """
 
 from __future__ import annotations

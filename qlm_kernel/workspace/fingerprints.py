@@ -3,7 +3,7 @@
 A full sha256 of 1M bars costs ~40 ms, ten times a backtest, so each frame object is hashed once.
 The cache entry is reused only while a spot check still matches (length, first/last timestamp and
 64 evenly spaced closes); a frame edited in place elsewhere could keep a stale fingerprint, an
-accepted trade-off stated in the README.
+accepted trade-off stated in docs/data.md.
 """
 
 from __future__ import annotations
