@@ -93,7 +93,12 @@ elif [[ ! -f extensions/qlm-jupyterlab/qlm_jupyterlab/labextension/package.json 
 fi
 
 t0=$SECONDS
+old="$("$here/podman.sh" image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)"
 say "podman build $tag from $base ..."
 "$here/podman.sh" build "${args[@]}" "${mounts[@]}" . >&2
 say "built $tag in $((SECONDS - t0)) s"
+new="$("$here/podman.sh" image inspect --format '{{.Id}}' "$tag")"
+if [[ -n "$old" && "$old" != "$new" ]]; then  # the previous build of this tag, unless a container uses it
+  "$here/podman.sh" rmi "$old" >/dev/null 2>&1 || true
+fi
 echo "$tag"
