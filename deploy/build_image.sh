@@ -9,7 +9,8 @@
 # pip.conf for the build; the local folders it names (find-links, file:// indexes, constraints) and the
 # host's CA bundle are mounted read-only, so a machine whose pip goes through a TLS-inspecting proxy or a
 # local mirror builds as its pip installs. None of it ends up in the image.
-# With scripts/build_wheel.sh present, QLM is installed from the wheel it builds; else from the sources.
+# QLM is installed from the wheel scripts/build_wheel.sh builds; from the sources in the context when that
+# script is missing or QLM_FROM_SOURCES=1 (the JupyterLab extension's labextension must be built).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
@@ -81,7 +82,7 @@ args+=(--build-arg "PIP_CONFIG_FILE=$inside/pip.conf")
 say "pip inside the build: $(grep -v '^\[' "$work/pip.conf" | tr '\n' ';')"
 
 # --- QLM from the wheel when it can be built, else from the sources (the extension prebuilt) ---
-if [[ -f scripts/build_wheel.sh ]]; then
+if [[ -f scripts/build_wheel.sh && "${QLM_FROM_SOURCES:-0}" != 1 ]]; then
   wheel="$(bash scripts/build_wheel.sh | tail -1)"
   wheel="$(realpath --relative-to="$repo" "$wheel")"
   [[ "$wheel" == dist/*.whl && -f "$wheel" ]] || { say "scripts/build_wheel.sh gave no wheel in dist/: $wheel"; exit 1; }
