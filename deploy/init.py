@@ -6,6 +6,7 @@ QLM must not be PID 1 itself: a worker process treats a parent of PID 1 as "the 
 Python the image has. Exits with the child's status (128 + N when signal N ended it).
 """
 
+import contextlib
 import os
 import signal
 import sys
@@ -27,10 +28,8 @@ def main() -> int:
             os._exit(127)
 
     def forward(signum: int, _frame: object) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(child, signum)
-        except ProcessLookupError:
-            pass
 
     for signum in FORWARDED:
         signal.signal(signum, forward)
