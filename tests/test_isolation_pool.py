@@ -211,3 +211,30 @@ def test_workers_die_with_their_kernel(cases: Path, tmp_path: Path) -> None:
     while not gone(worker) and time.time() < deadline:
         time.sleep(0.05)
     assert gone(worker)
+
+
+PID_ONE = """
+from qlm_kernel.isolation import WorkerPool
+import os
+assert os.getpid() == 1, os.getpid()
+pool = WorkerPool(1)
+try:
+    res = pool.call("qlm_kernel.session.backtesting:backtest",
+                    {"strategy": "sma_cross", "sample": {"kind": "synthetic", "n": 500}, "record": False},
+                    time_limit=120)
+    print("bars", res["bars"] if isinstance(res, dict) else len(res.equity))
+finally:
+    pool.shutdown()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or os.geteuid() != 0,
+                    reason="a new PID namespace needs Linux and root (CI runs as root)")
+def test_workers_start_when_the_kernel_is_pid_1(home: Path) -> None:
+    """A container's main process is pid 1: its workers' 'has my parent died?' check must not read
+    'my parent is pid 1' as death (it did, and every MCP backtest in a container failed to start)."""
+    done = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", PID_ONE],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "QLM_HOME": str(home)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "bars" in done.stdout, done.stdout

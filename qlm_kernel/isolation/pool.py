@@ -93,7 +93,7 @@ class Worker:
             env["QLM_WORKER_MEMORY_BYTES"] = str(int(memory_bytes))
         try:
             self.process = _spawner.run(lambda: subprocess.Popen(
-                [sys.executable, "-m", "qlm_kernel.isolation.worker", str(theirs.fileno())],
+                [sys.executable, "-m", "qlm_kernel.isolation.worker", str(theirs.fileno()), str(os.getpid())],
                 env=env,
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,

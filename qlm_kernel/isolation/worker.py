@@ -181,22 +181,26 @@ def serve(conn: Connection) -> None:
             send(("error", {"record": _as_error(exc).to_dict(), "dirty": _dirty()}))
 
 
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent (the kernel) dies, even mid-loop."""
+def die_with_parent(parent_pid: int | None) -> None:
+    """Ask Linux to SIGKILL this process when its parent (the kernel, pid ``parent_pid``) dies, even
+    mid-loop; exit at once when it has died already (we were re-parented before the request took
+    effect). The parent's pid is compared, not 1: a kernel or ``qlm mcp`` may itself be pid 1 (a
+    container's main process), and an orphan is re-parented to a subreaper, not always to pid 1."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
 
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    if os.getppid() == 1:  # the parent died before the request took effect
+    if parent_pid is not None and os.getppid() != parent_pid:
         os._exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: serve the parent over the socket whose descriptor is the first argument."""
-    die_with_parent()
+    """Entry point: serve the parent over the socket whose descriptor is the first argument (the
+    second is the parent's pid)."""
     args = sys.argv[1:] if argv is None else argv
+    die_with_parent(int(args[1]) if len(args) > 1 else None)
     conn = Connection(int(args[0]))
     try:
         serve(conn)
