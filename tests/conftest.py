@@ -40,7 +40,8 @@ _CHROMIUM_DIR = pytest.StashKey[str]()
 
 
 LONGEST_FIRST = (
-    "tests/test_first_run.py", "tests/test_wheel_install.py", "tests/test_mcp_isolation.py",
+    "tests/test_container.py", "tests/test_first_run.py", "tests/test_wheel_install.py",
+    "tests/test_mcp_isolation.py",
     "tests/test_engine_properties.py", "tests/test_cli_store.py", "tests/test_frontend_browser.py",
     "tests/test_widgets_overfit.py", "tests/test_execution_replay.py", "tests/test_widgets_dashboard.py",
     "tests/test_sanity_report.py", "tests/test_cli.py", "tests/test_mcp_every_tool.py",
