@@ -1,8 +1,7 @@
 """PID 1 of the QLM image: runs its arguments as a child, passes stop signals on, reaps orphans.
 
-QLM must not be PID 1 itself: a worker process treats a parent of PID 1 as "the kernel died" and exits
-(qlm_kernel.isolation.worker.die_with_parent), and PID 1 ignores signals it has no handler for, so
-`docker stop` would wait for its time-out. This does what `tini` (or `docker run --init`) does, with the
+QLM should not be PID 1 itself: PID 1 ignores the signals it has no handler for, so `docker stop` would
+wait for its time-out, and orphans re-parented to PID 1 would never be reaped. This does what `tini` (or `docker run --init`) does, with the
 Python the image has. Exits with the child's status (128 + N when signal N ended it).
 """
 
