@@ -1,9 +1,10 @@
-"""Honest selection: ``min_trades=`` makes a trial with fewer trades infeasible (never the best), in Python,
-on the CLI and over MCP's schema; the best carries its trade count, and a best resting on fewer than 30
-trades still carries the FEW_TRADES warning."""
+"""Honest selection: ``min_trades=`` makes a trial with fewer trades infeasible (never the best), in
+Python, on the CLI and over MCP (a real stdio client); the best carries its trade count, and a best
+resting on fewer than 30 trades still carries the FEW_TRADES warning."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -11,9 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from mcp import Client
 
 import qlm_kernel as qlm
 from qlm_kernel.optimization.api import with_min_trades
+from tests.mcp_helpers import stdio_params, structured
 
 SAMPLE = {"kind": "synthetic", "n": 3000, "seed": 3}
 SPACE = {"fast": [5, 20], "slow": [30, 400]}  # slow=400 crosses rarely: few trades
@@ -50,7 +53,7 @@ def test_min_trades_joins_other_constraints_and_is_checked() -> None:
         assert err.value.code == "BAD_ARGUMENT"
 
 
-def test_min_trades_on_the_cli_and_in_the_mcp_schema(tmp_path: Path) -> None:
+def test_min_trades_on_the_cli_and_over_mcp(tmp_path: Path) -> None:
     env = {**os.environ, "QLM_HOME": str(tmp_path / "ws")}
     args = ["optimize", "sma_cross", "--sample", "synthetic", "--n", "3000", "--seed", "3", "--space",
             "fast=5,20", "--space", "slow=30,400", "--min-trades", "25", "--json"]
@@ -59,8 +62,14 @@ def test_min_trades_on_the_cli_and_in_the_mcp_schema(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout)
     assert out["min_trades"] == 25 and out["best_trades"] >= 25
-    import inspect
 
-    from qlm_kernel.mcp import tools
+    async def over_mcp() -> tuple[dict, dict]:
+        async with Client(stdio_params(str(tmp_path / "mcp-ws"))) as client:
+            listed = {t.name: t for t in (await client.list_tools()).tools}
+            reply = await client.call_tool("optimize_parameters", {
+                "strategy": "sma_cross", "sample": SAMPLE, "space": SPACE, "min_trades": 25})
+            return listed["optimize_parameters"].input_schema, structured(reply)
 
-    assert inspect.signature(tools.optimize_parameters).parameters["min_trades"].default is None
+    schema, job = asyncio.run(over_mcp())
+    assert "min_trades" in schema["properties"]
+    assert job["status"] == "done" and job["min_trades"] == 25 and job["best_trades"] >= 25
