@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from qlm_kernel.arrays import read_only
 from qlm_kernel.engine import layout as L
 from qlm_kernel.engine.group_kernels import GX_BAD_COLUMN, GX_EXPOSURE_BARS, N_GX, simulate_group
 from qlm_kernel.engine.group_signals import encode_signals
@@ -44,7 +45,8 @@ def simulate_universe(
     extra = np.zeros(N_GX)
     k = simulate_group(
         universe.open, universe.high, universe.low, universe.close, universe.valuation_close,
-        universe.has_bar, codes, words, sl_a, tp_a, tsl_a, cfg, equity, trades, trade_col, acc, extra,
+        universe.has_bar, codes, words, read_only(sl_a), read_only(tp_a), read_only(tsl_a), cfg, equity,
+        trades, trade_col, acc, extra,
         fill_close, intrabar, close_at_end,
     )
     _raise_bad_price(universe, acc, extra)
@@ -69,7 +71,7 @@ def rebalance_universe(
     extra = np.zeros(N_GX)
     q = simulate_weights(
         universe.open, universe.high, universe.low, universe.close, universe.valuation_close,
-        universe.has_bar, weights,
+        universe.has_bar, read_only(weights),
         np.nan if drift is None else float(drift), cfg, settings.fill == "close", equity, orders, acc, extra,
     )
     _raise_bad_price(universe, acc, extra)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 from numba import literally, njit
 
+from qlm_kernel.arrays import read_only
 from qlm_kernel.engine.layout import (
     CFG_CLOSE_AT_END,
     CFG_DIRECTION,
@@ -728,8 +729,10 @@ def run_column_lazy(
     trades: np.ndarray,
     stats: np.ndarray,
 ) -> int:
-    """``run_column`` for Python callers: compiles (once, cached on disk) only the needed mode."""
+    """``run_column`` for Python callers: compiles (once, cached on disk) only the needed mode. The
+    inputs go in as read-only views (`qlm_kernel.arrays.read_only`): one compiled kernel per mode."""
     entry = MODE_ENTRIES[column_mode(cfg, sl_a, tp_a, tsl_a, es)]
-    k = entry(o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a, cfg, equity, trades, stats)
+    inputs = [read_only(a) for a in (o, h, lo, c, el, xl, es, xs, sl_a, tp_a, tsl_a)]
+    k = entry(*inputs, cfg, equity, trades, stats)
     finish_trades(trades, k, stats, c.shape[0])
     return k

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from qlm_kernel.arrays import read_only
 from qlm_kernel.errors import ConfigError
 from qlm_kernel.indicators import _kernels as _k
 from qlm_kernel.indicators._io import (
@@ -194,7 +195,7 @@ def macd(x: SeriesLike, fast: int = 12, slow: int = 26, signal: int = 9) -> MACD
     nsig = check_period(signal, "macd", "signal")
     arr = as_float_array(x, "macd")
     line = _k.ema_nb(arr, 2.0 / (nf + 1.0), nf) - _k.ema_nb(arr, 2.0 / (ns + 1.0), ns)
-    sig = _k.ema_nb(line, 2.0 / (nsig + 1.0), nsig)
+    sig = _k.ema_nb(read_only(line), 2.0 / (nsig + 1.0), nsig)  # the same compiled ema as for arr
     return MACD(wrap_like(x, line), wrap_like(x, sig), wrap_like(x, line - sig))
 
 

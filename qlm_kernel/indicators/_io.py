@@ -11,13 +11,14 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from qlm_kernel.arrays import read_only
 from qlm_kernel.errors import ConfigError
 
 ArrayOrSeries = TypeVar("ArrayOrSeries", np.ndarray, pd.Series)
 
 
 def as_float_array(x: Any, indicator: str, arg: str = "x") -> np.ndarray:
-    """A C-contiguous float64 1-D view of ``x`` (no copy when it already is one)."""
+    """A read-only, C-contiguous float64 1-D view of ``x`` (no copy when it already is one)."""
     if isinstance(x, pd.Series):
         if x.dtype == np.float64:
             arr = x.to_numpy()
@@ -50,7 +51,7 @@ def as_float_array(x: Any, indicator: str, arg: str = "x") -> np.ndarray:
         )
     if not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr)
-    return arr
+    return read_only(arr)  # one compiled kernel per indicator, whatever the input's flags
 
 
 def _not_numeric(dtype: Any, indicator: str, arg: str) -> ConfigError:

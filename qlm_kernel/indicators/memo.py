@@ -66,6 +66,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from qlm_kernel.arrays import read_only
 from qlm_kernel.errors import ConfigError
 
 __all__ = [
@@ -461,7 +462,7 @@ def _checksum(arr: np.ndarray) -> int:
     """A 64-bit hash of ``arr``'s bytes (position-dependent; any single changed value changes it)."""
     flat = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
     whole = flat.shape[0] // 8 * 8
-    return int(_checksum_nb(flat[:whole].view(np.uint64))) ^ hash(flat[whole:].tobytes())
+    return int(_checksum_nb(read_only(flat[:whole].view(np.uint64)))) ^ hash(flat[whole:].tobytes())
 
 
 @njit(nogil=True, cache=True)

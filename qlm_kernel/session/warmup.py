@@ -6,8 +6,9 @@ twelve modes) and cached on disk by Numba; a cold machine pays that compile insi
 of each mode. `warm_engine` pays it up front — the run command's set-up and ``qlm warmup`` (for a
 machine whose cache was cleared) call it — by running a tiny backtest in every mode, the modes spread
 over worker processes (one per core; Numba keeps one cache index per mode, so they never write the same
-file). The indicators the example strategies use are compiled on the way, and so are the two grouped
-kernels of portfolio mode (signals, target weights).
+file). Every indicator kernel is compiled too (one more share of the work), and so are the two grouped
+kernels of portfolio mode (signals, target weights). Kernels take their inputs read-only
+(`qlm_kernel.arrays.read_only`), so what is compiled here is what every later call uses.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ MODES: tuple[dict[str, Any], ...] = tuple(
 PORTFOLIO_MODES: tuple[dict[str, Any], ...] = ({"portfolio": "signals"}, {"portfolio": "weights"})
 """The grouped kernels: signals over a universe (`group_kernels`) and target weights (`weight_kernels`)."""
 
+INDICATORS: dict[str, Any] = {"indicators": "all"}
+"""Every indicator of `qlm_kernel.indicators`, once (each compiles its own small kernel)."""
+
 
 def compile_modes(modes: list[dict[str, Any]]) -> float:
     """Run a tiny backtest in each of ``modes`` (compiling or loading each mode); seconds taken."""
@@ -47,9 +51,25 @@ def compile_modes(modes: list[dict[str, Any]]) -> float:
     for settings in modes:
         if "portfolio" in settings:
             _compile_portfolio(settings["portfolio"], frame)
+        elif "indicators" in settings:
+            _compile_indicators(frame)
         else:
             backtest(Signals(entry_long=entries, exit_long=exits), frame, **settings)
     return time.perf_counter() - started
+
+
+def _compile_indicators(frame: Any) -> None:
+    """Each indicator on a tiny frame (and the optimizer's both-directions cross, under a memo)."""
+    from qlm_kernel import indicators as ind
+    from qlm_kernel.indicators.memo import memo_scope
+
+    h, lo, c = frame["high"], frame["low"], frame["close"]
+    for one in (ind.sma, ind.ema, ind.wma, ind.rolling_std, ind.highest, ind.lowest, ind.zscore):
+        one(c, 5)
+    ind.rsi(c), ind.roc(c), ind.bollinger(c), ind.macd(c), ind.true_range(h, lo, c), ind.atr(h, lo, c)
+    ind.donchian(h, lo), ind.crossed_above(c, 100.0), ind.crossed_below(c, ind.sma(c, 5))
+    with memo_scope():  # an optimizer's memo: the cross of both directions in one pass, and the checksum
+        ind.crossed_above(c, ind.sma(c, 5))
 
 
 def _compile_portfolio(kind: str, frame: Any) -> None:
@@ -71,7 +91,7 @@ def _compile_portfolio(kind: str, frame: Any) -> None:
 def warm_engine(jobs: int | None = None) -> dict[str, Any]:
     """Compile (or load from the disk cache) every engine mode, ``jobs`` processes at once (default: the
     cores); returns ``{"modes", "processes", "seconds"}``."""
-    every = MODES + PORTFOLIO_MODES
+    every = (*MODES, *PORTFOLIO_MODES, INDICATORS)
     processes = max(1, min(int(jobs or os.cpu_count() or 1), len(MODES)))
     started = time.perf_counter()
     if processes == 1:
