@@ -222,7 +222,7 @@ try:
     res = pool.call("qlm_kernel.session.backtesting:backtest",
                     {"strategy": "sma_cross", "sample": {"kind": "synthetic", "n": 500}, "record": False},
                     time_limit=120)
-    print("bars", res["bars"] if isinstance(res, dict) else len(res.equity))
+    print("bars", len(res.equity), "trades", int(res.stats["n_trades"]))
 finally:
     pool.shutdown()
 """
@@ -237,4 +237,5 @@ def test_workers_start_when_the_kernel_is_pid_1(home: Path) -> None:
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "QLM_HOME": str(home)})
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "bars" in done.stdout, done.stdout
+    bars, trades = done.stdout.split()[1::2]
+    assert int(bars) == 500 and int(trades) > 0, done.stdout

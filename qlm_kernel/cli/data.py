@@ -14,7 +14,6 @@ without re-validating.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
@@ -176,7 +175,7 @@ def sample_rows(samples: list[dict[str, Any]]) -> list[tuple[str, ...]]:
 
 
 def _exchange_url(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--exchange-url", metavar="URL", default=os.environ.get("QLM_EXCHANGE_URL") or None,
+    p.add_argument("--exchange-url", metavar="URL", default=None,
                    help="base URL for the exchange's API (default: $QLM_EXCHANGE_URL, else the exchange's "
                    "own)")
 
@@ -211,7 +210,10 @@ class _DownloadBar:
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any] | None:
-    return {"api_url": args.exchange_url} if args.exchange_url else None
+    """ccxt options: ``--exchange-url``, else the server option $QLM_EXCHANGE_URL (the session's rule)."""
+    from qlm_kernel.session import configured_exchange_options
+
+    return {"api_url": args.exchange_url} if args.exchange_url else configured_exchange_options()
 
 
 def _report_lines(r: dict[str, Any]) -> list[str]:

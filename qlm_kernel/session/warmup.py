@@ -66,8 +66,13 @@ def _compile_indicators(frame: Any) -> None:
     h, lo, c = frame["high"], frame["low"], frame["close"]
     for one in (ind.sma, ind.ema, ind.wma, ind.rolling_std, ind.highest, ind.lowest, ind.zscore):
         one(c, 5)
-    ind.rsi(c), ind.roc(c), ind.bollinger(c), ind.macd(c), ind.true_range(h, lo, c), ind.atr(h, lo, c)
-    ind.donchian(h, lo), ind.crossed_above(c, 100.0), ind.crossed_below(c, ind.sma(c, 5))
+    for one in (ind.rsi, ind.roc, ind.bollinger, ind.macd):
+        one(c)
+    ind.true_range(h, lo, c)
+    ind.atr(h, lo, c)
+    ind.donchian(h, lo)
+    ind.crossed_above(c, 100.0)
+    ind.crossed_below(c, ind.sma(c, 5))
     with memo_scope():  # an optimizer's memo: the cross of both directions in one pass, and the checksum
         ind.crossed_above(c, ind.sma(c, 5))
 

@@ -87,12 +87,11 @@ class RunsMixin(StoreBase):
         """
         fields = dict(fields)
         count_trial = bool(fields.pop("count_trial", False))
+        values, code, author = _prepare(fields)
         trial = None
-        succeeded = fields.get("error") is None and (fields.get("status") or "ok") == "ok"
-        if count_trial and succeeded and fields.get("data_fingerprint"):
+        if count_trial and values["status"] == "ok" and values["data_fingerprint"]:
             variant = {"params": fields.get("params") or {}, "settings": fields.get("settings") or {}}
             trial = variant_rows([variant])
-        values, code, author = _prepare(fields)
 
         def insert(conn: sqlite3.Connection) -> int:
             row = dict(values)  # a fresh copy: a busy retry re-runs this function
