@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-LAZY = ("qlm_kernel.session", "qlm_kernel.engine", "qlm_kernel.workspace")
+LAZY = ("qlm_kernel.session", "qlm_kernel.engine", "qlm_kernel.workspace", "qlm_kernel.optimization")
 
 
 @pytest.mark.parametrize("package", LAZY)
@@ -48,3 +48,62 @@ def test_data_list_imports_no_engine(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+HEAVY = ("numba", "pandas", "scipy", "pyarrow", "qlm_kernel.engine.kernels", "qlm_kernel.optimization.api")
+NO_ENGINE = ("numba", "qlm_kernel.engine.kernels", "qlm_kernel.healing", "qlm_kernel.optimization.api")
+# (argv, modules that must stay unloaded, text the listing must show). `qlm data list` imports pandas
+# (`qlm_kernel.data`: the sample catalogue and DataManager), not the engine. `qlm strategies list` is not
+# here: it loads every strategy file (user code that imports the Strategy base, pandas, indicators).
+READS = [
+    (("runs", "list"), HEAVY, "sma.py"),
+    (("runs", "show", "1"), HEAVY, "eurusd"),
+    (("jobs", "list"), HEAVY, "opt1"),
+    (("jobs", "show", "opt1"), HEAVY, "opt1"),
+    (("jobs", "show", "orphan"), HEAVY, "abandoned"),
+    (("strategies", "history", "sma.py"), HEAVY, "first draft"),
+    (("events", "tail"), HEAVY, "run.done"),
+    (("data", "list"), NO_ENGINE, "synthetic"),
+]
+LOADED = (
+    "import sys\n"
+    "from qlm_kernel.cli.app import main\n"
+    "code = main(sys.argv[1:])\n"
+    "sys.stdout.flush()\n"
+    "heavy = {heavy!r}\n"
+    "print('LOADED', sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+    "raise SystemExit(code)\n"
+)
+
+
+@pytest.fixture
+def recorded(tmp_path):
+    """A workspace with a strategy version, a run, a finished job with trials, a running job whose owner
+    is gone (a listing reaps it) and an event."""
+    from qlm_kernel.store import Store
+
+    home = tmp_path / "home"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, timeout=60)
+    with Store(home / "qlm.db") as store:
+        store.save_strategy_version("sma.py", "x = 1\n", message="first draft")
+        run = store.record_run(strategy="sma.py", code="x = 1\n", dataset="eurusd", params={"fast": 10},
+                               stats={"total_return": 0.12, "sharpe": 1.5, "n_trades": 4}, duration_s=0.01)
+        store.create_job("optimize", config={"strategy": "sma.py"}, total=4, job_id="opt1")
+        store.add_trials("opt1", [{"params": {"fast": i}, "objective": i / 10} for i in range(4)])
+        store.finish_job("opt1", "done")
+        store.create_job("optimize", config={"strategy": "sma.py"}, job_id="orphan", pid=int(dead.stdout))
+        store.update_job("orphan", status="running")
+        store.append_events([{"topic": "run.done", "payload": {"run_id": run}, "source": "kernel"}])
+    return home
+
+
+@pytest.mark.parametrize(("argv", "heavy", "shown"), READS, ids=[" ".join(a) for a, _, _ in READS])
+def test_reading_commands_import_no_heavy_stack(recorded, argv, heavy, shown):
+    env = {**os.environ, "QLM_HOME": str(recorded)}
+    code = LOADED.format(heavy=heavy)
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env,
+                         cwd=recorded.parent, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.strip().splitlines()[-1] == "LOADED []", out.stderr
+    assert shown in out.stdout, out.stdout

@@ -14,8 +14,6 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import TextIO
 
-from tqdm import tqdm
-
 
 def progress_wanted(args: argparse.Namespace, stream: TextIO | None = None) -> bool:
     """True when a bar helps: not ``--json``, not ``--quiet``, and stderr is an interactive terminal."""
@@ -40,6 +38,8 @@ class Stages:
     """A tqdm bar over a fixed list of stage names; use ``with stages.stage(name):`` around each."""
 
     def __init__(self, names: Sequence[str], *, enabled: bool, stream: TextIO | None = None) -> None:
+        from tqdm import tqdm  # here, not at the top: every command module imports this one (parser build)
+
         self.names = list(names)
         self.enabled = enabled
         target = stream or sys.stderr

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterable
+from types import ModuleType
 from typing import Any
 
 from qlm_kernel.errors import ConfigError, QLMError
 from qlm_kernel.events import publish
 from qlm_kernel.home import PathLike
 from qlm_kernel.jsonsafe import json_safe
-from qlm_kernel.optimization import cancel_in_process, running_in_process
 from qlm_kernel.session.limits import listing
 from qlm_kernel.store import (
     ACTIVE_STATUSES,
@@ -78,6 +79,25 @@ def not_found(what: str, ident: Any, hint: str, *, fixes: dict[str, str] | None 
         fixes=fixes,
         **context,
     )
+
+
+def _jobs_here() -> ModuleType | None:
+    """The registry of the optimization jobs running in this process (`qlm_kernel.optimization.job`), or
+    None when nothing imported it: then no job runs here, and a read (``qlm jobs list|show``) need not
+    import the optimizer (pandas, the engine) just to learn so."""
+    return sys.modules.get("qlm_kernel.optimization.job")
+
+
+def running_in_process(job_id: str) -> dict[str, Any] | None:
+    """The live progress payload of a job running in this process, else None."""
+    here = _jobs_here()
+    return None if here is None else here.running_in_process(job_id)
+
+
+def cancel_in_process(job_id: str) -> bool:
+    """Flag a job running in this process to stop after its current batch; False when none runs here."""
+    here = _jobs_here()
+    return False if here is None else here.cancel_in_process(job_id)
 
 
 def unknown_job(job_id: str) -> ConfigError:
