@@ -86,7 +86,8 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     base_python = Path(sys._base_executable).resolve()  # the interpreter the venv was made from
     env = {"PATH": path_without_node(tmp_path / "bin"), "HOME": str(tmp_path / "home"), "LANG": "C.UTF-8",
-           "PYTHON": str(base_python), "QLM_HOME": str(tmp_path / "workspace")}
+           "PYTHON": str(base_python), "QLM_HOME": str(tmp_path / "workspace"),
+           "PIP_COMPILE": "0"}  # pip skips byte-compiling every installed file; Python writes what it imports
     if os.environ.get("QLM_PIP_CACHE"):
         env["PIP_CACHE_DIR"] = os.environ["QLM_PIP_CACHE"]
     runs = []

@@ -20,7 +20,7 @@ from qlm_kernel.isolation import shutdown_default_pool
 from tests.isolation_cases import write_cases
 from tests.mcp_helpers import error_record, http_client, serving, stdio_params, structured
 
-LIMIT = 1.5
+LIMIT = 1.0
 SAMPLE = {"kind": "synthetic", "n": 2000, "seed": 0}
 SECRET = "s3cr3t-value-for-the-test"
 TRANSPORTS = ["stdio", "http"]

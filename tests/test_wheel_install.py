@@ -84,7 +84,8 @@ def _clean_env(tmp_path: Path, bin_dir: Path) -> dict[str, str]:
     env.update(PATH=str(bin_dir), HOME=str(tmp_path / "home"), QLM_HOME=str(tmp_path / "qlm"),
                JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
                JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"),
-               JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"), PIP_DISABLE_PIP_VERSION_CHECK="1")
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"), PIP_DISABLE_PIP_VERSION_CHECK="1",
+               PIP_COMPILE="0")  # no .pyc for all of Jupyter up front: Python writes what it imports
     return env
 
 

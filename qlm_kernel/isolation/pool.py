@@ -8,8 +8,10 @@ in the background. A worker that dies by itself (segfault, out-of-memory kill) a
 ``QLMSystemError(code="WORKER_DIED")``; a cancelled call kills its worker at once. The pool never
 queues: when every worker is busy a call is refused at once with ``QLMSystemError(code="BUSY")``.
 
-Workers are started lazily (the first call pays about a second of imports), with a scrubbed environment
-(`qlm_kernel.isolation.environment`), an address-space cap of the memory budget
+Workers are started lazily, forked from the pool's warmed fork server (`qlm_kernel.isolation.forkserver`:
+the first call pays about a second of imports once, every later worker, replacements included, a few
+milliseconds; ``QLM_WORKER_START=spawn`` starts each as its own process instead), with a scrubbed
+environment (`qlm_kernel.isolation.environment`), an address-space cap of the memory budget
 (`qlm_kernel.data.memory.memory_budget`), stdout sent to /dev/null (a stdio MCP server's stdout is the
 protocol) and ``PR_SET_PDEATHSIG`` so none outlives the kernel. The worker's bus events are republished
 on this process's bus, so widgets, the sidebar and the store see them as if the work ran here.
@@ -33,7 +35,9 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from qlm_kernel.errors import QLMError, QLMSystemError, StrategyError
+from qlm_kernel.isolation import forkserver as _forkserver
 from qlm_kernel.isolation.environment import qlm_settings, scrubbed_environment
+from qlm_kernel.isolation.forkserver import ForkServer
 
 ARM_MARGIN_S = 0.5
 """A limited run of user code (``arm`` from the worker) is killed this long after its own limit: the
@@ -86,24 +90,33 @@ _spawner = _Spawner()
 class Worker:
     """One worker process and this process's end of its connection."""
 
-    def __init__(self, memory_bytes: int | None = None) -> None:
+    def __init__(self, memory_bytes: int | None = None, forkserver: ForkServer | None = None) -> None:
+        """Fork it from ``forkserver`` (milliseconds), or without one spawn a new Python process."""
         ours, theirs = socket.socketpair()
-        env = scrubbed_environment()
-        if memory_bytes:
-            env["QLM_WORKER_MEMORY_BYTES"] = str(int(memory_bytes))
         try:
-            self.process = _spawner.run(lambda: subprocess.Popen(
-                [sys.executable, "-m", "qlm_kernel.isolation.worker", str(theirs.fileno()), str(os.getpid())],
-                env=env,
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                start_new_session=True,  # a terminal's Ctrl-C is for the kernel; workers are killed by us
-            ))
+            if forkserver is not None:
+                self.process: Any = forkserver.fork(theirs, memory_bytes, STARTUP_TIMEOUT_S)
+            else:
+                env = scrubbed_environment()
+                if memory_bytes:
+                    env["QLM_WORKER_MEMORY_BYTES"] = str(int(memory_bytes))
+                self.process = _spawner.run(lambda: subprocess.Popen(
+                    [sys.executable, "-m", "qlm_kernel.isolation.worker", str(theirs.fileno()),
+                     str(os.getpid())],
+                    env=env,
+                    pass_fds=(theirs.fileno(),),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    start_new_session=True,  # a terminal's Ctrl-C is for the kernel; workers are killed by us
+                ))
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         self.conn = Connection(ours.detach())
         self.pid = self.process.pid
+        self.forked = forkserver is not None
         self.info: dict[str, Any] = {}
         self.calls = 0
         self.target: str | None = None
@@ -147,7 +160,8 @@ class Worker:
 
     def describe(self, state: str) -> dict[str, Any]:
         return {"pid": self.pid, "state": state, "calls": self.calls, "target": self.target,
-                "since": self.since, "startup_s": self.info.get("startup_s")}
+                "since": self.since, "startup_s": self.info.get("startup_s"),
+                "started_by": "fork" if self.forked else "spawn"}
 
 
 def death_reason(returncode: int | None) -> str:
@@ -183,12 +197,46 @@ class WorkerPool:
         self.counters = {"calls": 0, "timeouts": 0, "cancelled": 0, "died": 0, "busy_refusals": 0,
                          "retired_dirty": 0, "spawned": 0}
         self.last_start_error: dict[str, Any] | None = None
+        self._forkserver: ForkServer | None = None
+        self._forkserver_lock = threading.Lock()
+        self.forkserver_error: str | None = None
 
     # --- workers -------------------------------------------------------------------------------
 
+    def _fork_server(self) -> ForkServer | None:
+        """The pool's warmed fork server (started on first use; again if it died); None where workers
+        cannot be forked (`qlm_kernel.isolation.forkserver.supported`) or it failed to start, and then
+        workers are spawned one by one."""
+        if not _forkserver.supported():
+            return None
+        with self._forkserver_lock:
+            if self._closed:
+                return None
+            if self._forkserver is not None and self._forkserver.running():
+                return self._forkserver
+            if self._forkserver is not None:
+                self._forkserver.close()
+                self._forkserver = None
+            try:
+                self._forkserver = ForkServer.start(_spawner.run, scrubbed_environment(), STARTUP_TIMEOUT_S)
+            except (OSError, RuntimeError) as exc:
+                self.forkserver_error = str(exc)
+                print(f"qlm: worker fork server unavailable, spawning workers instead: {exc}",
+                      file=sys.stderr)
+                return None
+            self.forkserver_error = None
+            return self._forkserver
+
     def _spawn(self) -> Worker:
         budget = self._memory_bytes() if self._memory_bytes else None
-        worker = Worker(budget)
+        server = self._fork_server()
+        try:
+            worker = Worker(budget, server)
+        except (OSError, RuntimeError) as exc:  # the fork server died meanwhile: spawn this one
+            if server is None:
+                raise
+            self.forkserver_error = str(exc)
+            worker = Worker(budget)
         worker.wait_ready()
         with self._cond:
             self.counters["spawned"] += 1
@@ -422,9 +470,13 @@ class WorkerPool:
         with self._cond:
             workers = [w.describe("busy") for w in self._busy.values()]
             workers += [w.describe("idle") for w in self._idle]
+            server = self._forkserver
             return {"size": self.size, "busy": len(self._busy), "idle": len(self._idle),
                     "starting": self._starting, "workers": workers, **self.counters,
-                    "last_start_error": self.last_start_error}
+                    "last_start_error": self.last_start_error,
+                    "forkserver": {"pid": server.process.pid if server is not None else None,
+                                   "running": server is not None and server.running(),
+                                   "error": self.forkserver_error}}
 
     def shutdown(self) -> None:
         """Kill every worker (busy ones too); later calls are refused."""
@@ -434,6 +486,10 @@ class WorkerPool:
             self._idle.clear()
         for worker in workers:
             worker.kill()
+        with self._forkserver_lock:
+            server, self._forkserver = self._forkserver, None
+        if server is not None:
+            server.close()
 
 
 def timeout_error(seconds: float, what: str = "the strategy's code") -> StrategyError:
