@@ -298,12 +298,14 @@ def cancel_job(job_id: str, *, home: PathLike | None = None) -> dict[str, Any]:
     job_id = str(job_id)
     with stores.writing(home) as store:
         job = None if store is None else store.get_job(job_id)  # the state the request found
-        here = cancel_in_process(job_id)
         if job is None:
-            if here:
+            if cancel_in_process(job_id):
                 return {"job_id": job_id, "status": "running", "cancel_requested": True}
             raise unknown_job(job_id)
+        # the store's flag first: a job the in-process flag stops at once is then recorded as asked to stop
+        # (the other order let a fast job finish "cancelled" with cancel_requested still false)
         flagged = store.request_cancel(job_id)
+        here = cancel_in_process(job_id)
         status = job["status"] if flagged or here else (store.get_job(job_id) or job)["status"]
     if not flagged and not here:
         raise ConfigError(
