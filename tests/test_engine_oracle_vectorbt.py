@@ -15,8 +15,7 @@ import pytest
 
 import qlm_kernel as qlm
 from qlm_kernel import indicators as ta
-
-vbt = pytest.importorskip("vectorbt")
+from tests.vectorbt_lazy import vbt
 
 REL = 1e-9
 

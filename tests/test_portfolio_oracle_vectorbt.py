@@ -14,8 +14,7 @@ import pandas as pd
 import pytest
 
 import qlm_kernel as qlm
-
-vbt = pytest.importorskip("vectorbt")
+from tests.vectorbt_lazy import vbt
 
 REL = 1e-9
 
