@@ -274,3 +274,23 @@ def test_rows_the_sink_refuses_are_dropped_alone(bus, caplog):
     assert [r["payload"]["i"] for r in good.rows] == [i for i in range(25) if i != 13]
     assert (rec.written, rec.dropped, rec.errors) == (24, 1, 1)
     assert any("refused event job.progress" in r.getMessage() for r in caplog.records)
+
+
+def test_the_workspace_recorder_keeps_writing_after_the_shared_store_is_closed(home):
+    """`close_default_store()` (a test switching workspaces, a maintenance step) closes the Store object
+    the recorder used to be bound to: the next events go to the store as it is now, none dropped."""
+    from qlm_kernel.events import publish
+    from qlm_kernel.store import close_default_store, default_store
+    from qlm_kernel.workspace import ensure_event_recorder
+
+    recorder = ensure_event_recorder()
+    publish("test.recorder.before", {"n": 1})
+    assert recorder.flush(WAIT)
+    close_default_store()
+    publish("test.recorder.after", {"n": 2})
+    started = time.monotonic()
+    assert recorder.flush(WAIT)
+    assert time.monotonic() - started < 2.0  # written at once, not after a failing sink's retry window
+    topics = [e["topic"] for e in default_store().tail_events(0)]
+    assert "test.recorder.before" in topics and "test.recorder.after" in topics
+    assert recorder.stats()["dropped"] == 0 and recorder.stats()["errors"] == 0

@@ -29,6 +29,15 @@ def recording_enabled(record: bool | None) -> bool:
     return os.environ.get("QLM_RECORD_RUNS", "1").strip().lower() not in {"0", "false", "no", "off"}
 
 
+def _append_to_shared_store(events: Any) -> Any:
+    """The event writer's sink: the shared store as it is now. Bound to one Store object instead, the
+    writer failed for its whole retry window and then dropped the events once ``close_default_store()``
+    had closed that object (the next ``default_store()`` opens a new one)."""
+    from qlm_kernel.store import default_store
+
+    return default_store().append_events(events)
+
+
 def ensure_event_recorder() -> Any:
     """Start (once per workspace) the background writer persisting every bus event in the store.
 
@@ -53,11 +62,11 @@ def ensure_event_recorder() -> Any:
             _recorder.close()
             _recorder = None
         try:
-            store = default_store()
+            default_store()
         except QLMError as err:  # events stay on the bus; the run's own record reports the problem
             log.warning("events are not persisted: %s", err)
             return None
-        _recorder = EventRecorder(get_bus(), store.append_events, name="store")
+        _recorder = EventRecorder(get_bus(), _append_to_shared_store, name="store")
         _recorder_home = home
         return _recorder
 
