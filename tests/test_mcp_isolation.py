@@ -22,6 +22,10 @@ from tests.mcp_helpers import error_record, http_client, serving, stdio_params, 
 
 LIMIT = 1.0
 SAMPLE = {"kind": "synthetic", "n": 2000, "seed": 0}
+HEAL_BOOKKEEPING_S = 2.0
+"""A heal's bookkeeping on top of the limit: when its worker is killed, the heal is rolled back before
+the answer (session closed, the file's version restored: store writes); 0.15 s on an idle machine, 0.7 s
+with the rest of the suite busy on both cores."""
 SECRET = "s3cr3t-value-for-the-test"
 TRANSPORTS = ["stdio", "http"]
 
@@ -126,7 +130,8 @@ def test_endless_loops_time_out_in_every_tool_and_leave_no_core_busy(cases: Path
     rows = asyncio.run(go())
     for strategy, tool, code, seconds, spinning in rows[:-1]:
         assert code == "TIMEOUT", (strategy, tool, code)
-        assert seconds < LIMIT + 1.0, (strategy, tool, seconds)
+        allowed = LIMIT + 1.0 + (HEAL_BOOKKEEPING_S if tool == "heal_strategy" else 0.0)
+        assert seconds < allowed, (strategy, tool, seconds)
         assert spinning == [], (strategy, tool, spinning)
     assert rows[-1][3] == SAMPLE["n"]  # and the next ordinary call works
 
