@@ -294,3 +294,26 @@ def test_the_workspace_recorder_keeps_writing_after_the_shared_store_is_closed(h
     topics = [e["topic"] for e in default_store().tail_events(0)]
     assert "test.recorder.before" in topics and "test.recorder.after" in topics
     assert recorder.stats()["dropped"] == 0 and recorder.stats()["errors"] == 0
+
+
+def test_events_recorded_for_a_workspace_land_in_it_after_qlm_home_moves(home, tmp_path, monkeypatch):
+    """A batch flushed after ``QLM_HOME`` moved still goes to the workspace it was recorded for, and
+    the writer leaves alone the shared store that now serves the other workspace."""
+    from qlm_kernel.events import publish
+    from qlm_kernel.store import Store, default_store
+    from qlm_kernel.workspace import ensure_event_recorder
+
+    recorder = ensure_event_recorder()
+    first = default_store()
+    publish("test.recorder.first", {"n": 1})
+    assert recorder.flush(WAIT)
+    monkeypatch.setenv("QLM_HOME", str(tmp_path / "other"))
+    second = default_store()  # the shared store now serves the other workspace
+    publish("test.recorder.late", {"n": 2})  # the first workspace's writer is still the one running
+    assert recorder.flush(WAIT)
+    assert not second.closed and default_store() is second
+    assert [e["topic"] for e in second.tail_events(0)] == []
+    with Store(first.path) as mine:
+        topics = [e["topic"] for e in mine.tail_events(0)]
+    assert "test.recorder.first" in topics and "test.recorder.late" in topics
+    assert recorder.stats()["dropped"] == 0 and recorder.stats()["errors"] == 0

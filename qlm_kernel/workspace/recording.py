@@ -20,6 +20,7 @@ log = logging.getLogger("qlm_kernel.workspace")
 _recorder_lock = threading.Lock()
 _recorder: Any = None
 _recorder_home: str | None = None
+_recorder_sink: _WorkspaceEventSink | None = None
 
 
 def recording_enabled(record: bool | None) -> bool:
@@ -29,13 +30,31 @@ def recording_enabled(record: bool | None) -> bool:
     return os.environ.get("QLM_RECORD_RUNS", "1").strip().lower() not in {"0", "false", "no", "off"}
 
 
-def _append_to_shared_store(events: Any) -> Any:
-    """The event writer's sink: the shared store as it is now. Bound to one Store object instead, the
-    writer failed for its whole retry window and then dropped the events once ``close_default_store()``
-    had closed that object (the next ``default_store()`` opens a new one)."""
-    from qlm_kernel.store import default_store
+class _WorkspaceEventSink:
+    """The event writer's sink for one workspace's database. While the shared store serves that file
+    it writes there, resolved at each write: bound to one Store object, the writer failed for its whole
+    retry window and then dropped the events once ``close_default_store()`` had closed that object.
+    Once ``QLM_HOME`` points elsewhere it writes through a store of its own on its file, so a batch
+    flushed late still lands in the workspace it was recorded for (and never closes the shared store
+    that now serves another workspace)."""
 
-    return default_store().append_events(events)
+    def __init__(self, path: Any) -> None:
+        self.path = path
+        self._own: Any = None
+
+    def __call__(self, events: Any) -> Any:
+        from qlm_kernel.store import Store, default_path, default_store
+
+        if default_path().resolve() == self.path:
+            return default_store().append_events(events)
+        if self._own is None or self._own.closed:
+            self._own = Store(self.path)
+        return self._own.append_events(events)
+
+    def close(self) -> None:
+        if self._own is not None:
+            self._own.close()
+            self._own = None
 
 
 def ensure_event_recorder() -> Any:
@@ -45,7 +64,7 @@ def ensure_event_recorder() -> Any:
     own record attempt reports it on the result), and None in a worker process: a worker's events go
     to its parent, which republishes and records them (recording them here too would store each twice).
     """
-    global _recorder, _recorder_home
+    global _recorder, _recorder_home, _recorder_sink
     from qlm_kernel.events import EventRecorder, get_bus
     from qlm_kernel.home import qlm_home
     from qlm_kernel.isolation import in_worker
@@ -58,30 +77,37 @@ def ensure_event_recorder() -> Any:
     with _recorder_lock:
         if _recorder is not None and _recorder_home == home:
             return _recorder
-        if _recorder is not None:
-            _recorder.close()
-            _recorder = None
+        _close_recorder()
         try:
-            default_store()
+            store = default_store()
         except QLMError as err:  # events stay on the bus; the run's own record reports the problem
             log.warning("events are not persisted: %s", err)
             return None
-        _recorder = EventRecorder(get_bus(), _append_to_shared_store, name="store")
+        _recorder_sink = _WorkspaceEventSink(store.path)
+        _recorder = EventRecorder(get_bus(), _recorder_sink, name="store")
         _recorder_home = home
         return _recorder
 
 
+def _close_recorder() -> None:
+    """Flush and stop the writer, then close its sink (under ``_recorder_lock``)."""
+    global _recorder, _recorder_home, _recorder_sink
+    try:
+        if _recorder is not None:
+            _recorder.close()
+    finally:
+        if _recorder_sink is not None:
+            _recorder_sink.close()
+        _recorder, _recorder_home, _recorder_sink = None, None, None
+
+
 def stop_event_recorder() -> None:
     """Flush and stop the event writer (at exit, or when a test switches workspaces)."""
-    global _recorder, _recorder_home
     with _recorder_lock:
-        if _recorder is not None:
-            try:
-                _recorder.close()
-            except Exception:  # pragma: no cover - shutting down; never raise at exit
-                log.exception("event recorder did not close cleanly")
-        _recorder = None
-        _recorder_home = None
+        try:
+            _close_recorder()
+        except Exception:  # pragma: no cover - shutting down; never raise at exit
+            log.exception("event recorder did not close cleanly")
 
 
 atexit.register(stop_event_recorder)
