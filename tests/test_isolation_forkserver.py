@@ -1,8 +1,9 @@
-"""Workers forked by the pool's warmed fork server, with real processes: each worker is the server's
+"""Workers forked by a warmed fork server, with real processes: each worker is the server's
 child in its own session at the workers' niceness; neither the server nor a worker holds a secret; a
 worker killed at its limit is replaced by a fork; the server dying takes its workers with it and the pool
 starts a new one; ``QLM_WORKER_START=spawn`` spawns each worker as before; two forked workers do not
-share NumPy's global random state."""
+share NumPy's global random state; pools of one worker environment share one server, stopped with the
+last of them."""
 
 from __future__ import annotations
 
@@ -142,3 +143,32 @@ def test_forked_workers_draw_different_random_numbers(cases: Path) -> None:
         assert draws[0] != draws[1]
     finally:
         pool.shutdown()
+
+
+def test_pools_of_one_environment_share_one_server_until_the_last_shuts_down(
+        cases: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = WorkerPool(1), WorkerPool(1)
+    try:
+        run(first, "sma_cross")
+        run(second, "sma_cross")
+        server = first.status()["forkserver"]["pid"]
+        assert second.status()["forkserver"]["pid"] == server  # one start-up, one warmed copy
+        [worker] = second.status()["workers"]
+        assert psutil.Process(worker["pid"]).ppid() == server
+        monkeypatch.setenv("QLM_FORK_TEST_MARK", "changed")  # another worker environment: its own server
+        third = WorkerPool(1)
+        try:
+            run(third, "sma_cross")
+            own = third.status()["forkserver"]["pid"]
+            assert own != server and environ(own).get("QLM_FORK_TEST_MARK") == "changed"
+        finally:
+            third.shutdown()
+        assert not psutil.pid_exists(own)  # its only pool shut down: stopped
+        first.shutdown()
+        assert psutil.pid_exists(server)  # still the second pool's
+        assert run(second, "sma_cross").stats["n_trades"] > 0
+        assert [w["pid"] for w in second.status()["workers"]] == [worker["pid"]]
+    finally:
+        first.shutdown()
+        second.shutdown()
+    assert not psutil.pid_exists(server)  # the last pool using it shut down

@@ -8,10 +8,11 @@ in the background. A worker that dies by itself (segfault, out-of-memory kill) a
 ``QLMSystemError(code="WORKER_DIED")``; a cancelled call kills its worker at once. The pool never
 queues: when every worker is busy a call is refused at once with ``QLMSystemError(code="BUSY")``.
 
-Workers are started lazily, forked from the pool's warmed fork server (`qlm_kernel.isolation.forkserver`:
-the first call pays about a second of imports once, every later worker, replacements included, a few
-milliseconds; ``QLM_WORKER_START=spawn`` starts each as its own process instead), with a scrubbed
-environment (`qlm_kernel.isolation.environment`), an address-space cap of the memory budget
+Workers are started lazily, forked from a warmed fork server (`qlm_kernel.isolation.forkserver`; one
+per worker environment, shared by the process's pools: `qlm_kernel.isolation.forkservers`): the first
+call pays about a second of imports once, every later worker, replacements included, a few milliseconds
+(``QLM_WORKER_START=spawn`` starts each as its own process instead). Workers get a scrubbed environment
+(`qlm_kernel.isolation.environment`), an address-space cap of the memory budget
 (`qlm_kernel.data.memory.memory_budget`), stdout sent to /dev/null (a stdio MCP server's stdout is the
 protocol) and ``PR_SET_PDEATHSIG`` so none outlives the kernel. The worker's bus events are republished
 on this process's bus, so widgets, the sidebar and the store see them as if the work ran here.
@@ -38,6 +39,7 @@ from qlm_kernel.errors import QLMError, QLMSystemError, StrategyError
 from qlm_kernel.isolation import forkserver as _forkserver
 from qlm_kernel.isolation.environment import qlm_settings, scrubbed_environment
 from qlm_kernel.isolation.forkserver import ForkServer
+from qlm_kernel.isolation.forkservers import ForkServers
 
 ARM_MARGIN_S = 0.5
 """A limited run of user code (``arm`` from the worker) is killed this long after its own limit: the
@@ -85,6 +87,8 @@ class _Spawner:
 
 
 _spawner = _Spawner()
+_fork_servers = ForkServers()
+"""The fork servers this process's pools share (one per worker environment)."""
 
 
 class Worker:
@@ -204,9 +208,10 @@ class WorkerPool:
     # --- workers -------------------------------------------------------------------------------
 
     def _fork_server(self) -> ForkServer | None:
-        """The pool's warmed fork server (started on first use; again if it died); None where workers
-        cannot be forked (`qlm_kernel.isolation.forkserver.supported`) or it failed to start, and then
-        workers are spawned one by one."""
+        """The warmed fork server this pool shares with the process's other pools of the same worker
+        environment (`qlm_kernel.isolation.forkservers`; started on first use, again if it died); None
+        where workers cannot be forked (`qlm_kernel.isolation.forkserver.supported`) or it failed to
+        start, and then workers are spawned one by one."""
         if not _forkserver.supported():
             return None
         with self._forkserver_lock:
@@ -215,10 +220,11 @@ class WorkerPool:
             if self._forkserver is not None and self._forkserver.running():
                 return self._forkserver
             if self._forkserver is not None:
-                self._forkserver.close()
+                _fork_servers.release(id(self), self._forkserver)
                 self._forkserver = None
             try:
-                self._forkserver = ForkServer.start(_spawner.run, scrubbed_environment(), STARTUP_TIMEOUT_S)
+                self._forkserver = _fork_servers.acquire(id(self), scrubbed_environment(), _spawner.run,
+                                                         STARTUP_TIMEOUT_S)
             except (OSError, RuntimeError) as exc:
                 self.forkserver_error = str(exc)
                 print(f"qlm: worker fork server unavailable, spawning workers instead: {exc}",
@@ -489,7 +495,7 @@ class WorkerPool:
         with self._forkserver_lock:
             server, self._forkserver = self._forkserver, None
         if server is not None:
-            server.close()
+            _fork_servers.release(id(self), server)  # stopped when no other pool uses it
 
 
 def timeout_error(seconds: float, what: str = "the strategy's code") -> StrategyError:
@@ -542,9 +548,10 @@ def shutdown_default_pool() -> None:
 
 
 def _forget_after_fork() -> None:
-    global _pools_lock
+    global _pools_lock, _fork_servers
     _pools.clear()
     _pools_lock = threading.Lock()
+    _fork_servers = ForkServers()  # the parent's servers are the parent's
 
 
 atexit.register(shutdown_default_pool)
