@@ -53,9 +53,9 @@ def _klines_requests(control) -> list[dict]:
     return [r for r in control("/__requests") if r["path"] == "/api/v3/klines"]
 
 
-def _get(base, control, *, until=T0 + 1200 * HOUR, **kw):
+def _get(base, control, *, since=T0, until=T0 + 1200 * HOUR, **kw):
     args = {"limit": 500, "backoff": 0.01, "exchange_options": _opts(base)}
-    return download("binance", ["BTC/USDT"], "1h", since=T0, until=until, **{**args, **kw})
+    return download("binance", ["BTC/USDT"], "1h", since=since, until=until, **{**args, **kw})
 
 
 def _expected(count: int, skip: set[int] = frozenset()) -> pd.DataFrame:
@@ -213,3 +213,43 @@ def test_naming_rule_and_plain_http_refused(home):
     assert dataset_name("bybit", "BTC/USDT:USDT", "15m") == "bybit_BTC-USDT-USDT_15m"
     with pytest.raises(SecurityError):
         download("binance", ["BTC/USDT"], since="2021-01-01", exchange_options={"api_url": "http://example.com"})
+
+
+def test_an_earlier_since_backfills_before_the_first_stored_bar_and_reports_the_join_gap(fake):
+    base, control = fake
+    control("/__control", {"klines": {"start": T0, "count": 1200, "gaps": [[595, 600]]}})
+    _get(base, control, since=T0 + 600 * HOUR)
+    assert data_manager().info(NAME)["rows"] == 600
+    asked = len(_klines_requests(control))
+    (report,) = _get(base, control)["datasets"]  # since=T0: the 600 hours before the first stored bar
+    assert report["backfilled"] == 595 and report["rows_added"] == 595 and report["rows"] == 1195
+    assert report["gaps"] == [{"from": pd.Timestamp(T0 + 594 * HOUR, unit="ms", tz="UTC").isoformat(),
+                               "to": pd.Timestamp(T0 + 600 * HOUR, unit="ms", tz="UTC").isoformat(),
+                               "missing": 5}]  # the exchange's hole just before the stored bars
+    assert report["complete"] is True and report["backfill_pending_until"] is None
+    starts = [int(r["params"]["startTime"]) for r in _klines_requests(control)[asked:]]
+    assert starts == [T0, T0 + 500 * HOUR]  # the backfill's two pages; after the last bar is `until`
+    _check_stored(_expected(1200, skip=set(range(595, 600))))
+    assert "backfill_until" not in data_manager().info(NAME)["download"]
+    (again,) = _get(base, control)["datasets"]  # nothing before or after: nothing written twice
+    assert again["rows_added"] == again["backfilled"] == 0 and again["rows"] == 1195
+
+
+def test_an_interrupted_backfill_is_resumed_by_update_and_leaves_no_hole(fake):
+    base, control = fake
+    control("/__control", {"klines": {"start": T0, "count": 1200}})
+    _get(base, control, since=T0 + 600 * HOUR)
+    stopped = _get(base, control, time_limit=0.0)  # past the deadline after the backfill's first page
+    (report,) = stopped["datasets"]
+    assert stopped["complete"] is False and report["backfilled"] == 500 and report["rows"] == 1100
+    until = T0 + 600 * HOUR
+    assert report["backfill_pending_until"] == pd.Timestamp(until, unit="ms", tz="UTC").isoformat()
+    assert data_manager().info(NAME)["download"]["backfill_until"] == until
+    asked = len(_klines_requests(control))
+    resumed = update_dataset(NAME, until=T0 + 1200 * HOUR, exchange_options=_opts(base), limit=500)
+    starts = [int(r["params"]["startTime"]) for r in _klines_requests(control)[asked:]]
+    assert starts == [T0 + 500 * HOUR]  # after the last backfilled bar, not from the start again
+    assert resumed["backfilled"] == 100 and resumed["rows"] == 1200 and resumed["gaps"] == []
+    assert resumed["backfill_pending_until"] is None
+    assert "backfill_until" not in data_manager().info(NAME)["download"]
+    _check_stored(_expected(1200))

@@ -56,8 +56,9 @@ def add_parser(subparsers: argparse._SubParsersAction, common: argparse.Argument
     dl.add_argument("exchange", metavar="EXCHANGE", help="ccxt exchange id, e.g. binance")
     dl.add_argument("symbols", metavar="SYMBOL", nargs="+", help="market symbol, e.g. BTC/USDT")
     dl.add_argument("--timeframe", default="1h", help="bar size, e.g. 1m, 1h, 1d (default: 1h)")
-    dl.add_argument("--since", metavar="DATE", help="first bar (ISO date, UTC); needed for a new dataset, "
-                    "an existing one resumes after its last bar")
+    dl.add_argument("--since", metavar="DATE", help="first bar (ISO date, UTC); needed for a new dataset; "
+                    "an existing one resumes after its last bar, and is also filled in back to DATE when "
+                    "DATE is before its first bar")
     dl.add_argument("--until", metavar="DATE", help="stop before this time (default: now)")
     _exchange_url(dl)
     dl.set_defaults(run=run_download)
@@ -220,6 +221,11 @@ def _report_lines(r: dict[str, Any]) -> list[str]:
     lines = [f"{r['name']}: +{r['rows_added']:,} bars ({r['rows']:,} stored, {r['start']} -> {r['end']})"]
     if r.get("resumed_from"):
         lines.append(f"  resumed after {r['resumed_from']}")
+    if r.get("backfilled"):
+        lines.append(f"  filled in before the first stored bar: {r['backfilled']:,} bars")
+    if r.get("backfill_pending_until"):
+        lines.append(f"  the fill-in stopped early: the next download or update goes on up to "
+                     f"{r['backfill_pending_until']}")
     if r.get("duplicates_dropped"):
         lines.append(f"  duplicate candles dropped: {r['duplicates_dropped']}")
     for gap in r.get("gaps") or []:

@@ -16,9 +16,14 @@ Rules:
 - never a bar twice: a candle at or before the last accepted bar (a duplicate from the exchange, or an
   overlapping page) is dropped and counted; a candle not yet closed (open time + timeframe > now) is
   not stored, so a resumed download never keeps a partial bar.
-- resume: the stored dataset's last bar is where a new download continues (``since`` then only applies
-  to a dataset that does not exist yet). Bars are written every ``flush_bars`` bars, at the end, and
-  when the download fails, so an interrupted download keeps what it fetched.
+- resume: the stored dataset's last bar is where a new download continues. Bars are written every
+  ``flush_bars`` bars, at the end, and when the download fails, so an interrupted download keeps what it
+  fetched.
+- backfill: a ``since`` before the stored dataset's first bar also fetches the bars from ``since`` up to
+  that first bar (a later ``since`` changes nothing). Until a backfill has joined the stored bars the
+  dataset's metadata keeps where it must end (``download.backfill_until``), so an interrupted backfill
+  (deadline, failure, Ctrl-C) is resumed after its last bar by the next download or ``update`` instead
+  of leaving a hole; the report says ``backfill_pending_until`` meanwhile.
 - gaps (missing timeframe steps between consecutive bars, e.g. exchange downtime) are reported as
   ``{"from", "to", "missing"}`` and never filled.
 - a deadline (``time.monotonic()`` seconds; the MCP tool's time limit) is checked after each page: past
@@ -31,6 +36,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -159,6 +165,42 @@ class _Fetcher:
                 self.sleep(min(self.backoff_cap, self.backoff * 2 ** (attempt - 1)))
 
 
+@dataclass
+class _Range:
+    """Open times to fetch: ``start`` to ``stop`` (exclusive), after the stored bar ``previous`` (None at
+    the head of the history; duplicates and gaps are judged against it). A ``backfill`` range ends at a
+    stored bar: the join with it is checked for a gap, and until it is done the dataset's metadata says
+    where it stops (``backfill_until``), so an interrupted backfill resumes instead of leaving a hole."""
+
+    start: int
+    stop: int
+    previous: int | None
+    backfill: bool = False
+
+
+def _plan(stored: pd.DataFrame | None, origin_meta: dict[str, Any], since: Any, end: int, step: int,
+          name: str) -> list[_Range]:
+    """The ranges a download fetches, in order: a backfill left unfinished, then the bars before the
+    first stored one when ``since`` is earlier (a backfill), then everything after the last stored bar."""
+    if stored is None or not len(stored):
+        if since is None:
+            raise DataError(f"no dataset {name!r} yet, so the download needs a start date", hint="pass "
+                            "since, e.g. since='2021-01-01' (--since 2021-01-01)", code="DOWNLOAD_SINCE",
+                            value=name)
+        return [_Range(to_ms(since, "since"), end, None)]
+    times = stored.index.as_unit("ms").asi8
+    first, last = int(times[0]), int(times[-1])
+    ranges = []
+    until = origin_meta.get("backfill_until")
+    if isinstance(until, int) and first < until:  # resume after the last backfilled bar
+        before = times[times < until]
+        ranges.append(_Range(int(before[-1]) + step, until, int(before[-1]), backfill=True))
+    if since is not None and to_ms(since, "since") < first:
+        ranges.append(_Range(to_ms(since, "since"), first, None, backfill=True))
+    ranges.append(_Range(last + step, end, last))
+    return ranges
+
+
 def download_symbol(
     manager: DataManager,
     exchange: Any,
@@ -178,94 +220,102 @@ def download_symbol(
     now_ms: Callable[[], int] | None = None,
     deadline: float | None = None,
 ) -> dict[str, Any]:
-    """Download ``symbol`` into dataset ``dataset_name(...)`` (resuming after its last bar); a report:
-    name, symbol, rows, rows_added, start/end, resumed_from, pages, requests, retries,
-    duplicates_dropped, unclosed_dropped, gaps (of the bars added, incl. the join with the stored ones)."""
+    """Download ``symbol`` into dataset ``dataset_name(...)`` (resuming after its last bar, and filling
+    in before its first when ``since`` is earlier); a report: name, symbol, rows, rows_added,
+    backfilled, start/end, resumed_from, pages, requests, retries, duplicates_dropped, unclosed_dropped,
+    gaps (of the bars added, incl. the joins with the stored ones), complete."""
     name = dataset_name(exchange_id, symbol, timeframe)
     step = int(exchange.parse_timeframe(timeframe) * 1000)
     clock = now_ms or (lambda: int(time.time() * 1000))
     end = to_ms(until, "until") if until is not None else clock()
     stored = manager.load(name) if name in manager else None
-    last: int | None = None
-    if stored is not None and len(stored):
-        last = int(stored.index[-1].value // 1_000_000)
-        start = last + step
-    elif since is not None:
-        start = to_ms(since, "since")
-    else:
-        raise DataError(f"no dataset {name!r} yet, so the download needs a start date", hint="pass since, "
-                        "e.g. since='2021-01-01' (--since 2021-01-01)", code="DOWNLOAD_SINCE", value=name)
+    meta = manager.info(name) if stored is not None else None
     origin = {"exchange": exchange_id, "symbol": symbol, "timeframe": timeframe}
+    ranges = _plan(stored, dict((meta or {}).get("download") or {}), since, end, step, name)
     fetcher = _Fetcher(exchange, symbol, max_retries=max_retries, backoff=backoff, backoff_cap=backoff_cap,
                        sleep=sleep)
+    resumed = None if stored is None or not len(stored) else iso(int(stored.index[-1].value // 1_000_000))
     report: dict[str, Any] = {"name": name, "symbol": symbol, "exchange": exchange_id, "timeframe": timeframe,
-                              "resumed_from": None if last is None else iso(last), "pages": 0,
-                              "rows_added": 0, "duplicates_dropped": 0, "unclosed_dropped": 0, "gaps": [],
-                              "complete": True}
+                              "resumed_from": resumed, "pages": 0, "rows_added": 0, "backfilled": 0,
+                              "duplicates_dropped": 0, "unclosed_dropped": 0, "gaps": [], "complete": True}
     pending: list[list[float]] = []
-    first_new = start
     t0 = time.monotonic()
-    total_est = max(0, (end - start) // step)
-    meta = manager.info(name) if stored is not None else None
+    total_est = sum(max(0, (r.stop - r.start) // step) for r in ranges)
+    covered = 0  # bars' worth of the ranges already done (progress)
+    open_backfill: int | None = None  # the stop of a backfill under way (kept in the metadata until done)
 
     def flush() -> None:
         nonlocal stored, pending, meta
+        pending_backfill = {} if open_backfill is None else {"backfill_until": open_backfill}
+        marker = {"download": {**origin, **pending_backfill}}
         if not pending:
+            if meta is not None and meta.get("download") != marker["download"]:
+                meta = manager.annotate(name, marker)
             return
         rows = np.asarray(pending, dtype=np.float64)
         frame = pd.DataFrame(rows[:, 1:6], columns=list(OHLCV_COLUMNS),
                              index=pd.DatetimeIndex(pd.to_datetime(rows[:, 0].astype(np.int64), unit="ms",
                                                                    utc=True), name="time"))
         if stored is not None and len(stored):
-            frame = pd.concat([stored[list(OHLCV_COLUMNS)], frame])
+            frame = pd.concat([stored[list(OHLCV_COLUMNS)], frame]).sort_index()  # a backfill goes first
         meta = manager.register_frame(frame, name, source=f"ccxt:{exchange_id}:{symbol}:{timeframe}",
-                                      overwrite=True, extra={"download": origin})
+                                      overwrite=True, extra=marker)
         stored = manager.load(name)
         report["rows_added"] += len(pending)
         pending = []
 
-    cursor = start
     try:
-        while cursor < end:
-            page = fetcher.page(timeframe, cursor, limit, last)
-            report["pages"] += 1
-            if not page:
+        for part in ranges:
+            open_backfill = part.stop if part.backfill else None
+            last, cursor = part.previous, part.start
+            while cursor < part.stop:
+                page = fetcher.page(timeframe, cursor, limit, last)
+                report["pages"] += 1
+                if not page:
+                    break
+                newest = None
+                for candle in sorted(page, key=lambda c: c[0]):
+                    t = int(candle[0])
+                    newest = t if newest is None else max(newest, t)
+                    if t >= part.stop:
+                        continue
+                    if last is not None and t <= last:
+                        report["duplicates_dropped"] += 1
+                        continue
+                    if t + step > clock():
+                        report["unclosed_dropped"] += 1
+                        continue
+                    if last is not None and t - last > step:  # reported, never filled
+                        report["gaps"].append(_gap(last, t, step))
+                    vol = candle[5] if len(candle) > 5 and candle[5] is not None else 0.0
+                    pending.append([t, *(float(v) for v in candle[1:5]), float(vol)])
+                    report["backfilled"] += int(part.backfill)
+                    last = t
+                if newest is None or newest + step <= cursor:
+                    break  # the exchange did not move forward
+                cursor = newest + step
+                if len(pending) >= flush_bars:
+                    flush()
+                if progress is not None:
+                    done = covered + max(0, min(cursor, part.stop) - part.start) // step
+                    elapsed = time.monotonic() - t0
+                    left = max(0, total_est - done)
+                    eta = elapsed / done * left if done else None
+                    progress({"symbol": symbol, "name": name, "done": int(done), "total": int(total_est),
+                              "rows_added": report["rows_added"] + len(pending),
+                              "reached": iso(min(cursor, part.stop)), "eta_seconds": None if eta is None
+                              else round(eta, 1)})
+                if deadline is not None and cursor < part.stop and time.monotonic() >= deadline:
+                    report["complete"] = False  # stored below; a later call resumes where this stopped
+                    break
+            if not report["complete"]:
                 break
-            newest = None
-            for candle in sorted(page, key=lambda c: c[0]):
-                t = int(candle[0])
-                newest = t if newest is None else max(newest, t)
-                if t >= end:
-                    continue
-                if last is not None and t <= last:
-                    report["duplicates_dropped"] += 1
-                    continue
-                if t + step > clock():
-                    report["unclosed_dropped"] += 1
-                    continue
-                if last is not None and t - last > step:  # reported, never filled
-                    missing = (t - last) // step - 1
-                    report["gaps"].append({"from": iso(last), "to": iso(t), "missing": missing})
-                vol = candle[5] if len(candle) > 5 and candle[5] is not None else 0.0
-                pending.append([t, *(float(v) for v in candle[1:5]), float(vol)])
-                last = t
-            if newest is None or newest + step <= cursor:
-                break  # the exchange did not move forward
-            cursor = newest + step
-            if len(pending) >= flush_bars:
-                flush()
-            if progress is not None:
-                done = max(0, min(cursor, end) - first_new) // step
-                elapsed = time.monotonic() - t0
-                left = max(0, total_est - done)
-                eta = elapsed / done * left if done else None
-                progress({"symbol": symbol, "name": name, "done": int(done), "total": int(total_est),
-                          "rows_added": report["rows_added"] + len(pending),
-                          "reached": iso(min(cursor, end)), "eta_seconds": None if eta is None
-                          else round(eta, 1)})
-            if deadline is not None and cursor < end and time.monotonic() >= deadline:
-                report["complete"] = False  # stored below; a later call resumes after the last bar
-                break
+            if part.backfill:
+                if last is not None and part.stop - last > step:  # the join with the stored bars
+                    report["gaps"].append(_gap(last, part.stop, step))
+                open_backfill = None
+                flush()  # the backfill is whole: its marker goes
+            covered += max(0, (part.stop - part.start) // step)
     finally:
         flush()  # also on failure: the pages fetched so far are kept, a rerun resumes after them
     report["requests"], report["retries"] = fetcher.requests, fetcher.retries
@@ -274,8 +324,15 @@ def download_symbol(
     report["start"] = info["start"] if info else None
     report["end"] = info["end"] if info else None
     report["file"] = info["file"] if info else None
+    report["backfill_pending_until"] = None if open_backfill is None else iso(open_backfill)
+    report["gaps"].sort(key=lambda g: g["from"])
     report["gaps_total_missing"] = int(sum(g["missing"] for g in report["gaps"]))
     return report
+
+
+def _gap(before: int, after: int, step: int) -> dict[str, Any]:
+    """Missing timeframe steps between two bars' open times (``from`` and ``to`` are those bars)."""
+    return {"from": iso(before), "to": iso(after), "missing": (after - before) // step - 1}
 
 
 def download(

@@ -276,6 +276,14 @@ class DataManager:
                             hint="re-import the dataset with overwrite=True", code="DATA_FORMAT",
                             file=str(self._meta_path(name)), value=name) from None
 
+    def annotate(self, name: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Set metadata ``fields`` (JSON-ready) of dataset ``name`` without touching its bars (e.g. a
+        download's origin and pending backfill); returns the new metadata."""
+        meta = {**self.info(name), **fields}
+        text = json.dumps(meta, indent=2, default=str)
+        _atomic_write(self._meta_path(name), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        return meta
+
     def fingerprint(self, name: str, *, verify: bool = False) -> str:
         """The dataset's content hash (``fingerprint_frame``); ``verify=True`` recomputes it from the file."""
         if verify:

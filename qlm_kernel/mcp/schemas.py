@@ -165,8 +165,9 @@ class DownloadReport(Output):
     exchange: str
     timeframe: str
     datasets: list[dict[str, Any]] = Field(
-        description="per symbol: name (the dataset to backtest on), rows, rows_added, start, end, "
-        "resumed_from, duplicates_dropped, gaps (reported, never filled), complete"
+        description="per symbol: name (the dataset to backtest on), rows, rows_added, backfilled (bars "
+        "added before the first stored one), backfill_pending_until (a fill-in the next call finishes), "
+        "start, end, resumed_from, duplicates_dropped, gaps (reported, never filled), complete"
     )
     complete: bool = Field(description="False when the time limit stopped it: call again to resume")
     not_started: list[str] | None = Field(None, description="symbols the time limit left for the next call")

@@ -469,8 +469,9 @@ def download_data(
                                         description="market symbols, e.g. ['BTC/USDT', 'ETH/USDT']")],
     timeframe: Annotated[str, Field(pattern=r"^[0-9]{1,3}[smhdwM]$", description="bar size, e.g. 1m, "
                                     "15m, 1h, 4h, 1d")] = "1h",
-    since: Annotated[str | None, Field(description="first bar of a NEW dataset (ISO date, e.g. 2024-01-01); "
-                                       "an existing one resumes after its last bar")] = None,
+    since: Annotated[str | None, Field(description="first bar (ISO date, e.g. 2024-01-01); needed for a NEW "
+                                       "dataset; an existing one resumes after its last bar and is filled "
+                                       "in back to this date when it is earlier than its first bar")] = None,
     until: Annotated[str | None, Field(description="stop before this time (ISO); default now")] = None,
     time_limit: DownloadTimeLimit = DEFAULT_DOWNLOAD_TIME_LIMIT,
 ) -> schemas.DownloadReport:
