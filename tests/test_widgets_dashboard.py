@@ -13,7 +13,7 @@ from qlm_kernel.formatting import stat_rows, stat_text
 from qlm_kernel.session import data_manager
 from qlm_kernel.widgets import Dashboard, PortfolioReport
 from qlm_kernel.widgets.dashboard import default_datasets, workspace_datasets, workspace_universes
-from tests.browser_helpers import CHROMIUM, artifacts_dir, chromium_page
+from tests.browser_helpers import CHROMIUM, artifacts_dir, chromium_page, real_page_errors
 from tests.voila_helpers import REPO, free_port, isolated_env, serve
 
 NO_CHROMIUM = "Debian chromium missing (scripts/ensure_chromium.sh)"
@@ -143,4 +143,4 @@ def test_voila_dashboard_runs_a_picked_universe(tmp_path: Path, monkeypatch) -> 
             timeout=30_000,
         )
         page.screenshot(path=str(artifacts_dir() / "dashboard-universe.png"), full_page=True)
-    assert errors == []
+    assert real_page_errors(errors) == []

@@ -16,7 +16,7 @@ import qlm_kernel as qlm
 from qlm_kernel.errors import ConfigError
 from qlm_kernel.widgets import OverfitReportView, show
 from qlm_kernel.widgets.live import STATIC
-from tests.browser_helpers import CHROMIUM, artifacts_dir, chromium_page
+from tests.browser_helpers import CHROMIUM, artifacts_dir, chromium_page, real_page_errors
 from tests.voila_helpers import free_port, isolated_env, serve
 
 RENDER_TIMEOUT_MS = 180_000
@@ -116,4 +116,4 @@ def test_the_browser_shows_the_verdict_the_checks_and_every_chart(tmp_path: Path
             arg=root, timeout=60_000,
         )
         page.locator(root).screenshot(path=str(artifacts_dir() / "overfit-report.png"))
-    assert errors == []
+    assert real_page_errors(errors) == []

@@ -414,7 +414,8 @@ class WorkerPool:
                 remaining = kill_at - time.monotonic()
                 if remaining <= 0:
                     self._discard(worker, "timeout")
-                    raise timeout_error(limit, what)
+                    # past a limited run's own limit plus the margin: the worker's interrupt did not end it
+                    raise timeout_error(limit, what, uninterruptible=kill_at < call_limit[0])
                 if not worker.conn.poll(min(remaining, POLL_S)):
                     if not worker.alive():
                         raise self._died(worker)
@@ -498,15 +499,22 @@ class WorkerPool:
             _fork_servers.release(id(self), server)  # stopped when no other pool uses it
 
 
-def timeout_error(seconds: float, what: str = "the strategy's code") -> StrategyError:
-    """The TIMEOUT answer of a call whose worker was killed at its time limit."""
+def timeout_error(seconds: float, what: str = "the strategy's code", *,
+                  uninterruptible: bool = False) -> StrategyError:
+    """The TIMEOUT answer of a call whose worker was killed at its time limit; ``uninterruptible``: a
+    limited run of user code that the worker's own interrupt at its limit did not end (``interrupted``
+    False in the context, as when the worker reports that itself)."""
+    cause = (" and could not be interrupted (compiled code holding the interpreter, or code that swallows "
+             "the interruption)" if uninterruptible else "")
+    extra = {"interrupted": False} if uninterruptible else {}
     return StrategyError(
-        f"{what} ran longer than the time limit of {seconds:g} s; the worker process running it was "
-        "stopped (killed), so nothing of it is left running",
+        f"{what} ran longer than the time limit of {seconds:g} s{cause}; the worker process running it "
+        "was stopped (killed), so nothing of it is left running",
         code="TIMEOUT",
         hint="look for a loop that never ends in signals() or at the top of the file; vectorize slow "
              "loops, use less data, or pass a larger time_limit",
         time_limit=seconds,
+        **extra,
     )
 
 
