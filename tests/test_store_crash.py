@@ -48,7 +48,12 @@ def test_sigkill_mid_transaction_never_corrupts_or_splits_a_batch(tmp_path):
         assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
         time.sleep(rng.uniform(0.01, 0.2))
         os.kill(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        # read through the same buffered readers as readline() above: communicate() reads the raw pipes
+        # and loses the lines readline() read ahead (a slow parent on a loaded machine lost "commit 0..")
+        out, err = proc.stdout.read(), proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
         assert proc.returncode == -signal.SIGKILL, err[-2000:]
         lines = [line.split() for line in out.splitlines() if line.count(" ") == 1]
         committed = {int(b) for word, b in lines if word == "commit"}
