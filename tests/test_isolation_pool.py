@@ -99,14 +99,20 @@ def test_an_endless_loop_is_killed_at_its_limit_and_the_worker_replaced(cases: P
     assert worker_pids(pool) != [pid]
 
 
-def test_a_loop_that_swallows_the_interruption_is_reported_so_and_its_worker_retired(cases: Path,
-                                                                                  pool) -> None:
+def past_its_own_limit(pool: WorkerPool, name: str) -> tuple[QLMError, float, int]:
+    """Run strategy ``name`` with its own 1 s limit inside a 30 s call on a warm one-worker pool: the
+    error, the seconds it took and the pid of the worker that ran it."""
     warm(pool)
     [pid] = worker_pids(pool)
     started = time.perf_counter()
-    with pytest.raises(QLMError) as caught:  # the strategy's own limit (1 s) inside a 30 s call
-        pool.call(BACKTEST, backtest_args("stubborn_loop.py", time_limit=1.0), time_limit=30)
-    err, seconds = caught.value, time.perf_counter() - started
+    with pytest.raises(QLMError) as caught:
+        pool.call(BACKTEST, backtest_args(name, time_limit=1.0), time_limit=30)
+    return caught.value, time.perf_counter() - started, pid
+
+
+def test_a_loop_that_swallows_the_interruption_is_reported_so_and_its_worker_retired(cases: Path,
+                                                                                  pool) -> None:
+    err, seconds, pid = past_its_own_limit(pool, "stubborn_loop.py")
     assert err.code == "TIMEOUT" and "could not be interrupted" in err.message
     assert err.context["interrupted"] is False
     assert seconds < 1.0 + 1.0
@@ -117,12 +123,7 @@ def test_a_loop_that_swallows_the_interruption_is_reported_so_and_its_worker_ret
 
 
 def test_a_compiled_loop_past_its_own_limit_is_killed_and_said_uninterruptible(cases: Path, pool) -> None:
-    warm(pool)
-    [pid] = worker_pids(pool)
-    started = time.perf_counter()
-    with pytest.raises(QLMError) as caught:  # the strategy's own limit (1 s) inside a 30 s call
-        pool.call(BACKTEST, backtest_args("numba_loop.py", time_limit=1.0), time_limit=30)
-    err, seconds = caught.value, time.perf_counter() - started
+    err, seconds, pid = past_its_own_limit(pool, "numba_loop.py")
     assert err.code == "TIMEOUT" and "1 s and could not be interrupted" in err.message
     assert err.context["interrupted"] is False and err.context["time_limit"] == 1.0
     assert seconds < 1.0 + 1.0
