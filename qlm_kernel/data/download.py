@@ -234,7 +234,8 @@ def download_symbol(
     ranges = _plan(stored, dict((meta or {}).get("download") or {}), since, end, step, name)
     fetcher = _Fetcher(exchange, symbol, max_retries=max_retries, backoff=backoff, backoff_cap=backoff_cap,
                        sleep=sleep)
-    resumed = None if stored is None or not len(stored) else iso(int(stored.index[-1].value // 1_000_000))
+    after_last = ranges[-1].previous  # the forward range starts after the last stored bar
+    resumed = None if after_last is None else iso(after_last)
     report: dict[str, Any] = {"name": name, "symbol": symbol, "exchange": exchange_id, "timeframe": timeframe,
                               "resumed_from": resumed, "pages": 0, "rows_added": 0, "backfilled": 0,
                               "duplicates_dropped": 0, "unclosed_dropped": 0, "gaps": [], "complete": True}

@@ -55,8 +55,3 @@ class ForkServers:
                     del self._servers[key]
                     break
         server.close()  # the last user, or a server already replaced: it is no one's now
-
-    def users(self, server: ForkServer) -> int:
-        """How many pools use ``server`` (0 once it was stopped or replaced)."""
-        with self._lock:
-            return next((len(users) for known, users in self._servers.values() if known is server), 0)
